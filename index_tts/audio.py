@@ -1,0 +1,315 @@
+"""Audio front end of the IndexTTS2 engine: decoding, resampling, and the three feature front ends.
+
+Pure functions on float32 numpy arrays / torch tensors; nothing here holds state or loads a model.
+Upstream references (spec §2.2, §2.4, fixture README §5.1-5.4):
+
+- speaker prompt:  librosa.load(path) at 22050 Hz (soxr HQ), cut to 15 s, then torchaudio's
+                   Resample(22050, 16000) (windowed sinc) for the 16 kHz features;
+- emotion prompt:  librosa.load(path, sr=16000) (soxr HQ straight from the file rate), cut to 15 s;
+- ref mel:         s2mel `mel_spectrogram` (torch.stft + librosa slaney mel basis), 22050 Hz;
+- CAMPPlus input:  torchaudio.compliance.kaldi.fbank on the [-1, 1] waveform;
+- w2v-BERT input:  SeamlessM4TFeatureExtractor (the same Kaldi fbank on the waveform x 2^15,
+                   per-bin normalised, frames stacked in pairs).
+
+torchaudio does not load on this machine, so the Kaldi fbank and the sinc resampler are our own.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from functools import lru_cache
+from os import PathLike
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+# ---------------------------------------------------------------------------------------------
+# Constants
+
+SPEAKER_SR = 22050  # the engine's output rate; speaker prompts are read at this rate
+FEATURE_SR = 16000  # w2v-BERT and CAMPPlus features
+MAX_PROMPT_SECONDS = 15  # upstream cuts both prompts to their first 15 s
+
+# Kaldi fbank defaults (torchaudio.compliance.kaldi / SeamlessM4TFeatureExtractor).
+KALDI_FRAME_LENGTH = 400  # 25 ms at 16 kHz
+KALDI_FRAME_SHIFT = 160  # 10 ms at 16 kHz
+KALDI_FFT_SIZE = 512  # next power of two >= 400
+KALDI_PREEMPH = 0.97
+KALDI_POVEY_POWER = 0.85  # povey window = (symmetric Hann) ** 0.85
+KALDI_LOW_FREQ = 20.0
+KALDI_NUM_MEL_BINS = 80
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 1.1920929e-07, the log floor of both fbanks
+
+# SeamlessM4TFeatureExtractor (facebook/w2v-bert-2.0 preprocessor_config.json).
+W2V_WAVE_SCALE = 32768.0  # the extractor scales [-1, 1] audio to the int16 range first
+W2V_NORM_EPS = 1e-7  # per-bin variance floor
+W2V_STRIDE = 2  # frames stacked in pairs: 100 Hz fbank -> 50 Hz features of width 160
+W2V_PAD_VALUE = 1.0  # padding_value of the official preprocessor config (not 0!)
+
+# s2mel `preprocess_params` of the official config.yaml.
+DEFAULT_PREPROCESS_PARAMS = {
+    "sr": 22050,
+    "spect_params": {"n_fft": 1024, "win_length": 1024, "hop_length": 256, "n_mels": 80, "fmin": 0, "fmax": "None"},
+}
+MEL_MAG_EPS = 1e-9  # added under the sqrt of the STFT magnitude
+MEL_LOG_FLOOR = 1e-5  # clamp before log
+
+
+class AudioError(ValueError):
+    """The audio input cannot be used: unreadable, corrupt, empty or not finite."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def load_audio(source: str | PathLike | bytes | bytearray) -> tuple[np.ndarray, int]:
+    """Decode a file (path or bytes) with libsndfile: float32 mono [N] and its sample rate.
+
+    Multichannel audio is averaged, as librosa.load(mono=True) does.
+    """
+    what = "audio bytes" if isinstance(source, (bytes, bytearray)) else f"audio file {str(source)!r}"
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise AudioError("audio bytes are empty")
+        source = io.BytesIO(bytes(source))
+    try:
+        data, sr = sf.read(source, dtype="float32", always_2d=True)  # [N, C]
+    except (sf.LibsndfileError, RuntimeError, TypeError, EOFError) as e:
+        raise AudioError(f"cannot decode {what}: {e}") from e
+    except OSError as e:  # missing file, permissions
+        raise AudioError(f"cannot read {what}: {e}") from e
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise AudioError(f"{what} contains no samples")
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{what} contains NaN or infinite samples")
+    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resampling
+
+
+def resample_hq(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """librosa.resample(res_type="soxr_hq") bit for bit: soxr HQ, then pad/trim to ceil(N*sr_out/sr_in)."""
+    x = np.asarray(x, dtype=np.float32)
+    if sr_in == sr_out:
+        return x
+    y = soxr.resample(x, sr_in, sr_out, quality="HQ")
+    # librosa computes the target length from a float ratio; copy it so the lengths agree exactly.
+    n_out = int(np.ceil(x.shape[-1] * (float(sr_out) / sr_in)))
+    if y.shape[-1] >= n_out:
+        return np.ascontiguousarray(y[:n_out], dtype=np.float32)
+    return np.pad(y, (0, n_out - y.shape[-1])).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _sinc_kernel(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> tuple[torch.Tensor, int]:
+    """torchaudio's hann-windowed sinc kernel for gcd-reduced rates: ([new, 1, 2*width + orig], width).
+
+    Output phase j of each block of `new` samples sits at input time j*orig/new; kernel tap k of
+    that phase reads input sample (block start - width + k).
+    """
+    base_freq = min(orig, new) * rolloff  # cutoff below the lower Nyquist, in reduced-rate units
+    width = math.ceil(lowpass_filter_width * orig / base_freq)
+    idx = torch.arange(-width, width + orig, dtype=torch.float64)[None, None] / orig  # [1, 1, K]
+    # torchaudio computes the phase offsets j/new in float32 before mixing with float64; keep that.
+    phase = (torch.arange(0, -new, -1, dtype=torch.int64)[:, None, None] / new).to(torch.float32)
+    t = (phase.double() + idx) * base_freq  # [new, 1, K], in units of the cutoff period
+    t = t.clamp(-lowpass_filter_width, lowpass_filter_width)
+    window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2
+    t = t * math.pi
+    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t)
+    kernel = sinc * window * (base_freq / orig)
+    return kernel.to(torch.float32), width
+
+
+def resample_sinc(x: np.ndarray | torch.Tensor, sr_in: int, sr_out: int, lowpass_filter_width: int = 6,
+                  rolloff: float = 0.99) -> np.ndarray:
+    """torchaudio.functional.resample (sinc_interp_hann) as a polyphase strided conv. [N] -> [ceil(N*sr_out/sr_in)]."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if sr_in == sr_out:
+        return x.numpy()
+    g = math.gcd(int(sr_in), int(sr_out))
+    orig, new = int(sr_in) // g, int(sr_out) // g
+    kernel, width = _sinc_kernel(orig, new, lowpass_filter_width, float(rolloff))
+    n = x.shape[-1]
+    padded = torch.nn.functional.pad(x[None, None], (width, width + orig))  # [1, 1, N + 2w + orig]
+    with torch.no_grad():
+        y = torch.nn.functional.conv1d(padded, kernel, stride=orig)  # [1, new, blocks]
+    y = y[0].transpose(0, 1).reshape(-1)  # interleave the phases: [blocks * new]
+    n_out = math.ceil(new * n / orig)
+    return y[:n_out].numpy().astype(np.float32, copy=False)
+
+
+def resample_sinc_22050_to_16000(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The speaker prompt's 16 kHz path: torchaudio Resample(22050, 16000) (441 -> 320 after gcd 50)."""
+    return resample_sinc(x, SPEAKER_SR, FEATURE_SR)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompt paths
+
+
+def cut_seconds(x: np.ndarray, sr: int, seconds: float = MAX_PROMPT_SECONDS) -> np.ndarray:
+    """The first `seconds` of `x` (upstream: int(seconds * sr) samples)."""
+    return x[: int(seconds * sr)]
+
+
+def speaker_audio(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spec §2.2: (audio_22k [N22], audio_16k [ceil(N22*320/441)]) for the speaker prompt.
+
+    22050 Hz by soxr HQ, cut to 15 s, then the torchaudio-style sinc resampler to 16 kHz.
+    """
+    audio_22k = cut_seconds(resample_hq(x, sr, SPEAKER_SR), SPEAKER_SR)
+    return audio_22k, resample_sinc_22050_to_16000(audio_22k)
+
+
+def emotion_audio(x: np.ndarray, sr: int) -> np.ndarray:
+    """Spec §2.4: the emotion prompt straight to 16 kHz by soxr HQ, cut to 15 s: [N16]."""
+    return cut_seconds(resample_hq(x, sr, FEATURE_SR), FEATURE_SR)
+
+
+# ---------------------------------------------------------------------------------------------
+# s2mel reference mel (spec §2.2.6)
+
+
+def mel_params(preprocess_params: dict | None = None) -> dict:
+    """sr, n_fft, win, hop, n_mels, fmin, fmax from the s2mel `preprocess_params` config block.
+
+    Upstream's rule for fmax: the string "None" means None (= sr/2); anything else, even a missing
+    key or a number, means 8000 Hz.
+    """
+    p = preprocess_params or DEFAULT_PREPROCESS_PARAMS
+    sp = p["spect_params"]
+    return {
+        "sr": int(p["sr"]),
+        "n_fft": int(sp["n_fft"]),
+        "win_length": int(sp["win_length"]),
+        "hop_length": int(sp["hop_length"]),
+        "n_mels": int(sp["n_mels"]),
+        "fmin": sp.get("fmin", 0),
+        "fmax": None if sp.get("fmax", None) == "None" else 8000,
+    }
+
+
+@lru_cache(maxsize=4)
+def _slaney_mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> torch.Tensor:
+    import librosa  # lazy: librosa's import is slow and only this function needs it
+
+    return torch.from_numpy(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))
+
+
+def mel_basis(preprocess_params: dict | None = None) -> torch.Tensor:
+    """The librosa slaney mel basis [n_mels, n_fft//2 + 1] float32."""
+    m = mel_params(preprocess_params)
+    return _slaney_mel_basis(m["sr"], m["n_fft"], m["n_mels"], m["fmin"], m["fmax"])
+
+
+def mel_spectrogram(audio_22k: np.ndarray | torch.Tensor, preprocess_params: dict | None = None) -> torch.Tensor:
+    """Log-magnitude slaney mel: [N] or [1, N] -> [1, n_mels, (N + 2p - n_fft)//hop + 1], p = (n_fft-hop)/2."""
+    m = mel_params(preprocess_params)
+    x = torch.as_tensor(np.asarray(audio_22k, dtype=np.float32)).reshape(1, -1)  # [1, N]
+    pad = (m["n_fft"] - m["hop_length"]) // 2
+    x = torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]  # [1, N + 2*pad]
+    spec = torch.stft(x, m["n_fft"], hop_length=m["hop_length"], win_length=m["win_length"],
+                      window=torch.hann_window(m["win_length"]), center=False, onesided=True,
+                      return_complex=True)  # [1, n_fft//2 + 1, T]
+    mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + MEL_MAG_EPS)
+    mel = torch.matmul(mel_basis(preprocess_params), mag)  # [1, n_mels, T]
+    return torch.log(torch.clamp(mel, min=MEL_LOG_FLOOR))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kaldi fbank (one implementation for CAMPPlus and for the w2v-BERT extractor)
+
+
+def _kaldi_mel(hz: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log(1.0 + hz / 700.0)
+
+
+@lru_cache(maxsize=4)
+def kaldi_mel_banks(num_bins: int, fft_size: int, sample_rate: float, low_freq: float = KALDI_LOW_FREQ,
+                    high_freq: float = 0.0) -> np.ndarray:
+    """Kaldi's triangular filters, triangular in mel space: [num_bins, fft_size//2 + 1] float64.
+
+    high_freq <= 0 counts down from Nyquist, as in Kaldi. The Nyquist column is zero (Kaldi's
+    filters cover fft_size//2 bins and torchaudio pads the last one).
+    """
+    nyquist = 0.5 * sample_rate
+    if high_freq <= 0:
+        high_freq += nyquist
+    mel_lo, mel_hi = _kaldi_mel(np.float64(low_freq)), _kaldi_mel(np.float64(high_freq))
+    delta = (mel_hi - mel_lo) / (num_bins + 1)
+    b = np.arange(num_bins, dtype=np.float64)[:, None]
+    left, center, right = mel_lo + b * delta, mel_lo + (b + 1) * delta, mel_lo + (b + 2) * delta  # [bins, 1]
+    n_fft_bins = fft_size // 2
+    fft_mel = _kaldi_mel(sample_rate / fft_size * np.arange(n_fft_bins, dtype=np.float64))[None]  # [1, n_fft_bins]
+    up = (fft_mel - left) / (center - left)
+    down = (right - fft_mel) / (right - center)
+    banks = np.maximum(0.0, np.minimum(up, down))
+    return np.pad(banks, ((0, 0), (0, 1)))
+
+
+def kaldi_fbank_frames(audio: np.ndarray, sample_rate: int = FEATURE_SR, num_mel_bins: int = KALDI_NUM_MEL_BINS,
+                       scale: float = 1.0) -> np.ndarray:
+    """Kaldi log-mel fbank of `audio * scale` in float64: [T, num_mel_bins], T = 1 + (N - 400)//160.
+
+    Per frame: remove DC, pre-emphasis 0.97 (first sample against itself), povey window, zero-pad
+    to 512, power spectrum, mel, log with a float32-eps floor. No dither, no energy, snip_edges.
+    The frame and FFT sizes are the 16 kHz values; both users run at 16 kHz.
+    """
+    x = np.asarray(audio, dtype=np.float32).reshape(-1).astype(np.float64) * scale
+    if x.shape[0] < KALDI_FRAME_LENGTH:
+        raise AudioError(f"audio too short for one fbank frame: {x.shape[0]} < {KALDI_FRAME_LENGTH} samples")
+    n_frames = 1 + (x.shape[0] - KALDI_FRAME_LENGTH) // KALDI_FRAME_SHIFT
+    frames = np.lib.stride_tricks.sliding_window_view(x, KALDI_FRAME_LENGTH)[::KALDI_FRAME_SHIFT][:n_frames]  # [T, 400]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    previous = np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)  # x[-1] := x[0]
+    frames = frames - KALDI_PREEMPH * previous
+    frames = frames * _povey_window(KALDI_FRAME_LENGTH)
+    power = np.abs(np.fft.rfft(frames, n=KALDI_FFT_SIZE, axis=1)) ** 2  # [T, 257]
+    mel = power @ kaldi_mel_banks(num_mel_bins, KALDI_FFT_SIZE, float(sample_rate)).T  # [T, bins]
+    return np.log(np.maximum(mel, FLOAT32_EPS))
+
+
+@lru_cache(maxsize=2)
+def _povey_window(n: int) -> np.ndarray:
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1))  # symmetric Hann
+    return hann**KALDI_POVEY_POWER
+
+
+def kaldi_fbank(audio_16k: np.ndarray | torch.Tensor, num_mel_bins: int = KALDI_NUM_MEL_BINS,
+                sample_rate: int = FEATURE_SR) -> torch.Tensor:
+    """torchaudio.compliance.kaldi.fbank(audio[None], num_mel_bins=80, dither=0, sample_frequency=16000): [T, 80].
+
+    The waveform stays in [-1, 1] (CAMPPlus path); callers subtract the per-bin mean themselves.
+    """
+    x = np.asarray(audio_16k, dtype=np.float32)
+    return torch.from_numpy(kaldi_fbank_frames(x, sample_rate, num_mel_bins).astype(np.float32))
+
+
+def w2v_features(audio_16k: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SeamlessM4TFeatureExtractor (w2v-BERT 2.0 config) on one utterance.
+
+    Returns input_features [1, ceil(T/2), 160] float32 and attention_mask [1, ceil(T/2)] int32,
+    T = 1 + (N - 400)//160 fbank frames.
+    """
+    fbank = kaldi_fbank_frames(np.asarray(audio_16k, dtype=np.float32), FEATURE_SR, KALDI_NUM_MEL_BINS,
+                               scale=W2V_WAVE_SCALE).astype(np.float32)  # [T, 80]
+    # The extractor normalises float32 features with numpy (float32 accumulation is fine at 1e-3).
+    mean = fbank.mean(axis=0, keepdims=True)
+    var = fbank.var(axis=0, ddof=1, keepdims=True)
+    fbank = (fbank - mean) / np.sqrt(var + W2V_NORM_EPS)
+    n = fbank.shape[0]
+    n_pad = (-n) % W2V_STRIDE
+    mask = np.concatenate([np.ones(n, np.int32), np.zeros(n_pad, np.int32)])  # [T']
+    fbank = np.concatenate([fbank, np.full((n_pad, fbank.shape[1]), W2V_PAD_VALUE, np.float32)])  # [T', 80]
+    stacked = fbank.reshape(-1, W2V_STRIDE * fbank.shape[1])  # [T'/2, 160]: frames 2k and 2k+1 side by side
+    # A stacked frame is valid only if its second half is real audio.
+    mask = mask[W2V_STRIDE - 1 :: W2V_STRIDE]
+    return torch.from_numpy(np.ascontiguousarray(stacked))[None], torch.from_numpy(mask)[None]
