@@ -70,7 +70,7 @@ def run_w2v_bert(case: dict) -> None:
         (root / "config.json").write_text(json.dumps(case["config"]["w2v_bert_config_json"]))
         model = W2VBertEncoder.from_dir(root, root / "wav2vec2bert_stats.pt").eval()
     with torch.no_grad():
-        hidden = model.layer17(case["inputs"]["input_features"], case["inputs"]["attention_mask"])
+        hidden = model.raw_features(case["inputs"]["input_features"], case["inputs"]["attention_mask"])
         emb = model(case["inputs"]["input_features"], case["inputs"]["attention_mask"])
     check(case, "hidden_states_17", hidden)
     check(case, "spk_cond_emb", emb)
