@@ -1,0 +1,282 @@
+"""The s2mel flow-matching estimator: a DiT over mel frames (upstream `DiT`, with its gpt-fast style
+transformer and WaveNet post-net).
+
+It predicts the flow velocity for a noisy mel `x`, given the prompt mel, the frame-level semantic
+condition, a global style vector and the flow time t.
+
+Legend: B batch, T frames, M mel bins (`in_channels`, 80), D `hidden_dim`, H heads, Dh = D // H,
+C `content_dim`, S `style_dim`.
+    x, prompt_x [B, M, T], x_lens [B or 1], t [B], style [B, S], cond [B, T, C] -> velocity [B, M, T]
+
+Checkpoint keys are upstream's, relative to `cfm.estimator.`. Upstream also builds `x_embedder`,
+`cond_embedder` and `content_mask_embedder`, which inference never calls; they are not built here
+(KNOWN_UNUSED_KEYS) and are skipped on load on purpose.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from index_tts.modules.length_regulator import sequence_mask
+from index_tts.modules.wavenet import WN, WaveNetConfig, weight_normed
+
+KNOWN_UNUSED_KEYS = (
+    "x_embedder.weight_g",
+    "x_embedder.weight_v",
+    "x_embedder.bias",
+    "cond_embedder.weight",
+    "content_mask_embedder.weight",
+)
+
+# Upstream hard-codes these regardless of config.yaml (DiT.block_size in the config is ignored).
+BLOCK_SIZE = 16384  # number of RoPE positions / length of the `input_pos` buffer
+ROPE_BASE = 10000.0
+NORM_EPS = 1e-5
+TIME_FREQ_SIZE = 256  # sinusoidal timestep features
+TIME_SCALE = 1000.0  # t in [0, 1] is scaled to [0, 1000] before the sinusoids
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    hidden_dim: int = 512
+    num_heads: int = 8
+    depth: int = 13
+    in_channels: int = 80  # mel bins
+    content_dim: int = 512  # width of the condition coming from the length regulator
+    style_dim: int = 192  # CAMPPlus embedding width (config: style_encoder.dim)
+    style_condition: bool = True  # append the style vector to every frame's input
+    uvit_skip_connection: bool = True
+    long_skip_connection: bool = True
+    is_causal: bool = False
+    wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
+
+    @classmethod
+    def from_dict(cls, s2mel: dict) -> "DiTConfig":
+        """From the `s2mel` block of config.yaml (uses its `DiT`, `wavenet` and `style_encoder`)."""
+        d, wn = s2mel["DiT"], s2mel["wavenet"]
+        for flag in ("time_as_token", "style_as_token", "f0_condition", "add_resblock_in_transformer"):
+            if d.get(flag, False):
+                raise NotImplementedError(f"DiT.{flag}=True is not supported (IndexTTS2 v2 sets it False)")
+        if d.get("final_layer_type", "wavenet") != "wavenet":
+            raise NotImplementedError("only DiT.final_layer_type='wavenet' is supported")
+        if int(wn["hidden_dim"]) != int(d["hidden_dim"]):
+            # The final layer's adaLN is fed t_embedder(t), which has DiT.hidden_dim features.
+            raise ValueError("wavenet.hidden_dim must equal DiT.hidden_dim")
+        if bool(wn.get("style_condition", True)) != bool(d.get("style_condition", True)):
+            raise ValueError("DiT.style_condition and wavenet.style_condition must agree (upstream asserts it)")
+        return cls(
+            hidden_dim=int(d["hidden_dim"]),
+            num_heads=int(d["num_heads"]),
+            depth=int(d["depth"]),
+            in_channels=int(d["in_channels"]),
+            content_dim=int(d["content_dim"]),
+            style_dim=int(s2mel["style_encoder"]["dim"]),
+            style_condition=bool(d.get("style_condition", True)),
+            uvit_skip_connection=bool(d.get("uvit_skip_connection", False)),
+            long_skip_connection=bool(d.get("long_skip_connection", True)),
+            is_causal=bool(d.get("is_causal", False)),
+            wavenet=WaveNetConfig.from_dict(wn, gin_channels=int(d["hidden_dim"])),
+        )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.num_heads
+
+    @property
+    def ffn_dim(self) -> int:
+        # gpt-fast's SwiGLU width: 2/3 of 4*D, rounded up to a multiple of 256.
+        n = int(2 * 4 * self.hidden_dim / 3)
+        return n if n % 256 == 0 else n + 256 - n % 256
+
+
+class TimestepEmbedder(nn.Module):
+    """t [B] -> [B, D]: sinusoids of 1000*t (cos first, then sin), then a 2-layer MLP."""
+
+    def __init__(self, hidden_dim: int, freq_size: int = TIME_FREQ_SIZE):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(freq_size, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        half = freq_size // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs)  # stored in the checkpoint too
+
+    def forward(self, t: Tensor) -> Tensor:
+        args = TIME_SCALE * t[:, None].float() * self.freqs[None]  # [B, freq_size/2]
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = NORM_EPS):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()  # normalise in fp32 whatever the activation dtype
+        xf = xf * torch.rsqrt(torch.mean(xf * xf, dim=-1, keepdim=True) + self.eps)
+        return xf.type_as(x) * self.weight
+
+
+class AdaptiveRMSNorm(nn.Module):
+    """`w * RMSNorm(x) + b` with (w, b) = Linear(c). Note: w, not (1 + w)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.project_layer = nn.Linear(dim, 2 * dim)
+        self.norm = RMSNorm(dim)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        w, b = self.project_layer(c).chunk(2, dim=-1)  # each [B, 1, D]
+        return w * self.norm(x) + b
+
+
+def rope_cos_sin(positions: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
+    """positions [T] -> cos, sin [T, Dh/2] for the rotation of pair j by pos / base^(2j/Dh)."""
+    inv_freq = 1.0 / (ROPE_BASE ** (torch.arange(0, head_dim, 2, device=positions.device)[: head_dim // 2].float() / head_dim))
+    angles = torch.outer(positions.float(), inv_freq)
+    rot = torch.polar(torch.ones_like(angles), angles)
+    return rot.real, rot.imag
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x [B, T, H, Dh]: rotates interleaved pairs (x[2j], x[2j+1]), gpt-fast style (not halves)."""
+    xp = x.float().reshape(*x.shape[:-1], -1, 2)  # [B, T, H, Dh/2, 2]
+    x0, x1 = xp[..., 0], xp[..., 1]
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    out = torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1)
+    return out.flatten(3).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.n_head, self.head_dim = config.num_heads, config.head_dim
+        inner = self.n_head * self.head_dim
+        self.wqkv = nn.Linear(config.hidden_dim, 3 * inner, bias=False)
+        self.wo = nn.Linear(inner, config.hidden_dim, bias=False)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.wqkv(x).view(B, T, 3, self.n_head, self.head_dim).unbind(2)  # each [B, T, H, Dh]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = (y.transpose(1, 2) for y in (q, k, v))  # [B, H, T, Dh]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(w1 x) * w3 x)."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.w1 = nn.Linear(config.hidden_dim, config.ffn_dim, bias=False)
+        self.w3 = nn.Linear(config.hidden_dim, config.ffn_dim, bias=False)
+        self.w2 = nn.Linear(config.ffn_dim, config.hidden_dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.attention = Attention(config)
+        self.feed_forward = FeedForward(config)
+        self.ffn_norm = AdaptiveRMSNorm(config.hidden_dim)
+        self.attention_norm = AdaptiveRMSNorm(config.hidden_dim)
+        if config.uvit_skip_connection:
+            # Built in every block (and stored in the checkpoint), used only by the receiving half.
+            self.skip_in_linear = nn.Linear(2 * config.hidden_dim, config.hidden_dim)
+
+    def forward(self, x: Tensor, c: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, skip: Tensor | None) -> Tensor:
+        if skip is not None:
+            x = self.skip_in_linear(torch.cat([x, skip], dim=-1))
+        h = x + self.attention(self.attention_norm(x, c), cos, sin, mask)
+        return h + self.feed_forward(self.ffn_norm(h, c))
+
+
+class Transformer(nn.Module):
+    """Pre-norm transformer with time-conditioned norms and U-ViT skips: the outputs of layers
+    i < depth//2 are stacked, and layers i > depth//2 each fuse the most recent one (the middle
+    layer does neither), so with depth 13 layer 7 takes layer 5's output, ..., layer 12 layer 0's."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.depth))
+        self.norm = AdaptiveRMSNorm(config.hidden_dim)
+
+    def forward(self, x: Tensor, c: Tensor, positions: Tensor, mask: Tensor) -> Tensor:
+        """x [B, T, D], c [B, 1, D], positions [T], mask bool broadcastable to [B, H, T, T]."""
+        cos, sin = rope_cos_sin(positions, self.config.head_dim)
+        uvit, middle = self.config.uvit_skip_connection, self.config.depth // 2
+        skips: list[Tensor] = []
+        for i, layer in enumerate(self.layers):
+            skip = skips.pop() if uvit and i > middle else None
+            x = layer(x, c, cos, sin, mask, skip)
+            if uvit and i < middle:
+                skips.append(x)
+        return self.norm(x, c)
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated (1 + scale, shift) non-affine LayerNorm, then a weight-normed Linear."""
+
+    def __init__(self, hidden_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
+        self.linear = weight_normed(nn.Linear(hidden_dim, hidden_dim))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_dim, 2 * hidden_dim))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)  # each [B, D]
+        x = self.norm_final(x) * (1 + scale[:, None]) + shift[:, None]
+        return self.linear(x)
+
+
+class DiT(nn.Module):
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.config = config
+        D, M, wn = config.hidden_dim, config.in_channels, config.wavenet.hidden_dim
+        self.transformer = Transformer(config)
+        self.cond_projection = nn.Linear(config.content_dim, D)
+        self.t_embedder = TimestepEmbedder(D)
+        self.register_buffer("input_pos", torch.arange(BLOCK_SIZE))  # stored in the checkpoint
+        self.t_embedder2 = TimestepEmbedder(wn)
+        self.conv1 = nn.Linear(D, wn)
+        self.conv2 = nn.Conv1d(wn, M, 1)
+        self.wavenet = WN(config.wavenet)
+        self.final_layer = FinalLayer(wn)
+        self.res_projection = nn.Linear(D, wn)
+        self.skip_linear = nn.Linear(D + M, D)  # built (and stored) even when the long skip is off
+        merged = D + 2 * M + (config.style_dim if config.style_condition else 0)
+        self.cond_x_merge_linear = nn.Linear(merged, D)
+
+    def forward(self, x: Tensor, prompt_x: Tensor, x_lens: Tensor, t: Tensor, style: Tensor, cond: Tensor) -> Tensor:
+        B, _, T = x.shape
+        t1 = self.t_embedder(t)  # [B, D]
+        x = x.transpose(1, 2)  # [B, T, M]
+        parts = [x, prompt_x.transpose(1, 2), self.cond_projection(cond)]
+        if self.config.style_condition:
+            parts.append(style[:, None, :].expand(B, T, style.shape[-1]))
+        h = self.cond_x_merge_linear(torch.cat(parts, dim=-1))  # [B, T, D]
+
+        x_mask = sequence_mask(x_lens, T)  # [B or 1, T]; padded frames are never attended to
+        if self.config.is_causal:
+            attn_mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[None, None]
+        else:
+            attn_mask = x_mask[:, None, None, :]  # keys only: [B or 1, 1, 1, T]
+        h = self.transformer(h, t1[:, None], self.input_pos[:T], attn_mask)  # [B, T, D]
+        if self.config.long_skip_connection:
+            h = self.skip_linear(torch.cat([h, x], dim=-1))
+
+        y = self.conv1(h).transpose(1, 2)  # [B, WN, T]
+        t2 = self.t_embedder2(t)[:, :, None]  # [B, WN, 1]
+        y = self.wavenet(y, x_mask[:, None, :], t2).transpose(1, 2) + self.res_projection(h)  # [B, T, WN]
+        y = self.final_layer(y, t1).transpose(1, 2)  # [B, WN, T]
+        return self.conv2(y)  # [B, M, T]
