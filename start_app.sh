@@ -33,7 +33,7 @@ BASE_PYTHON="${INDEX_TTS_PYTHON:-python3}"
 WEBUI="${INDEX_TTS_WEBUI:-$ROOT/webui.py}"
 # Extra pip arguments, e.g. "--extra-index-url https://download.pytorch.org/whl/cpu" off this network.
 PIP_ARGS="${INDEX_TTS_PIP_ARGS:-}"
-AUTH_TOKEN="${INDEX_TTS_AUTH_TOKEN:-}"
+AUTH_TOKEN="${INDEX_TTS_TOKEN:-}"
 
 LOG_MAX_BYTES=$((10 * 1024 * 1024))
 STOP_GRACE_SECONDS=10
@@ -58,7 +58,8 @@ Options (environment variable in brackets):
   --engine NAME    auto | quick | indextts2, default auto   [INDEX_TTS_ENGINE]
   --timeout SEC    seconds to wait for /healthz, default 120 [INDEX_TTS_TIMEOUT]
   --no-install     skip the venv/requirements check          [INDEX_TTS_NO_INSTALL=1]
-  --auth-token T   passed to webui.py; also sent to /readyz  [INDEX_TTS_AUTH_TOKEN]
+  --auth-token T   token webui.py requires on every route but  [INDEX_TTS_TOKEN]
+                   /healthz; handed over in the environment, not argv
   -h, --help       show this help
   Any other option (e.g. --model-dir D, --data-dir D) is passed to webui.py unchanged.
 
@@ -344,20 +345,22 @@ probe_host() {
 
 # http_get URL -> prints "CODE BODY"; CODE is 000 when nothing answered.
 http_get() {
-    local url=$1 headers=()
-    [[ -n $AUTH_TOKEN ]] && headers=(-H "Authorization: Bearer $AUTH_TOKEN")
+    local url=$1
     if command -v curl >/dev/null; then
         local tmp code
         tmp=$(mktemp)
-        code=$(curl -s -o "$tmp" -w '%{http_code}' --max-time 3 "${headers[@]}" "$url" 2>/dev/null) || true
+        # The header comes from a file descriptor so that the token never shows up in `ps`.
+        code=$(curl -s -o "$tmp" -w '%{http_code}' --max-time 3 \
+            -H @<(if [[ -n $AUTH_TOKEN ]]; then printf 'Authorization: Bearer %s\n' "$AUTH_TOKEN"; fi) \
+            "$url" 2>/dev/null) || true
         printf '%s %s\n' "${code:-000}" "$(head -c 2000 "$tmp")"
         rm -f "$tmp"
     else
-        "$PY" - "$url" "$AUTH_TOKEN" <<'PYEOF'
-import sys, urllib.request, urllib.error
+        PROBE_TOKEN="$AUTH_TOKEN" "$PY" - "$url" <<'PYEOF'
+import os, sys, urllib.request, urllib.error
 req = urllib.request.Request(sys.argv[1])
-if sys.argv[2]:
-    req.add_header("Authorization", "Bearer " + sys.argv[2])
+if os.environ.get("PROBE_TOKEN"):
+    req.add_header("Authorization", "Bearer " + os.environ["PROBE_TOKEN"])
 try:
     with urllib.request.urlopen(req, timeout=3) as r:
         print(r.status, r.read(2000).decode("utf-8", "replace"))
@@ -418,12 +421,11 @@ cmd_start() {
     offset=$(stat -c %s "$LOG_FILE")
     printf '==== %s start_app.sh: webui.py --host %s --port %s --engine %s %s\n' \
         "$(date '+%Y-%m-%d %H:%M:%S')" "$HOST" "$PORT" "$ENGINE" "${PASSTHROUGH[*]:-}" >>"$LOG_FILE"
-    local args=(--host "$HOST" --port "$PORT" --engine "$ENGINE")
-    [[ -n $AUTH_TOKEN ]] && args+=(--auth-token "$AUTH_TOKEN")
-    args+=("${PASSTHROUGH[@]}")
+    local args=(--host "$HOST" --port "$PORT" --engine "$ENGINE" "${PASSTHROUGH[@]}")
     # setsid execs (no fork) because a background job of a script is not a group leader,
     # so $! is the python process itself.
-    GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1 \
+    # The token travels in the environment so that `ps` does not show it.
+    INDEX_TTS_TOKEN="$AUTH_TOKEN" GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1 \
         setsid nohup "$PY" "$WEBUI" "${args[@]}" >>"$LOG_FILE" 2>&1 </dev/null &
     pid=$!
     start_time=$(proc_start_time "$pid") || start_time=""

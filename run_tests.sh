@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one test command: prepares a fresh machine, then runs pytest over tests/.
+#   ./run_tests.sh                 the whole suite
+#   ./run_tests.sh -k start_app -q extra arguments go to pytest unchanged
+# Exits with pytest's status (or 3 when the venv install fails).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+# The venv and the dev requirements, through the launcher's own install code
+# (skipped while requirements*.txt are unchanged).
+./start_app.sh install --dev
+
+# Debian packages the tests use: chromium for the browser tests (never `playwright install`)
+# and shellcheck for the launcher lint test. One `apt-get update`, then one install.
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if command -v apt-get >/dev/null; then
+        sudo_cmd=()
+        if [[ $(id -u) != 0 ]] && command -v sudo >/dev/null; then
+            sudo_cmd=(sudo)
+        fi
+        echo "run_tests.sh: installing ${missing[*]} with apt-get"
+        if ! { "${sudo_cmd[@]}" apt-get update &&
+            DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y "${missing[@]}"; }; then
+            echo "run_tests.sh: could not install ${missing[*]}; the tests that need them will fail" >&2
+        fi
+    else
+        echo "run_tests.sh: no apt-get to install ${missing[*]}; the tests that need them will fail" >&2
+    fi
+fi
+
+# No path arguments -> pytest.ini's testpaths (tests/).
+exec "${INDEX_TTS_VENV:-$ROOT/.venv}/bin/python" -m pytest "$@"
