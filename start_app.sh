@@ -437,7 +437,7 @@ cmd_start() {
     write_pid_file "$pid" "$start_time"
 
     # 4. Wait for /healthz.
-    local base code_body waited=0
+    local base code_body deadline=$((SECONDS + TIMEOUT))
     base="http://$(probe_host "$HOST"):$PORT"
     say "Started webui.py (pid $pid); waiting up to ${TIMEOUT} s for $base/healthz"
     while true; do
@@ -451,7 +451,7 @@ cmd_start() {
         fi
         code_body=$(http_get "$base/healthz")
         [[ ${code_body%% *} == 200 ]] && break
-        if ((waited >= TIMEOUT * 2)); then
+        if ((SECONDS >= deadline)); then
             say "webui.py did not answer $base/healthz within ${TIMEOUT} s; stopping it (raise --timeout if the machine is slow)."
             stop_pid "$pid" || true
             rm -f "$PID_FILE"
@@ -459,7 +459,6 @@ cmd_start() {
             exit "$EXIT_TIMEOUT"
         fi
         sleep 0.5
-        waited=$((waited + 1))
     done
 
     say "IndexTTS Studio is up: $base/"
