@@ -58,8 +58,8 @@ Options (environment variable in brackets):
   --engine NAME    auto | quick | indextts2, default auto   [INDEX_TTS_ENGINE]
   --timeout SEC    seconds to wait for /healthz, default 120 [INDEX_TTS_TIMEOUT]
   --no-install     skip the venv/requirements check          [INDEX_TTS_NO_INSTALL=1]
-  --auth-token T   token webui.py requires on every route but  [INDEX_TTS_TOKEN]
-                   /healthz; handed over in the environment, not argv
+  --auth-token T   token required on every route but /healthz [INDEX_TTS_TOKEN]
+                   (given to webui.py in the environment, not argv)
   -h, --help       show this help
   Any other option (e.g. --model-dir D, --data-dir D) is passed to webui.py unchanged.
 
@@ -100,6 +100,10 @@ case "${1:-}" in
     start | stop | restart | status | logs | install)
         COMMAND=$1
         shift
+        ;;
+    -* | "") ;;
+    *)
+        die "$EXIT_USAGE" "unknown command '$1' (see --help)"
         ;;
 esac
 

@@ -242,6 +242,10 @@ def test_usage_errors_and_help(launcher):
     assert bad.returncode == EXIT_USAGE
     assert "--port" in bad.stderr
 
+    unknown = launcher("strat")
+    assert unknown.returncode == EXIT_USAGE
+    assert "unknown command" in unknown.stderr
+
     help_text = launcher("--help")
     assert_ok(help_text)
     for needle in ("Exit codes", "--host", "--port", "--engine", "--no-install", "--timeout",
