@@ -1,0 +1,72 @@
+"""Engine selection: which engine the studio runs, and why.
+
+An engine factory is `factory(progress) -> Engine`; the service calls it in a background thread.
+Engine modules are imported lazily here, so importing this package loads no model code.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+from typing import Callable, Literal
+
+from index_tts.engines.base import Engine, ProgressFn
+
+EngineKind = Literal["auto", "quick", "indextts2"]
+ENGINE_KINDS: tuple[EngineKind, ...] = ("auto", "quick", "indextts2")
+EngineFactory = Callable[[ProgressFn], Engine]
+
+WEIGHTS_HELP = "see cache_hub/README.md for where to put the IndexTTS2 weights"
+
+
+class EngineUnavailable(RuntimeError):
+    """The requested engine cannot run here (code or weights missing)."""
+
+
+def _indextts2_module():
+    """The IndexTTS2 engine module, or None with the reason it cannot be imported."""
+    try:
+        return importlib.import_module("index_tts.engines.indextts2"), ""
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("index_tts"):
+            return None, "the IndexTTS2 engine is not part of this build yet"
+        return None, f"the IndexTTS2 engine needs a missing package ({e.name})"
+
+
+def indextts2_unavailable_reason(model_dir: str | Path) -> str:
+    """'' when IndexTTS2 can load from `model_dir`, otherwise why not (in words)."""
+    module, reason = _indextts2_module()
+    if module is None:
+        return reason
+    missing = module.missing_files(Path(model_dir))
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        return f"IndexTTS2 weights missing in {model_dir}: {shown}"
+    return ""
+
+
+def _quick_factory() -> EngineFactory:
+    from index_tts.engines.quick import QuickVoiceEngine
+
+    return QuickVoiceEngine.load
+
+
+def select_engine(kind: str, model_dir: str | Path) -> tuple[EngineFactory, str]:
+    """Pick the engine factory for `kind` and say why in one sentence.
+
+    "auto" runs IndexTTS2 when every weight file is present and the quick voice otherwise.
+    "indextts2" insists: it raises EngineUnavailable with the reason when it cannot run.
+    """
+    if kind not in ENGINE_KINDS:
+        raise ValueError(f"engine must be one of {', '.join(ENGINE_KINDS)}, got {kind!r}")
+    if kind in ("auto", "indextts2"):
+        reason = indextts2_unavailable_reason(model_dir)
+        if not reason:
+            module, _ = _indextts2_module()
+            factory = functools.partial(module.IndexTTS2Engine.load, Path(model_dir))
+            return factory, f"IndexTTS2 weights found in {model_dir}"
+        if kind == "indextts2":
+            raise EngineUnavailable(f"{reason}; {WEIGHTS_HELP}")
+        return _quick_factory(), f"quick voice: {reason}; {WEIGHTS_HELP}"
+    return _quick_factory(), "quick voice (chosen with --engine quick)"

@@ -1,0 +1,96 @@
+"""IndexTTS Studio launcher: `python webui.py [--host H] [--port P] [--engine auto|quick|indextts2] ...`.
+
+Importing this file does nothing; `main()` parses arguments, starts the engine loading in the
+background, and serves the Gradio studio at `/` plus `/healthz` and `/readyz` with uvicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="webui.py", description="IndexTTS Studio: emotional zero-shot TTS in the browser.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else needs --auth-token)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--engine", choices=["auto", "quick", "indextts2"], default="auto",
+                   help="auto: IndexTTS2 when its weights are present, else the offline quick voice")
+    p.add_argument("--model-dir", default=os.path.join("cache_hub", "IndexTTS-2"), help="IndexTTS2 weights folder")
+    p.add_argument("--data-dir", default=None, help="where outputs and presets go (default $INDEX_TTS_DATA or ./data)")
+    p.add_argument("--auth-token", default=None,
+                   help="require this token on every route but /healthz (default $INDEX_TTS_TOKEN)")
+    p.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="demo/testing aid: hold the engine in the loading state this long before loading it")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = p.parse_args(argv)
+    if not 0 < args.port < 65536:
+        p.error(f"--port must be in 1..65535, got {args.port}")
+    if args.load_delay < 0:
+        p.error("--load-delay must be >= 0")
+    args.auth_token = args.auth_token or os.environ.get("INDEX_TTS_TOKEN") or None
+    if not is_loopback(args.host) and not args.auth_token:
+        p.error(f"refusing to listen on {args.host} without a token: anyone on the network could use it. "
+                "Set --auth-token (or INDEX_TTS_TOKEN), or bind 127.0.0.1.")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log = logging.getLogger("webui")
+
+    # Before gradio is imported: no version check, no analytics, no Hub telemetry.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+    from index_tts.engines import EngineUnavailable, select_engine
+    from index_tts.service import init_synthesizer, get_synthesizer
+
+    try:
+        factory, reason = select_engine(args.engine, args.model_dir)
+    except EngineUnavailable as e:
+        log.error("cannot start with --engine %s: %s", args.engine, e)
+        return 2
+    log.info("engine: %s", reason)
+    synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay)
+    log.info("data folder: %s", synthesizer.data.root.resolve())
+
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+
+    from index_tts.api import TokenAuthMiddleware, make_router
+    from index_tts.ui.app import CSS, build_ui
+
+    app = FastAPI(title="IndexTTS Studio", docs_url=None, redoc_url=None)
+    app.include_router(make_router(get_synthesizer))  # before mounting Gradio at "/"
+    demo = build_ui(get_synthesizer)
+    app = gr.mount_gradio_app(
+        app, demo, path="/",
+        allowed_paths=[str(synthesizer.data.root.resolve())],
+        css=CSS,
+        footer_links=["api"],
+    )
+    served = TokenAuthMiddleware(app, args.auth_token) if args.auth_token else app
+    log.info("serving on http://%s:%d/%s", args.host, args.port, " (token required)" if args.auth_token else "")
+    uvicorn.run(served, host=args.host, port=args.port, log_level=args.log_level.lower())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
