@@ -14,7 +14,6 @@ Shapes: B batch, L text tokens, n codes, d = model_dim, H heads, Dh = d // H, V 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
