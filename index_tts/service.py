@@ -390,6 +390,8 @@ class Synthesizer:
         started = time.monotonic()
         progress(0.0, "checking the request")
         engine_request = request.validate(self.limits)
+        if not engine.segments(engine_request.text, engine_request.generation.max_text_tokens_per_segment):
+            raise ValidationError("text", "has nothing to speak (no words or characters)")
         progress(0.02, "waiting for the engine")
         with self._engine_lock:
             output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage))
