@@ -114,6 +114,7 @@ def process_scores(scores: torch.Tensor, seen: torch.Tensor, p: DecodeParams, mi
 # Entry point
 
 
+@torch.no_grad()
 def generate(model: UnifiedVoice, spk_cond_emb: torch.Tensor, text_tokens: torch.Tensor, emo_vec: torch.Tensor,
              params=None, *, generator: torch.Generator | None = None, spk_latent: torch.Tensor | None = None,
              spk_lengths: torch.Tensor | None = None, record_steps: int = 0) -> GenerationResult:
