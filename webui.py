@@ -70,22 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay)
     log.info("data folder: %s", synthesizer.data.root.resolve())
 
-    import gradio as gr
     import uvicorn
     from fastapi import FastAPI
 
     from index_tts.api import TokenAuthMiddleware, make_router
-    from index_tts.ui.app import CSS, build_ui
+    from index_tts.ui.app import mount_ui
 
     app = FastAPI(title="IndexTTS Studio", docs_url=None, redoc_url=None)
     app.include_router(make_router(get_synthesizer))  # before mounting Gradio at "/"
-    demo = build_ui(get_synthesizer)
-    app = gr.mount_gradio_app(
-        app, demo, path="/",
-        allowed_paths=[str(synthesizer.data.root.resolve())],
-        css=CSS,
-        footer_links=["api"],
-    )
+    app = mount_ui(app, get_synthesizer, allowed_paths=[str(synthesizer.data.root.resolve())])
     served = TokenAuthMiddleware(app, args.auth_token) if args.auth_token else app
     log.info("serving on http://%s:%d/%s", args.host, args.port, " (token required)" if args.auth_token else "")
     uvicorn.run(served, host=args.host, port=args.port, log_level=args.log_level.lower())

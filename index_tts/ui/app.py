@@ -466,3 +466,12 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
 
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
+
+
+def mount_ui(app, get_synthesizer: Callable[[], Synthesizer], allowed_paths: list[str]):
+    """Build the page and mount it at "/" of a FastAPI app (declare other routes first).
+
+    allowed_paths: folders Gradio may serve files from (the data folder: outputs, presets).
+    """
+    return gr.mount_gradio_app(app, build_ui(get_synthesizer), path="/", allowed_paths=allowed_paths,
+                               css=CSS, footer_links=["api"])

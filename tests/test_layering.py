@@ -1,0 +1,122 @@
+"""Imports flow one way: UI/API -> service -> engines -> modules. Parsed with `ast`, nothing imported."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "index_tts"
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[str]:
+    """Absolute names of everything `path` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    own = module_name(path)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base)
+                target = f"{prefix}.{node.module}" if node.module else prefix
+                names.append(target)
+                if not node.module:  # `from . import x`
+                    names += [f"{prefix}.{a.name}" for a in node.names]
+            else:
+                names.append(node.module)
+                # `from index_tts import service` imports the submodule
+                if node.module == "index_tts" or node.module.startswith("index_tts."):
+                    names += [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py")) + [ROOT / "webui.py"]
+
+
+def violations() -> list[str]:
+    found = []
+    for path in SOURCES:
+        if not path.exists():
+            continue
+        mod = module_name(path)
+        for name in imports_of(path):
+            problem = None
+            if under(mod, "index_tts.modules"):
+                if not (top(name) in STDLIB or top(name) == "torch" or under(name, "index_tts.modules")):
+                    problem = "modules/ may import only torch, the standard library and its siblings"
+            if problem is None and not under(mod, "index_tts.ui") and top(name) == "gradio":
+                problem = "only index_tts/ui imports gradio"
+            if problem is None and top(name) in ("fastapi", "starlette", "uvicorn") and mod not in ("index_tts.api", "webui"):
+                problem = "only index_tts/api.py and webui.py import fastapi/uvicorn"
+            if problem is None and (under(mod, "index_tts.engines") or under(mod, "index_tts.modules")
+                                    or under(mod, "index_tts.text") or under(mod, "index_tts.quickvoice")):
+                if any(under(name, f"index_tts.{upper}") for upper in ("service", "ui", "api", "storage")):
+                    problem = "engines and what they use must not import the service, storage, UI or API"
+            if problem is None and mod in ("index_tts.service", "index_tts.storage"):
+                if any(under(name, f"index_tts.{upper}") for upper in ("ui", "api")):
+                    problem = "the service must not import the UI or the API"
+            if problem is None and under(mod, "index_tts.ui") and under(name, "index_tts.api"):
+                problem = "the UI and the API are siblings; neither imports the other"
+            if problem is None and mod == "index_tts.api" and under(name, "index_tts.ui"):
+                problem = "the UI and the API are siblings; neither imports the other"
+            if problem is None and top(name) == "webui" and mod != "webui":
+                problem = "nothing imports the launcher"
+            if problem:
+                found.append(f"{path.relative_to(ROOT)} imports {name}: {problem}")
+    return found
+
+
+def test_import_graph_points_one_way():
+    assert violations() == []
+
+
+def test_the_checker_catches_a_backward_import(tmp_path, monkeypatch):
+    """The rules above must actually fire: plant bad files in a copy of the layout."""
+    fake_root = tmp_path
+    (fake_root / "index_tts" / "modules").mkdir(parents=True)
+    (fake_root / "index_tts" / "engines").mkdir(parents=True)
+    (fake_root / "index_tts" / "modules" / "bad.py").write_text("import numpy\nfrom index_tts.service import x\n")
+    (fake_root / "index_tts" / "engines" / "bad.py").write_text("from ..service import Synthesizer\n")
+    (fake_root / "index_tts" / "service.py").write_text("import gradio as gr\nfrom fastapi import FastAPI\n")
+    (fake_root / "webui.py").write_text("import fastapi\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
+    monkeypatch.setattr(sys.modules[__name__], "SOURCES", sorted((fake_root / "index_tts").rglob("*.py")) + [fake_root / "webui.py"])
+    found = violations()
+    joined = "\n".join(found)
+    assert "modules/bad.py imports numpy" in joined
+    assert "modules/bad.py imports index_tts.service" in joined
+    assert "engines/bad.py imports index_tts.service" in joined
+    assert "service.py imports gradio" in joined
+    assert "service.py imports fastapi" in joined
+    assert not any(line.startswith("webui.py") for line in found)  # the launcher may import fastapi
+    assert len(found) == 5
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_source_parses(path):
+    ast.parse(path.read_text(encoding="utf-8"))
