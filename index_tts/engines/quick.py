@@ -121,8 +121,12 @@ class QuickVoiceEngine:
             feats.append(prosody.analyse(wav, SAMPLE_RATE))
 
         progress(0.55, "adapting voice")
-        neutral = voice.profile_from_features(feats, wavs)
-        feats, _alpha = voice.adapt(feats, neutral, speaker)
+        try:
+            neutral = voice.profile_from_features(feats, wavs, min_voiced_s=0.0)
+        except voice.VoiceAnalysisError:
+            neutral = None  # e.g. "shh": nothing voiced to move; the envelope stays espeak's
+        if neutral is not None:
+            feats, _alpha = voice.adapt(feats, neutral, speaker)
 
         progress(0.7, "applying emotion")
         rule = self._rule(emotion, request.text, speaker, rng)

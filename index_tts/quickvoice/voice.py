@@ -41,12 +41,14 @@ class VoiceProfile:
     voiced_s: float
 
 
-def profile_from_features(feats: list[WorldFeatures], wavs: list[np.ndarray]) -> VoiceProfile:
+def profile_from_features(
+    feats: list[WorldFeatures], wavs: list[np.ndarray], min_voiced_s: float = MIN_VOICED_S
+) -> VoiceProfile:
     """Measure a profile from already analysed audio (one or more pieces at SAMPLE_RATE)."""
     f0 = np.concatenate([f.f0 for f in feats])
     voiced = f0 > 0
     voiced_s = voiced.sum() * FRAME_PERIOD_MS / 1000
-    if voiced_s < MIN_VOICED_S:
+    if voiced_s < min_voiced_s or voiced_s == 0:
         raise VoiceAnalysisError(
             f"the voice reference has {voiced_s:.2f} s of voiced speech; at least {MIN_VOICED_S} s "
             "is needed (is it silent, noise or whispering?)"
