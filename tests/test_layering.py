@@ -60,6 +60,7 @@ SOURCES = sorted(PACKAGE.rglob("*.py")) + [ROOT / "webui.py"]
 
 def violations() -> list[str]:
     found = []
+    reported = set()
     for path in SOURCES:
         if not path.exists():
             continue
@@ -86,7 +87,9 @@ def violations() -> list[str]:
                 problem = "the UI and the API are siblings; neither imports the other"
             if problem is None and top(name) == "webui" and mod != "webui":
                 problem = "nothing imports the launcher"
-            if problem:
+            # `from a.b import c` is checked as a.b and a.b.c; report it once.
+            if problem and (path, name.rpartition(".")[0], problem) not in reported:
+                reported.add((path, name, problem))
                 found.append(f"{path.relative_to(ROOT)} imports {name}: {problem}")
     return found
 
