@@ -206,3 +206,14 @@ def test_lexicon(text, expected):
     v = text_to_emotion(text)
     assert len(v) == 8 and sum(v) == pytest.approx(1.0)
     assert EMOTIONS[int(np.argmax(v))] == expected
+
+
+@pytest.mark.parametrize("text", ["shh", "ok", "你"])
+def test_tiny_texts_still_speak(engine, ref150, text):
+    out = speak(engine, ref150, text=text)
+    assert 0.1 < len(out.audio) / SR < 2.0 and np.abs(out.audio).max() > 1000
+
+
+def test_text_without_tokens_is_an_error(engine, ref150):
+    with pytest.raises(ValueError, match="nothing to speak"):
+        speak(engine, ref150, text="... !!")
