@@ -240,7 +240,7 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
     nb, vocab = p.num_beams, model.cfg.number_mel_codes
     cache = model.setup_cache(nb, prompt_len + p.max_mel_tokens)
     logits = model.prefill(prompt, cache).expand(nb, -1)   # every beam starts from the same prompt
-    cache.copy_row_to_all(0)
+    cache.copy_row_to_all(0, length=prompt_len)
 
     beam_scores = torch.full((nb,), -1e9, device=device)
     beam_scores[0] = 0.0  # so the first step picks distinct tokens from beam 0 only
@@ -288,7 +288,8 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
         seen[torch.arange(nb, device=device), tokens] = True
         if done or step + 1 == p.max_mel_tokens:
             break
-        cache.reorder(rows)
+        if next_rows != list(range(nb)):
+            cache.reorder(rows, length=prompt_len + step)  # positions written so far
         logits = model.decode_step(tokens, mel_pos=step + 2, input_pos=prompt_len + step, cache=cache)
 
     if not done:

@@ -129,15 +129,23 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.size(3)
 
-    def reorder(self, rows: torch.Tensor) -> None:
-        """Beam search: row b of the cache becomes old row rows[b] (in place, buffers kept)."""
-        self.k.copy_(self.k.index_select(1, rows))
-        self.v.copy_(self.v.index_select(1, rows))
+    def reorder(self, rows: torch.Tensor, length: int | None = None) -> None:
+        """Beam search: row b becomes old row rows[b], in place (buffers kept).
 
-    def copy_row_to_all(self, row: int = 0) -> None:
+        Only the first `length` positions are filled, so only those are copied: copying the
+        whole preallocated buffer every step would dominate decoding at full size.
+        """
+        n = self.max_len if length is None else length
+        for buf in (self.k, self.v):
+            filled = buf[:, :, :, :n]
+            filled.copy_(filled.index_select(1, rows))
+
+    def copy_row_to_all(self, row: int = 0, length: int | None = None) -> None:
         """After a batch-1 prefill, start every beam from the same prompt."""
-        self.k.copy_(self.k[:, row : row + 1].expand_as(self.k))
-        self.v.copy_(self.v[:, row : row + 1].expand_as(self.v))
+        n = self.max_len if length is None else length
+        for buf in (self.k, self.v):
+            source = buf[:, row : row + 1, :, :n].clone()  # the destination includes the source row
+            buf[:, :, :, :n].copy_(source.expand(-1, buf.size(1), -1, -1, -1))
 
 
 class GPT2Attention(nn.Module):

@@ -59,7 +59,10 @@ def run_generate(case: dict) -> None:
     outputs = case["outputs"]
     record = outputs["logits_first5"].size(0) if "logits_first5" in outputs else 0
     with torch.no_grad():
-        res = generate(model, inp["spk_cond_emb"], inp["text_tokens"], inp["emo_vec"], params,
+        emo_vec = inp.get("emo_vec")
+        if emo_vec is None:  # upstream then derives it from the emotion features alone
+            emo_vec = model.get_emovec(inp["emo_cond_emb"], inp.get("emo_cond_lengths"))
+        res = generate(model, inp["spk_cond_emb"], inp["text_tokens"], emo_vec, params,
                        spk_lengths=inp["cond_lengths"], record_steps=record)
     check(case, "codes", res.codes)
     check(case, "code_len", torch.tensor([res.code_len]))
