@@ -193,3 +193,42 @@ def test_ids_after_think():
 def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         QwenEmotion(tmp_path / "qwen0.6bemo4-merge")
+
+
+# ---------------------------------------------------------------------------------------------
+# QwenEmotion end to end on a tiny random Qwen3 saved to disk (no download, a few seconds)
+
+
+def save_tiny_qwen(directory):
+    """A 1-layer Qwen3 whose logits are all zero, so greedy decoding emits id 0 (EOS) at once."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    chars = "abcdefghijklmnopqrstuvwxyz{}\":,.0123456789 \n高兴愤怒悲伤"
+    vocab = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tokenizer.save_pretrained(directory)
+    config = Qwen3Config(
+        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=8, eos_token_id=0, pad_token_id=0, bos_token_id=1, tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+    model.save_pretrained(directory)
+
+
+def test_qwen_emotion_runs_a_local_model(tmp_path):
+    save_tiny_qwen(tmp_path)
+    qwen = QwenEmotion(tmp_path, device="cpu")
+    assert qwen.generate_raw("今天好高兴") == ""
+    # An empty answer names no emotion, so the rules fall back to calm.
+    assert qwen.inference("今天好高兴") == vec(calm=1.0)
