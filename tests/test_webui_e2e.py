@@ -1,0 +1,223 @@
+"""End to end: `python webui.py` in a subprocess, driven by headless Chromium and gradio_client.
+
+Needs Debian's chromium at /usr/bin/chromium (apt-get install chromium) and the playwright
+package; never `playwright install`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+SCREENSHOT = ROOT / "docs" / "screenshot-ui.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "server.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("INDEX_TTS_TOKEN", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "webui.py", "--port", str(self.port), "--data-dir", str(data_dir), "--engine", "quick", *extra],
+            cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"webui.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"webui.py did not answer /healthz:\n{self.log.read_text()}")
+
+    def wait_ready(self, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{self.url}/readyz", timeout=5)
+            if r.status_code == 200:
+                return r.json()
+            time.sleep(0.3)
+        raise AssertionError(f"not ready: {r.status_code} {r.text}")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def voice_wav(path: Path) -> Path:
+    sr = 16000
+    t = np.arange(int(2.0 * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(130 + 15 * np.sin(2 * np.pi * 3 * t)) / sr
+    wave = sum(np.sin(k * phase) / k for k in range(1, 15))
+    sf.write(path, (0.25 * wave / np.abs(wave).max()).astype(np.float32), sr)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("studio-data")
+    s = Server(data)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def check_wav(data: bytes, min_s: float, max_s: float):
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32")
+    info = sf.info(io.BytesIO(data))
+    assert info.format == "WAV" and info.subtype == "PCM_16" and info.channels == 1
+    assert rate == 22050
+    assert min_s < len(audio) / rate < max_s, len(audio) / rate
+    assert np.abs(audio).max() > 0.01
+
+
+def test_generate_with_angry_preset_in_the_browser(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    ready = server.wait_ready()
+    assert ready["engine"] and ready["quick_voice"] is True
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url + "/")
+    page.wait_for_selector("#generate_btn")
+    expect(page.locator("#status_banner")).to_contain_text("ready", timeout=20000)
+    expect(page.locator("#status_banner")).to_contain_text("quick voice")  # says plainly it is not IndexTTS2
+
+    page.locator("#voice_audio input[type=file]").set_input_files(str(voice_wav(tmp_path / "voice.wav")))
+    page.locator('#voice_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
+    page.locator("#text_in textarea").fill("This is simply not acceptable. Fix it now!")
+    expect(page.locator("#segment_preview")).to_contain_text("acceptable", timeout=20000)
+
+    page.locator("#emo_preset_angry").click()
+    expect(page.locator("#emo_angry input[type=number]")).to_have_value(re.compile(r"^0\.8"), timeout=10000)
+    page.locator("#generate_btn").click()
+
+    link = page.locator('#out_audio [data-testid="download-link"]').first
+    link.wait_for(state="attached", timeout=120000)
+    href = link.get_attribute("href")
+    assert href and href.endswith(".wav"), href
+    response = page.request.get(href if href.startswith("http") else server.url + href)
+    assert response.status == 200
+    check_wav(response.body(), 1.0, 15.0)
+    expect(page.locator("#history_table")).to_contain_text("acceptable")
+    expect(page.locator("#out_info")).to_contain_text("Quick voice")
+
+    # The zh/en switch relabels the page without a reload.
+    page.locator("#lang_switch").get_by_text("中文").click()
+    expect(page.locator("#generate_btn")).to_have_text("生成语音", timeout=10000)
+    page.locator("#lang_switch").get_by_text("English").click()
+    expect(page.locator("#generate_btn")).to_have_text("Generate", timeout=10000)
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.close()
+
+
+def test_gradio_client_synthesize(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    server.wait_ready()
+    client = Client(server.url + "/", verbose=False)
+    result = client.predict(
+        voice=handle_file(str(voice_wav(tmp_path / "v.wav"))),
+        text="Hello from the API.",
+        emo_mode="vector",
+        happy=0.8,
+        api_name="/synthesize",
+    )
+    audio_path = Path(result[0])
+    check_wav(audio_path.read_bytes(), 0.5, 15.0)
+    # The file was written under the server's data folder with a collision-free name.
+    outputs = list((server.log.parent / "outputs").glob("*.wav"))
+    assert any(p.name == audio_path.name for p in outputs)
+    with pytest.raises(Exception, match="text"):
+        client.predict(voice=handle_file(str(tmp_path / "v.wav")), text="   ", api_name="/synthesize")
+
+
+def test_loading_state_is_shown(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    s = Server(tmp_path, "--load-delay", "120")
+    try:
+        r = httpx.get(f"{s.url}/readyz", timeout=5)
+        assert r.status_code == 503
+        assert r.json()["state"] == "loading" and "Retry-After" in r.headers
+        page = browser.new_page()
+        page.goto(s.url + "/")
+        page.wait_for_selector("#generate_btn")
+        banner = page.locator("#status_banner")
+        expect(banner).to_contain_text("Loading", timeout=20000)
+        expect(banner).to_contain_text("%")
+        expect(page.locator('#status_banner [data-state="loading"]')).to_have_count(1)
+        expect(page.locator("#segments_note")).to_contain_text("loading")
+        page.close()
+    finally:
+        s.stop()
+
+
+def test_token_is_required_off_loopback_and_enforced(tmp_path):
+    refused = subprocess.run([sys.executable, "webui.py", "--host", "0.0.0.0", "--port", str(free_port())],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             env={k: v for k, v in os.environ.items() if k != "INDEX_TTS_TOKEN"})
+    assert refused.returncode != 0 and "token" in refused.stderr
+    s = Server(tmp_path, "--auth-token", "s3cret-token")
+    try:
+        assert httpx.get(f"{s.url}/healthz").status_code == 200
+        assert httpx.get(f"{s.url}/readyz").status_code == 401
+        assert httpx.get(f"{s.url}/").status_code == 401
+        assert httpx.get(f"{s.url}/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{s.url}/", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        with httpx.Client(base_url=s.url, follow_redirects=True) as c:
+            r = c.get("/?token=s3cret-token")
+            assert r.status_code == 200 and "token=" not in str(r.url)
+            assert c.get("/readyz").status_code in (200, 503)  # the cookie now opens every route
+    finally:
+        s.stop()
