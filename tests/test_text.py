@@ -2,14 +2,19 @@
 and the parsing of the Qwen emotion model's answers."""
 
 import random
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
 from index_tts.emotion import EMOTIONS
 from index_tts.text import split_segments, tokenize_by_CJK_char, use_chinese
 from index_tts.text.emotion_llm import THINK_END_ID, QwenEmotion, ids_after_think, parse_emotion_output
-from index_tts.text.normalize import PUNCTUATION_MAP, _PUNCTUATION_RE, correct_pinyin
+from index_tts.text.normalize import CACHE_ENV, PUNCTUATION_MAP, _PUNCTUATION_RE, correct_pinyin, default_cache_dir
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def words(n, prefix="w"):
@@ -127,6 +132,22 @@ def test_punctuation_alternation_order_is_upstreams():
     assert sub("a,,,b") == "a…b"
     # "，" comes before "，，，" in upstream's map, so three full-width commas are three commas.
     assert sub("a，，，b") == "a,,,b"
+
+
+def test_importing_the_text_package_loads_no_grammar_or_model():
+    code = (
+        "import sys, index_tts.text, index_tts.text.emotion_llm; "
+        "print(sorted(m for m in ('pynini', 'tn', 'transformers', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
+
+
+def test_fst_cache_dir_is_outside_the_repo_and_overridable(monkeypatch, tmp_path):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert REPO not in default_cache_dir().resolve().parents
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fst"))
+    assert default_cache_dir() == tmp_path / "fst"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,11 +92,18 @@ _ZH_PUNCTUATION_RE = _alternation(ZH_PUNCTUATION_MAP)
 
 
 def default_cache_dir() -> Path:
-    """Where the Chinese FSTs are cached: $INDEX_TTS_TN_CACHE, else <user cache>/index_tts/wetext-zh."""
+    """Where the Chinese FSTs are cached: $INDEX_TTS_TN_CACHE, else a folder named after the
+    WeTextProcessing version and options under <user cache>/index_tts (a new version rebuilds)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tag = version("WeTextProcessing")
+    except PackageNotFoundError:
+        tag = "unknown"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "index_tts" / "wetextprocessing-1.0.4.1-zh-keep-interjections-erhua"
+    return base / "index_tts" / f"wetextprocessing-{tag}-zh-keep-interjections-erhua"
 
 
 def use_chinese(text: str) -> bool:
@@ -119,6 +126,7 @@ def correct_pinyin(pinyin: str) -> str:
 # FST backends: built once per process, shared by every TextNormalizer.
 
 _BACKEND_LOCK = threading.Lock()
+_CALL_LOCK = threading.Lock()  # pynini makes no thread-safety promise; a call takes ~20 ms
 _CHINESE: dict[str, object] = {}  # by cache dir
 _ENGLISH: list[object] = []
 
@@ -191,7 +199,8 @@ class TextNormalizer:
         text, pinyins = _protect(text, PINYIN_TONE_PATTERN, "pinyin")
         text, names = _protect(text, NAME_PATTERN, "n")
         try:
-            result = self._zh.normalize(text)
+            with _CALL_LOCK:
+                result = self._zh.normalize(text)
         except Exception:  # upstream prints the traceback and goes on with an empty text
             warnings.warn(f"Chinese normaliser failed on {text!r}:\n{traceback.format_exc()}", RuntimeWarning, stacklevel=3)
             result = ""
@@ -207,7 +216,8 @@ class TextNormalizer:
             if self.enable_glossary:
                 text = self.apply_glossary(text, "en")
             protected, has_terms = _protect_tech_terms(text)
-            result = self._en.normalize(protected)
+            with _CALL_LOCK:
+                result = self._en.normalize(protected)
             if has_terms:
                 result = re.sub(r"\s*<H>\s*", "-", result)
         except Exception:  # upstream falls back to the un-normalised text
