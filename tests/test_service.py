@@ -189,3 +189,15 @@ def test_eight_parallel_requests_on_the_quick_voice(tmp_path):
         assert 0.5 < len(audio) / rate < 10.0
         assert np.abs(audio).max() > 0.01  # speech, not silence
     assert sorted(p.name for p in synth.data.outputs.iterdir()) == sorted(p.name for p in paths)
+
+
+def test_engine_selection(tmp_path):
+    from index_tts.engines import EngineUnavailable
+
+    factory, reason = select_engine("auto", tmp_path / "empty-model-dir")
+    assert factory.__module__ == "index_tts.engines.quick"
+    assert reason.startswith("quick voice") and "cache_hub/README.md" in reason
+    with pytest.raises(EngineUnavailable, match="cache_hub/README.md"):
+        select_engine("indextts2", tmp_path / "empty-model-dir")
+    with pytest.raises(ValueError, match="engine"):
+        select_engine("fastest", tmp_path)

@@ -181,6 +181,16 @@ def test_gradio_client_synthesize(server, tmp_path):
     with pytest.raises(Exception, match="text"):
         client.predict(voice=handle_file(str(tmp_path / "v.wav")), text="   ", api_name="/synthesize")
 
+    # Saved presets keep the voice and every parameter.
+    choices, message = client.predict("../Angry narrator", handle_file(str(tmp_path / "v.wav")), None, "vector", 0.7,
+                                      api_name="/save_preset")
+    assert "Angry narrator" in message
+    loaded = client.predict("Angry narrator", api_name="/load_preset")
+    assert Path(loaded[0]).read_bytes() == (tmp_path / "v.wav").read_bytes()
+    assert loaded[2:4] == ("vector", 0.7)
+    client.predict("Angry narrator", api_name="/delete_preset")
+    assert not (server.log.parent / "presets" / "Angry narrator").exists()
+
 
 def test_loading_state_is_shown(browser, tmp_path):
     from playwright.sync_api import expect
