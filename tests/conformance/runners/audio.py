@@ -52,8 +52,9 @@ def run_kaldi_fbank(case: dict) -> None:
 def run_w2v_features(case: dict) -> None:
     pc = case["config"]["preprocessor_config"]
     # Our extractor hard-codes the official preprocessor config; fail loudly if a case differs.
+    ours = audio.W2V_PREPROCESSOR
     assert (pc["num_mel_bins"], pc["stride"], float(pc["padding_value"]), pc["sampling_rate"]) == (
-        audio.KALDI_NUM_MEL_BINS, audio.W2V_STRIDE, audio.W2V_PAD_VALUE, audio.FEATURE_SR), pc
+        ours["num_mel_bins"], ours["stride"], ours["padding_value"], ours["sampling_rate"]), pc
     features, mask = audio.w2v_features(case["inputs"]["audio"])
     check(case, "input_features", features)
     assert mask.dtype == case["outputs"]["attention_mask"].dtype

@@ -1,0 +1,393 @@
+"""The IndexTTS2 (v2.0) neural engine: upstream `IndexTTS2.infer()`, rebuilt from our modules.
+
+Pipeline (architecture-spec.md §2): voice prompt -> emotion vector -> per text segment
+[autoregressive codes -> latent pass -> s2mel (length regulator + DiT/CFM) -> BigVGAN] -> join.
+
+Unlike upstream, everything that depends only on the voice is computed once per voice and kept in
+an LRU keyed by the audio's content hash (never its path); this changes no output, because
+upstream's per-segment recomputation is deterministic.
+
+Model directory layout (the names the conformance fixtures use):
+
+    config.yaml  gpt.pth  s2mel.pth  feat1.pt  feat2.pt  wav2vec2bert_stats.pt  bpe.model
+    w2v_bert/{config.json, model.safetensors}       facebook/w2v-bert-2.0
+    semantic_codec_model.safetensors                amphion/MaskGCT semantic_codec/model.safetensors
+    campplus_cn_common.bin                          funasr/campplus
+    bigvgan/{config.json, bigvgan_generator.pt}     nvidia/bigvgan_v2_22khz_80band_256x
+    qwen0.6bemo4-merge/                             optional: text-to-emotion model
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from index_tts import audio
+from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
+from index_tts.engines.base import EngineOutput, EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
+from index_tts.modules.bigvgan import load_bigvgan
+from index_tts.modules.campplus import load_campplus
+from index_tts.modules.generation import generate
+from index_tts.modules.s2mel import S2Mel, S2MelConfig, mel_frames_for_codes
+from index_tts.modules.semantic_codec import SemanticCodecConfig, load_semantic_codec
+from index_tts.modules.unified_voice import UnifiedVoiceConfig, load_gpt_checkpoint
+from index_tts.modules.w2v_bert import W2VBertEncoder
+
+SAMPLE_RATE = 22050
+VERSION = "2.0"
+CFM_STEPS = 25
+CFG_RATE = 0.7
+VOICE_CACHE_SIZE = 8
+
+# Files an IndexTTS2 model directory must hold (besides those config.yaml names).
+AUX_FILES = (
+    "w2v_bert/config.json",
+    "w2v_bert/model.safetensors",
+    "semantic_codec_model.safetensors",
+    "campplus_cn_common.bin",
+    "bigvgan/config.json",
+    "bigvgan/bigvgan_generator.pt",
+)
+QWEN_DIR_DEFAULT = "qwen0.6bemo4-merge"
+
+
+def _config_files(cfg: dict) -> list[str]:
+    return [cfg["gpt_checkpoint"], cfg["s2mel_checkpoint"], cfg["spk_matrix"], cfg["emo_matrix"],
+            cfg["w2v_stat"], cfg["dataset"]["bpe_model"]]
+
+
+def missing_files(model_dir: Path) -> list[str]:
+    """The files IndexTTS2 needs that `model_dir` lacks (empty when it can load)."""
+    model_dir = Path(model_dir)
+    config = model_dir / "config.yaml"
+    if not config.is_file():
+        return ["config.yaml"]
+    try:
+        names = _config_files(yaml.safe_load(config.read_text(encoding="utf-8")))
+    except (yaml.YAMLError, KeyError, TypeError) as e:
+        return [f"config.yaml (unreadable: {e})"]
+    return [n for n in (*names, *AUX_FILES) if not (model_dir / n).is_file()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Value objects
+
+
+@dataclass(frozen=True)
+class VoicePrompt:
+    """Everything derived from one speaker reference. Immutable; shared across requests."""
+
+    spk_cond_emb: torch.Tensor      # [1, T, 1024] normalised w2v-BERT layer 17 (22.05k -> 16k path)
+    emo_cond_emb: torch.Tensor      # [1, Te, 1024] the same voice along the direct 16k path
+    ref_mel: torch.Tensor           # [1, 80, P]
+    style: torch.Tensor             # [1, 192] CAMPPlus
+    prompt_condition: torch.Tensor  # [1, P, C] length-regulated S_ref
+    spk_latent: torch.Tensor        # [1, 32, d] speaker perceiver latents
+    base_emovec: torch.Tensor       # [1, d] get_emovec of the voice itself
+
+
+@dataclass
+class Trace:
+    """Optional record of intermediates, named as the conformance fixtures name them."""
+
+    values: dict
+
+    def __call__(self, name: str, value) -> None:
+        self.values[name] = value
+
+
+def _no_trace(name: str, value) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+
+
+class IndexTTS2Engine:
+    name = "IndexTTS2"
+    version = VERSION
+
+    def __init__(self, model_dir: Path, device: str = "cpu"):
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.cfg = yaml.safe_load((self.model_dir / "config.yaml").read_text(encoding="utf-8"))
+        self.version = str(self.cfg.get("version", VERSION))
+        self._voices: OrderedDict[str, VoicePrompt] = OrderedDict()
+        self._emotion_audio: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.tokenizer = None
+        self.qwen = None
+
+    @classmethod
+    def load(cls, model_dir: str | Path, progress: ProgressFn = no_progress, device: str | None = None) -> "IndexTTS2Engine":
+        device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+        missing = missing_files(Path(model_dir))
+        if missing:
+            raise FileNotFoundError(f"IndexTTS2 model directory {model_dir} lacks: {', '.join(missing)}")
+        engine = cls(Path(model_dir), device)
+        engine._load_modules(progress)
+        return engine
+
+    def _load_modules(self, progress: ProgressFn, text: bool = True) -> None:
+        d, cfg = self.model_dir, self.cfg
+        steps = [
+            ("GPT", lambda: setattr(self, "gpt", load_gpt_checkpoint(d / cfg["gpt_checkpoint"], UnifiedVoiceConfig.from_dict(cfg["gpt"])))),
+            ("s2mel", lambda: setattr(self, "s2mel", S2Mel.from_checkpoint(S2MelConfig.from_dict(cfg["s2mel"]), d / cfg["s2mel_checkpoint"]))),
+            ("w2v-BERT", lambda: setattr(self, "w2v", W2VBertEncoder.from_dir(d / "w2v_bert", d / cfg["w2v_stat"]))),
+            ("semantic codec", lambda: setattr(self, "codec", load_semantic_codec(d / "semantic_codec_model.safetensors", SemanticCodecConfig.from_dict(cfg["semantic_codec"])))),
+            ("CAMPPlus", lambda: setattr(self, "campplus", load_campplus(d / "campplus_cn_common.bin"))),
+            ("BigVGAN", lambda: setattr(self, "bigvgan", load_bigvgan(d / "bigvgan"))),
+            ("emotion matrices", self._load_matrices),
+        ]
+        if text:  # the conformance fixtures give token ids and need no text front end
+            steps.append(("text front end", self._load_text))
+        for i, (what, step) in enumerate(steps):
+            progress(i / len(steps), f"loading {what}")
+            step()
+        for m in (self.gpt, self.s2mel, self.w2v, self.codec, self.campplus, self.bigvgan):
+            m.to(self.device).eval()
+        if self.device.startswith("cuda"):
+            self.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+        progress(1.0, "ready")
+
+    def _load_matrices(self) -> None:
+        emo_num = tuple(self.cfg.get("emo_num", EMO_NUM))
+        if len(emo_num) != len(EMO_NUM):
+            raise ValueError(f"config.yaml emo_num must have {len(EMO_NUM)} groups, got {emo_num}")
+        load = lambda name: torch.load(self.model_dir / self.cfg[name], map_location=self.device, weights_only=True)
+        spk, emo = load("spk_matrix"), load("emo_matrix")
+        if spk.size(0) != sum(emo_num) or emo.size(0) != sum(emo_num):
+            raise ValueError(f"feat1.pt/feat2.pt have {spk.size(0)}/{emo.size(0)} rows; emo_num sums to {sum(emo_num)}")
+        self.spk_groups = torch.split(spk.float(), emo_num)  # 8 x [n_i, 192]
+        self.emo_groups = torch.split(emo.float(), emo_num)  # 8 x [n_i, d]
+
+    def _load_text(self) -> None:
+        from index_tts.text import TextNormalizer, TextTokenizer
+
+        normalizer = TextNormalizer()
+        normalizer.load()
+        self.tokenizer = TextTokenizer(self.model_dir / self.cfg["dataset"]["bpe_model"], normalizer)
+
+    # -- text ---------------------------------------------------------------------------------
+
+    def _segment_pieces(self, text: str, max_tokens: int) -> list[list[str]]:
+        from index_tts.text import split_segments
+
+        return split_segments(self.tokenizer.tokenize(text), max_tokens)
+
+    def segments(self, text: str, max_tokens: int) -> list[Segment]:
+        return [Segment("".join(p).replace("▁", " ").strip(), len(p)) for p in self._segment_pieces(text, max_tokens)]
+
+    # -- voice and emotion --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def voice_prompt(self, wav: np.ndarray, sr: int, key: str | None = None, trace=_no_trace) -> VoicePrompt:
+        """Speaker reference (float32 mono at `sr`) -> VoicePrompt, cached under `key`."""
+        if key is not None:
+            with self._cache_lock:
+                if key in self._voices:
+                    self._voices.move_to_end(key)
+                    return self._voices[key]
+        dev = self.device
+        audio_22k, audio_16k = audio.speaker_audio(wav, sr)
+        emo_16k = audio.emotion_audio(wav, sr)
+        trace("audio_22k", audio_22k), trace("audio_16k", audio_16k), trace("emo_audio_16k", emo_16k)
+
+        feats, mask = audio.w2v_features(audio_16k)
+        trace("input_features", feats), trace("attention_mask", mask)
+        spk_cond_emb = self.w2v(feats.to(dev), mask.to(dev))
+        trace("spk_cond_emb", spk_cond_emb)
+        emo_cond_emb = self._w2v_emb(emo_16k, trace, "emo_")
+        trace("emo_cond_emb", emo_cond_emb)
+
+        gpt_dtype = next(self.gpt.parameters()).dtype
+        indices, s_ref = self.codec.quantize(spk_cond_emb)
+        trace("S_ref_indices", indices), trace("S_ref", s_ref)
+        ref_mel = audio.mel_spectrogram(audio_22k, self.cfg["s2mel"]["preprocess_params"]).to(dev)
+        trace("ref_mel", ref_mel)
+        fbank = audio.kaldi_fbank(audio_16k)
+        fbank = fbank - fbank.mean(dim=0, keepdim=True)
+        trace("campplus_feat", fbank)
+        style = self.campplus(fbank[None].to(dev))
+        trace("style", style)
+        prompt_condition = self.s2mel.length_regulator(s_ref, torch.tensor([ref_mel.size(-1)], device=dev))[0]
+        trace("prompt_condition", prompt_condition)
+        spk_latent = self.gpt.get_conditioning(spk_cond_emb.to(gpt_dtype))
+        trace("spk_latent", spk_latent)
+
+        prompt = VoicePrompt(
+            spk_cond_emb=spk_cond_emb, emo_cond_emb=emo_cond_emb, ref_mel=ref_mel, style=style,
+            prompt_condition=prompt_condition,
+            spk_latent=spk_latent,
+            base_emovec=self.gpt.get_emovec(spk_cond_emb.to(gpt_dtype)),
+        )
+        if key is not None:
+            with self._cache_lock:
+                self._voices[key] = prompt
+                while len(self._voices) > VOICE_CACHE_SIZE:
+                    self._voices.popitem(last=False)
+        return prompt
+
+    def _w2v_emb(self, audio_16k: np.ndarray, trace=_no_trace, prefix: str = "") -> torch.Tensor:
+        feats, mask = audio.w2v_features(audio_16k)
+        trace(f"{prefix}input_features", feats), trace(f"{prefix}attention_mask", mask)
+        return self.w2v(feats.to(self.device), mask.to(self.device))
+
+    def _emotion_audio_emb(self, spec: EmotionSpec, trace) -> torch.Tensor:
+        import hashlib
+
+        samples = np.ascontiguousarray(spec.audio, dtype=np.float32)
+        key = hashlib.sha256(samples.tobytes() + str(spec.audio_sr).encode()).hexdigest()
+        with self._cache_lock:
+            if key in self._emotion_audio:
+                return self._emotion_audio[key]
+        emo_16k = audio.emotion_audio(samples, spec.audio_sr)
+        trace("emo_audio_16k", emo_16k)
+        emb = self._w2v_emb(emo_16k, trace, "emo_")
+        trace("emo_cond_emb", emb)
+        with self._cache_lock:
+            self._emotion_audio[key] = emb
+            while len(self._emotion_audio) > VOICE_CACHE_SIZE:
+                self._emotion_audio.popitem(last=False)
+        return emb
+
+    def text_emotion(self, text: str) -> tuple[tuple[float, ...], str]:
+        """Text -> 8 emotion weights, with the model used: Qwen when present, else the lexicon."""
+        qwen_dir = self.model_dir / str(self.cfg.get("qwen_emo_path", QWEN_DIR_DEFAULT)).strip().rstrip("/")
+        if self.qwen is None and (qwen_dir / "config.json").is_file():
+            from index_tts.text.emotion_llm import QwenEmotion
+
+            self.qwen = QwenEmotion(qwen_dir, device=self.device)
+        if self.qwen is not None:
+            return self.qwen.inference(text), "qwen"
+        from index_tts.quickvoice.lexicon import text_to_emotion
+
+        return text_to_emotion(text), "lexicon (no Qwen emotion model in the model directory)"
+
+    @torch.no_grad()
+    def emotion_vector(self, prompt: VoicePrompt, spec: EmotionSpec, text: str = "",
+                       generator: torch.Generator | None = None, trace=_no_trace) -> torch.Tensor:
+        """The emovec added to the speaker latents (spec §2.1, §2.3, §2.6.1, §7.2) -> [1, d]."""
+        gpt_dtype = next(self.gpt.parameters()).dtype
+        if spec.mode == "audio":
+            emo_emb = self._emotion_audio_emb(spec, trace).to(gpt_dtype)
+            emo = self.gpt.get_emovec(emo_emb)
+            emovec = prompt.base_emovec + spec.weight * (emo - prompt.base_emovec)
+        else:
+            # Same as voice, vector and text: the emotion prompt is the voice read at 16k, alpha = 1.
+            emovec = self.gpt.get_emovec(prompt.emo_cond_emb.to(gpt_dtype))
+            emovec = prompt.base_emovec + 1.0 * (emovec - prompt.base_emovec)
+        trace("merged_emovec", emovec)
+        if spec.mode in ("vector", "text"):
+            if spec.mode == "text":
+                raw, _ = self.text_emotion(spec.text or text)
+            else:
+                raw = spec.vector
+            weights = scale_vector(raw, spec.weight)
+            rows = self._emotion_rows(prompt.style, spec.use_random, generator)
+            trace("emo_row_index", rows)
+            w = torch.tensor(weights, dtype=torch.float32, device=emovec.device)
+            picked = torch.stack([g[r] for g, r in zip(self.emo_groups, rows.tolist())])  # [8, d]
+            emovec_mat = (w[:, None] * picked).sum(0, keepdim=True)
+            emovec = emovec_mat.to(emovec.dtype) + (1 - w.sum()) * emovec
+        return emovec
+
+    def _emotion_rows(self, style: torch.Tensor, use_random: bool, generator: torch.Generator | None) -> torch.Tensor:
+        """One row per emotion group: nearest to `style` by cosine in CAMPPlus space, or random."""
+        if use_random:
+            return torch.stack([torch.randint(g.size(0), (), generator=generator) for g in self.spk_groups])
+        return torch.stack([F.cosine_similarity(style.float(), g, dim=1).argmax() for g in self.spk_groups])
+
+    # -- synthesis ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def synthesize_segment(self, prompt: VoicePrompt, emovec: torch.Tensor, text_tokens: torch.Tensor,
+                           params: GenerationParams, generator: torch.Generator | None = None,
+                           z: torch.Tensor | None = None, trace=_no_trace, prefix: str = "") -> torch.Tensor:
+        """One text segment (int ids [1, L]) -> float waveform [N] scaled to ±32767."""
+        dev = self.device
+        text_tokens = text_tokens.to(dev)
+        result = generate(self.gpt, prompt.spk_cond_emb, text_tokens, emovec, params,
+                          generator=generator, spk_latent=prompt.spk_latent)
+        codes = result.codes[:, : result.code_len]
+        trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)
+        if result.code_len == 0:
+            return torch.zeros(0)
+        latent = self.gpt.forward_latent(prompt.spk_latent, text_tokens, codes, emovec).float()
+        trace(f"{prefix}latent", latent)
+
+        s_infer = self.codec.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + self.s2mel.gpt_layer(latent)
+        trace(f"{prefix}S_infer", s_infer)
+        target_len = mel_frames_for_codes(torch.tensor([codes.size(1)], device=dev))
+        trace(f"{prefix}target_len", target_len)
+        cond = self.s2mel.length_regulator(s_infer, target_len)[0]
+        trace(f"{prefix}cond", cond)
+        mu = torch.cat([prompt.prompt_condition, cond], dim=1)  # [1, P + target_len, C]
+        out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), prompt.ref_mel, prompt.style,
+                                       n_timesteps=CFM_STEPS, cfg_rate=CFG_RATE, z=z, generator=generator)
+        trace(f"{prefix}cfm_out", out)
+        mel = out[:, :, prompt.ref_mel.size(-1):]
+        trace(f"{prefix}mel", mel)
+        wav = self.bigvgan(mel.float())[0, 0]
+        return torch.clamp(32767 * wav, -32767, 32767).cpu()
+
+    def synthesize_tokens(self, prompt: VoicePrompt, emovec: torch.Tensor, segments: list[torch.Tensor],
+                          params: GenerationParams, generator: torch.Generator | None = None,
+                          noises: list[torch.Tensor] | None = None, trace=_no_trace,
+                          progress: ProgressFn = no_progress) -> tuple[torch.Tensor, list[int]]:
+        """Token segments -> (float waveform [N] before the int16 cast, samples per segment)."""
+        silence = torch.zeros(int(SAMPLE_RATE * params.interval_silence_ms / 1000))
+        pieces, lengths = [], []
+        for k, tokens in enumerate(segments):
+            progress(0.2 + 0.7 * k / len(segments), f"speech synthesis {k + 1}/{len(segments)}")
+            trace(f"seg{k}_text_tokens", tokens)
+            trace(f"seg{k}_emovec", emovec)
+            wav = self.synthesize_segment(prompt, emovec, tokens, params, generator,
+                                          None if noises is None else noises[k], trace, f"seg{k}_")
+            if pieces:
+                pieces.append(silence)
+            pieces.append(wav)
+            lengths.append(wav.numel())
+        return torch.cat(pieces) if pieces else torch.zeros(0), lengths
+
+    def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress) -> EngineOutput:
+        params = request.generation
+        generator = torch.Generator(device=self.device)
+        if params.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(params.seed)
+
+        progress(0.02, "text processing")
+        pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment)
+        if not pieces:
+            raise ValueError("text: nothing to speak after normalisation")
+        ids = [torch.tensor([self.tokenizer.convert_tokens_to_ids(p)], dtype=torch.int32) for p in pieces]
+
+        progress(0.05, "processing the voice reference")
+        prompt = self.voice_prompt(request.voice, request.voice_sr, request.voice_key)
+        progress(0.15, "computing the emotion")
+        emovec = self.emotion_vector(prompt, request.emotion, request.text, generator)
+
+        started = time.perf_counter()
+        wav, lengths = self.synthesize_tokens(prompt, emovec, ids, params, generator, progress=progress)
+        progress(0.95, "finishing")
+        pcm = wav.to(torch.int16).numpy()  # truncation toward zero, as upstream's int16 cast
+
+        timings, t = [], 0
+        gap = int(SAMPLE_RATE * params.interval_silence_ms / 1000)
+        for piece, n in zip(pieces, lengths):
+            text = "".join(piece).replace("▁", " ").strip()
+            timings.append((text, t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
+            t += n + gap
+        self.last_synthesis_seconds = time.perf_counter() - started
+        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings)
