@@ -241,6 +241,7 @@ class SynthesisResult:
     segments: list[tuple[str, float, float]]
     engine: str
     elapsed_s: float
+    emotion_model: str = ""  # text mode: which model read the emotion text (engines may not say)
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,7 @@ class Synthesizer:
             segments=list(output.segments),
             engine=engine.name,
             elapsed_s=time.monotonic() - started,
+            emotion_model=getattr(output, "emotion_model", ""),
         )
 
 

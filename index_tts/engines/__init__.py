@@ -30,7 +30,7 @@ def _indextts2_module():
         return importlib.import_module("index_tts.engines.indextts2"), ""
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("index_tts"):
-            return None, "the IndexTTS2 engine is not part of this build yet"
+            raise  # our own code is broken: a bug to see, not a reason to fall back quietly
         return None, f"the IndexTTS2 engine needs a missing package ({e.name})"
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,17 @@ class VoicePrompt:
     prompt_condition: torch.Tensor  # [1, P, C] length-regulated S_ref
     spk_latent: torch.Tensor        # [1, 32, d] speaker perceiver latents
     base_emovec: torch.Tensor       # [1, d] get_emovec of the voice itself
+
+
+@dataclass
+class IndexTTS2Output(EngineOutput):
+    """EngineOutput plus what the user should know about how it was made.
+
+    emotion_model: in text mode, which model turned the emotion text into weights ("qwen", or
+    the lexicon fallback with the reason); "" in the other modes.
+    """
+
+    emotion_model: str = ""
 
 
 @dataclass
@@ -376,7 +387,13 @@ class IndexTTS2Engine:
         progress(0.05, "processing the voice reference")
         prompt = self.voice_prompt(request.voice, request.voice_sr, request.voice_key)
         progress(0.15, "computing the emotion")
-        emovec = self.emotion_vector(prompt, request.emotion, request.text, generator)
+        emotion, emotion_model = request.emotion, ""
+        if emotion.mode == "text":
+            # Read the text here so the result can say which model did it; from then on text
+            # mode is vector mode (upstream feeds the weights through the same path).
+            weights, emotion_model = self.text_emotion(emotion.text or request.text)
+            emotion = replace(emotion, mode="vector", vector=tuple(weights))
+        emovec = self.emotion_vector(prompt, emotion, request.text, generator)
 
         started = time.perf_counter()
         wav, lengths = self.synthesize_tokens(prompt, emovec, ids, params, generator, progress=progress)
@@ -390,4 +407,4 @@ class IndexTTS2Engine:
             timings.append((text, t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
             t += n + gap
         self.last_synthesis_seconds = time.perf_counter() - started
-        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings)
+        return IndexTTS2Output(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings, emotion_model=emotion_model)

@@ -347,6 +347,8 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
             history = ([entry] + list(history or []))[:HISTORY_LIMIT]
             info = t(lang, "output_info", duration=result.duration_s, elapsed=result.elapsed_s, engine=result.engine,
                      name=result.path.name)
+            if result.emotion_model:
+                info += f" · {t(lang, 'emo_text_label')}: {result.emotion_model}"
             return (
                 str(result.path),
                 info,
