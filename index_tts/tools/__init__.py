@@ -1,0 +1,1 @@
+"""Command-line tools (run with `python -m index_tts.tools.<name>`). Importing does nothing."""
