@@ -25,8 +25,9 @@ Memory: modules are built with their parameters on the meta device (buffers are 
 their values are needed) and each file's tensors are drawn one at a time, so the peak is about the
 largest single file (gpt.pth, ~3.5 GB at the official size).
 
-Not written: the codec's `decoder.*` tensors (the official file has them, inference never reads
-them and our loader skips them), the Qwen emotion model, and training state in s2mel.pth.
+Every key of the official files is written, including those inference never reads (GPT
+`text_head`, the codec decoder, DiT/length-regulator discrete-content tensors, w2v-BERT layers
+17-23). Not written: the Qwen emotion model and the training state in s2mel.pth.
 """
 
 from __future__ import annotations
@@ -274,12 +275,18 @@ def s2mel_plan(cfg: dict) -> WeightFile:
 
 
 def codec_plan(cfg: dict) -> WeightFile:
-    from index_tts.modules.semantic_codec import RepCodec, SemanticCodecConfig
+    from index_tts.modules.semantic_codec import RepCodec, SemanticCodecConfig, VocosBackbone
 
+    c = SemanticCodecConfig.from_dict(cfg["semantic_codec"])
     with parameters_on_meta():
-        model = RepCodec(SemanticCodecConfig.from_dict(cfg["semantic_codec"]))
+        model = RepCodec(c)
+        # The codec's decoder (never run at inference, skipped by our loader) mirrors the encoder.
+        decoder = nn.Sequential(VocosBackbone(c.hidden_size, c.vocos_dim, c.vocos_intermediate_dim, c.vocos_num_layers),
+                                nn.Linear(c.vocos_dim, c.hidden_size))
     file = WeightFile("semantic_codec_model.safetensors")
-    plan_module(model, file)
+    plan_module(model.encoder, file, prefix="encoder.")
+    plan_module(decoder, file, prefix="decoder.")
+    plan_module(model.quantizer, file, prefix="quantizer.")
     return file
 
 
