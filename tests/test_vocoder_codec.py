@@ -18,7 +18,6 @@ from index_tts.modules.bigvgan import BigVGAN, BigVGANConfig, load_bigvgan
 from index_tts.modules.campplus import CAMPPlus, CAMLayer, load_campplus
 from index_tts.modules.semantic_codec import RepCodec, SemanticCodecConfig, load_semantic_codec
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "checkpoint-manifest"
 
 TINY_VOCODER = BigVGANConfig(
     num_mels=8,
@@ -150,18 +149,6 @@ def test_bigvgan_missing_key_is_named():
         BigVGAN.from_checkpoint(TINY_VOCODER, {"generator": sd})
 
 
-def test_bigvgan_official_keys():
-    manifest = MANIFESTS / "bigvgan_generator.pt.json"
-    if not manifest.exists():
-        pytest.skip("shared checkpoint manifest not available")
-    keys = {k.split("/", 1)[1]: tuple(s) for k, s, _ in json.loads(manifest.read_text())}
-    cfg = BigVGANConfig(use_tanh_at_final=False, use_bias_at_final=False)
-    with torch.device("meta"):  # shapes only: skip allocating 112 M parameters
-        model = BigVGAN(cfg)
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert ours == keys
-
-
 # --------------------------------------------------------------------------------------------
 # CAMPPlus
 
@@ -189,9 +176,6 @@ def test_campplus_official_keys_and_strict_load(tmp_path):
     model = CAMPPlus()
     sd = model.state_dict()
     assert len(sd) == 937
-    manifest = MANIFESTS / "campplus_cn_common.bin.json"
-    if manifest.exists():
-        assert {k: tuple(v.shape) for k, v in sd.items()} == {k: tuple(s) for k, s, _ in json.loads(manifest.read_text())}
     assert "xvector.dense.nonlinear.batchnorm.weight" not in sd  # the final BN is non-affine
     del sd["xvector.block2.tdnnd7.cam_layer.linear2.bias"]
     torch.save(sd, tmp_path / "campplus.bin")
