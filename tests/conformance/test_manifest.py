@@ -244,3 +244,36 @@ def test_make_model_dir_draw_follows_the_recipe_definition():
     f = WeightFile("x.pt")
     f.add("a", (2,), "normal", 0.1)
     assert f.entries[0][3] == float(torch.tensor(0.1, dtype=torch.float32))
+
+
+def test_make_model_dir_tiny_loads_through_the_engine_and_is_seeded(tmp_path):
+    """The `tiny` directory is complete, loads through every real (strict) loader, and the same
+    seed gives the same weights while another seed does not."""
+    import sentencepiece as spm
+
+    from index_tts.engines.indextts2 import IndexTTS2Engine, missing_files
+    from index_tts.tools.make_model_dir import main
+
+    assert main([str(tmp_path / "a"), "--config", "tiny", "--seed", "3"]) == 0
+    assert missing_files(tmp_path / "a") == []
+    engine = IndexTTS2Engine(tmp_path / "a", device="cpu")
+    engine._load_modules(progress=lambda f, s: None, text=False)
+    cfg = engine.cfg
+    assert engine.gpt.mel_head.weight.shape == (cfg["gpt"]["number_mel_codes"], cfg["gpt"]["model_dim"])
+
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "a" / "bpe.model"))
+    assert 50 < sp.get_piece_size() <= cfg["gpt"]["number_text_tokens"]
+    assert (sp.unk_id(), sp.bos_id(), sp.eos_id()) == (0, 1, 2)
+    assert sp.unk_id() not in sp.encode("HELLO WORLD , 你 好 。")
+
+    from index_tts.tools.make_model_dir import TINY_CONFIG, write_file, small_plans
+
+    stats_a = torch.load(tmp_path / "a" / "wav2vec2bert_stats.pt", weights_only=True)
+    stats_plan = small_plans(TINY_CONFIG, {"hidden_size": 1024})[0]
+    write_file(stats_plan, tmp_path, seed=3 + 6)  # the stats file is file 6 of the directory
+    write_file(stats_plan, tmp_path / "other", seed=4 + 6)
+    same = torch.load(tmp_path / "wav2vec2bert_stats.pt", weights_only=True)
+    other = torch.load(tmp_path / "other" / "wav2vec2bert_stats.pt", weights_only=True)
+    assert torch.equal(same["mean"], stats_a["mean"]) and torch.equal(same["var"], stats_a["var"])
+    assert not torch.equal(other["mean"], stats_a["mean"])
+    assert (stats_a["var"] > 0).all()
