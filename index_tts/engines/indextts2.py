@@ -193,6 +193,9 @@ class IndexTTS2Engine:
     def _segment_pieces(self, text: str, max_tokens: int) -> list[list[str]]:
         from index_tts.text import split_segments
 
+        # The GPT's text positions bound a segment. The official model's 600 is also the UI's
+        # maximum, so this only bites for smaller (test) models, which would otherwise crash.
+        max_tokens = min(max_tokens, self.gpt.cfg.max_text_tokens)
         return split_segments(self.tokenizer.tokenize(text), max_tokens)
 
     def segments(self, text: str, max_tokens: int) -> list[Segment]:
@@ -371,7 +374,8 @@ class IndexTTS2Engine:
         return torch.cat(pieces) if pieces else torch.zeros(0), lengths
 
     def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress) -> EngineOutput:
-        params = request.generation
+        # Likewise the mel positions bound the codes (official 1815 = the UI's maximum).
+        params = replace(request.generation, max_mel_tokens=min(request.generation.max_mel_tokens, self.gpt.cfg.max_mel_tokens))
         generator = torch.Generator(device=self.device)
         if params.seed is None:
             generator.seed()

@@ -1,0 +1,22 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A complete IndexTTS2 model directory with tiny random weights, written once per session
+    by the real tool (`python -m index_tts.tools.make_model_dir OUT --config tiny`)."""
+    out = tmp_path_factory.mktemp("tiny-model") / "IndexTTS-2"
+    made = subprocess.run([sys.executable, "-m", "index_tts.tools.make_model_dir", str(out), "--config", "tiny"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, f"make_model_dir failed ({made.returncode}):\n{made.stdout}\n{made.stderr}"
+    return out
