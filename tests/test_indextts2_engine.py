@@ -257,3 +257,28 @@ def test_concurrent_requests_stay_correct(studio):
     for request, result in (done[0], done[3]):
         alone = studio.synth.synthesize(request)
         np.testing.assert_array_equal(read_wav(alone.path), read_wav(result.path))
+
+
+def test_settings_beyond_the_model_are_clamped_to_its_position_tables(studio, monkeypatch):
+    """The UI allows 1815 codes and 600 tokens per segment (the official model's sizes); a smaller
+    model must still work with them instead of indexing past its position embeddings."""
+    import index_tts.engines.indextts2 as engine_module
+
+    cfg = studio.engine.gpt.cfg
+    assert cfg.max_mel_tokens < 1815 and cfg.max_text_tokens < 600  # the tiny model is smaller
+    asked = []
+
+    def spy(model, spk_cond_emb, text_tokens, emo_vec, params, **kw):
+        asked.append((params.max_mel_tokens, text_tokens.size(-1)))
+        return real(model, spk_cond_emb, text_tokens, emo_vec, params, **kw)
+
+    real = engine_module.generate
+    monkeypatch.setattr(engine_module, "generate", spy)
+    text = " ".join(["This sentence goes on, and on, and on"] * 12) + "."
+    params = replace(FAST, max_mel_tokens=1815, max_text_tokens_per_segment=600)
+    segments = studio.synth.preview_segments(text, 600)
+    assert len(segments) >= 2 and max(s.n_tokens for s in segments) <= cfg.max_text_tokens
+    result = studio.synth.synthesize(SynthesisRequest(text=text, voice=studio.voice, generation=params))
+    assert len(result.segments) == len(segments)
+    assert [m for m, _ in asked] == [cfg.max_mel_tokens] * len(segments)
+    assert max(n for _, n in asked) <= cfg.max_text_tokens
