@@ -275,5 +275,14 @@ def test_indextts2_in_the_browser(browser, tiny_model_dir, tmp_path):
         check_wav(response.body(), 0.01, 2.5, min_peak=0.0)
         expect(page.locator("#out_info")).to_contain_text("IndexTTS2")
         page.close()
+
+        # Text mode without a Qwen model in the directory: the result says the lexicon read it.
+        from gradio_client import Client, handle_file
+
+        result = Client(s.url + "/", verbose=False).predict(
+            voice=handle_file(str(tmp_path / "voice.wav")), text="Fix it now!", emo_mode="text",
+            emo_text="furious and angry", seed=1234, api_name="/synthesize")
+        check_wav(Path(result[0]).read_bytes(), 0.01, 2.5, min_peak=0.0)
+        assert "IndexTTS2" in result[1] and "lexicon" in result[1]
     finally:
         s.stop()
