@@ -410,7 +410,7 @@ class Synthesizer:
             segments=list(output.segments),
             engine=engine.name,
             elapsed_s=time.monotonic() - started,
-            emotion_model=getattr(output, "emotion_model", ""),
+            emotion_model=output.emotion_model,
         )
 
 

@@ -99,11 +99,14 @@ class EngineRequest:
 
 @dataclass
 class EngineOutput:
-    """audio: int16 mono at `sample_rate`. segments: (text, start_s, end_s) per spoken segment."""
+    """audio: int16 mono at `sample_rate`. segments: (text, start_s, end_s) per spoken segment.
+    emotion_model: in text mode, what turned the emotion text into weights (e.g. "qwen", or the
+    lexicon fallback with the reason); empty otherwise."""
 
     audio: np.ndarray
     sample_rate: int
     segments: list[tuple[str, float, float]]
+    emotion_model: str = ""
 
 
 class Engine(Protocol):

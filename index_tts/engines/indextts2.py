@@ -95,17 +95,6 @@ class VoicePrompt:
 
 
 @dataclass
-class IndexTTS2Output(EngineOutput):
-    """EngineOutput plus what the user should know about how it was made.
-
-    emotion_model: in text mode, which model turned the emotion text into weights ("qwen", or
-    the lexicon fallback with the reason); "" in the other modes.
-    """
-
-    emotion_model: str = ""
-
-
-@dataclass
 class Trace:
     """Optional record of intermediates, named as the conformance fixtures name them."""
 
@@ -411,4 +400,4 @@ class IndexTTS2Engine:
             timings.append((text, t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
             t += n + gap
         self.last_synthesis_seconds = time.perf_counter() - started
-        return IndexTTS2Output(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings, emotion_model=emotion_model)
+        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings, emotion_model=emotion_model)

@@ -136,7 +136,8 @@ class QuickVoiceEngine:
         audio = prosody.set_loudness(audio, rule.gain_db)
         progress(1.0, "done")
         pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
-        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=spans)
+        emotion_model = "keyword lexicon (the quick voice has no emotion model)" if emotion.mode == "text" else ""
+        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=spans, emotion_model=emotion_model)
 
     def _profile(self, wav: np.ndarray, sr: int, key: str) -> voice.VoiceProfile:
         with self._lock:

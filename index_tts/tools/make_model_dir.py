@@ -17,7 +17,7 @@ Configs:
 - `tiny`: the fixtures' pipeline sizes (GPT 2 layers, DiT d64, BigVGAN ch 64, ...). Upstream
   hard-codes w2v-BERT width 1024 with 17 layers, codec width 1024, GPT width 1280 and the full
   CAMPPlus, so even `tiny` is about 200 M parameters (~0.8 GB on disk).
-- `official`: `tests/conformance/official_config.yaml`, BigVGAN v2 22 kHz 80-band 256x and the
+- `official`: `index_tts/configs/indextts2_v2.yaml`, BigVGAN v2 22 kHz 80-band 256x and the
   default w2v-BERT 2.0 config: about 1.7 G parameters (~7 GB).
 - PATH: any IndexTTS2 `config.yaml`, with the official BigVGAN and w2v-BERT configs.
 
@@ -45,9 +45,8 @@ import torch
 import yaml
 from torch import nn
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OFFICIAL_CONFIG = REPO_ROOT / "tests" / "conformance" / "official_config.yaml"
-OFFICIAL_BIGVGAN_CONFIG = REPO_ROOT / "tests" / "conformance" / "bigvgan_config.json"
+OFFICIAL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "indextts2_v2.yaml"
+OFFICIAL_BIGVGAN_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bigvgan_v2_22khz_80band_256x.json"
 
 # facebook/w2v-bert-2.0 preprocessor_config.json (spec §2.2.3; fixtures README §5.4).
 PREPROCESSOR_CONFIG = {

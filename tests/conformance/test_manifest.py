@@ -18,11 +18,11 @@ import pytest
 import torch
 import yaml
 
-HERE = Path(__file__).resolve().parent
+CONFIGS = Path(__file__).resolve().parents[2] / "index_tts" / "configs"
 MANIFESTS = Path("/work/shared/checkpoint-manifest")
 FIXTURES = Path("/work/shared/fixtures/indextts2")
-OFFICIAL = yaml.safe_load((HERE / "official_config.yaml").read_text(encoding="utf-8"))
-BIGVGAN_CONFIG = json.loads((HERE / "bigvgan_config.json").read_text(encoding="utf-8"))
+OFFICIAL = yaml.safe_load((CONFIGS / "indextts2_v2.yaml").read_text(encoding="utf-8"))
+BIGVGAN_CONFIG = json.loads((CONFIGS / "bigvgan_v2_22khz_80band_256x.json").read_text(encoding="utf-8"))
 
 pytestmark = pytest.mark.skipif(not MANIFESTS.is_dir(), reason=f"checkpoint manifests not found at {MANIFESTS}")
 
