@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from index_tts.modules.alias_free import Activation1d
+from index_tts.modules.weight_norm import weight_normed
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,6 @@ class BigVGANConfig:
         return n
 
 
-def _weight_norm(module: nn.Module) -> nn.Module:
-    # The legacy helper gives exactly the checkpoint's weight_g / weight_v keys; it warns that it
-    # is deprecated, which is noise here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return nn.utils.weight_norm(module)
-
-
 def _same_padding(kernel_size: int, dilation: int) -> int:
     return (kernel_size * dilation - dilation) // 2
 
@@ -92,11 +84,11 @@ class AMPBlock1(nn.Module):
     def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...], logscale: bool):
         super().__init__()
         self.convs1 = nn.ModuleList(
-            _weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d)))
+            weight_normed(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d)))
             for d in dilations
         )
         self.convs2 = nn.ModuleList(
-            _weight_norm(nn.Conv1d(channels, channels, kernel_size, padding=_same_padding(kernel_size, 1)))
+            weight_normed(nn.Conv1d(channels, channels, kernel_size, padding=_same_padding(kernel_size, 1)))
             for _ in dilations
         )
         self.activations = nn.ModuleList(Activation1d(channels, logscale) for _ in range(2 * len(dilations)))
@@ -115,17 +107,17 @@ class BigVGAN(nn.Module):
         cfg.validate()
         self.cfg = cfg
         ch = cfg.upsample_initial_channel
-        self.conv_pre = _weight_norm(nn.Conv1d(cfg.num_mels, ch, 7, padding=3))
+        self.conv_pre = weight_normed(nn.Conv1d(cfg.num_mels, ch, 7, padding=3))
         # Each stage is wrapped in a one-element ModuleList to keep the official `ups.{i}.0.` keys.
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
             ch_in, ch = ch, ch // 2
-            self.ups.append(nn.ModuleList([_weight_norm(nn.ConvTranspose1d(ch_in, ch, k, u, padding=(k - u) // 2))]))
+            self.ups.append(nn.ModuleList([weight_normed(nn.ConvTranspose1d(ch_in, ch, k, u, padding=(k - u) // 2))]))
             for k_res, dilations in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
                 self.resblocks.append(AMPBlock1(ch, k_res, dilations, cfg.snake_logscale))
         self.activation_post = Activation1d(ch, cfg.snake_logscale)
-        self.conv_post = _weight_norm(nn.Conv1d(ch, 1, 7, padding=3, bias=cfg.use_bias_at_final))
+        self.conv_post = weight_normed(nn.Conv1d(ch, 1, 7, padding=3, bias=cfg.use_bias_at_final))
         self.weight_norm_folded = False
 
     def remove_weight_norm(self) -> None:

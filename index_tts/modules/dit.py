@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from index_tts.modules.length_regulator import sequence_mask
-from index_tts.modules.wavenet import WN, WaveNetConfig, weight_normed
+from index_tts.modules.wavenet import WN, WaveNetConfig
+from index_tts.modules.weight_norm import weight_normed
 
 KNOWN_UNUSED_KEYS = (
     "x_embedder.weight_g",

@@ -12,13 +12,13 @@ key is loaded strictly.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from index_tts.modules.weight_norm import weight_normed
 
 # Checkpoint entries that exist but play no part in quantize / vq2emb.
 UNUSED_PREFIXES = ("decoder.",)
@@ -47,13 +47,6 @@ class SemanticCodecConfig:
         if cfg.downsample_scale not in (1,):
             raise ValueError(f"SemanticCodecConfig.downsample_scale={cfg.downsample_scale}: only 1 is implemented")
         return cfg
-
-
-def _weight_norm(module: nn.Module) -> nn.Module:
-    # Legacy helper: exactly the checkpoint's weight_g / weight_v keys; silence its deprecation.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return nn.utils.weight_norm(module)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -99,8 +92,8 @@ class FactorizedVectorQuantize(nn.Module):
     def __init__(self, input_dim: int, codebook_size: int, codebook_dim: int):
         super().__init__()
         if input_dim != codebook_dim:
-            self.in_project = _weight_norm(nn.Conv1d(input_dim, codebook_dim, 1))
-            self.out_project = _weight_norm(nn.Conv1d(codebook_dim, input_dim, 1))
+            self.in_project = weight_normed(nn.Conv1d(input_dim, codebook_dim, 1))
+            self.out_project = weight_normed(nn.Conv1d(codebook_dim, input_dim, 1))
         else:
             self.in_project = nn.Identity()
             self.out_project = nn.Identity()

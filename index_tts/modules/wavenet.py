@@ -10,20 +10,12 @@ upstream's SConv1d -> NormConv1d -> weight-normed Conv1d nesting, kept so the st
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-
-def weight_normed(module: nn.Module) -> nn.Module:
-    """Legacy `torch.nn.utils.weight_norm`: it yields exactly the checkpoint's `weight_g`/`weight_v`
-    keys (the parametrizations API would not). Its deprecation warning is silenced here only."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return nn.utils.weight_norm(module)
+from index_tts.modules.weight_norm import weight_normed
 
 
 @dataclass(frozen=True)
