@@ -27,7 +27,7 @@ import soxr
 
 from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
-from index_tts.storage import DataDir, PresetStore, atomic_write_bytes, default_data_dir
+from index_tts.storage import DataDir, GlossaryStore, PresetStore, atomic_write_bytes, default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ class SynthesisRequest:
     emotion:        EmotionSpec. In "audio" mode its audio may instead come as `emotion_audio`
                     (path or (sample_rate, samples)); validate() decodes it into the spec.
     output_format:  only "wav" (22050 Hz, 16-bit PCM) for now.
+    use_glossary:   apply the custom term pronunciations (the service's GlossaryStore).
     """
 
     text: str
@@ -166,9 +167,13 @@ class SynthesisRequest:
     generation: GenerationParams = field(default_factory=GenerationParams)
     emotion_audio: AudioInput | None = None
     output_format: str = "wav"
+    use_glossary: bool = True
 
-    def validate(self, limits: Limits = Limits()) -> EngineRequest:
-        """Check every field; return the engine's view of the request or raise ValidationError."""
+    def validate(self, limits: Limits = Limits(), glossary: dict[str, dict[str, str]] | None = None) -> EngineRequest:
+        """Check every field; return the engine's view of the request or raise ValidationError.
+
+        glossary: the current custom pronunciations; passed on only when `use_glossary` is set.
+        """
         if not isinstance(self.text, str):
             raise ValidationError("text", f"must be text, got {type(self.text).__name__}")
         text = self.text.strip()
@@ -176,6 +181,8 @@ class SynthesisRequest:
             raise ValidationError("text", "is empty")
         if len(text) > limits.max_text_chars:
             raise ValidationError("text", f"is too long ({len(text)} characters; at most {limits.max_text_chars})")
+        if not isinstance(self.use_glossary, bool):
+            raise ValidationError("use_glossary", f"must be true or false, got {self.use_glossary!r}")
         if not isinstance(self.output_format, str) or self.output_format.lower() not in OUTPUT_FORMATS:
             raise ValidationError("output_format", f"must be one of {', '.join(OUTPUT_FORMATS)}, got {self.output_format!r}")
 
@@ -216,6 +223,7 @@ class SynthesisRequest:
             voice_key=audio_key(samples, sr),
             emotion=emotion,
             generation=self.generation,
+            glossary=dict(glossary or {}) if self.use_glossary else {},
         )
 
 
@@ -278,6 +286,7 @@ class Synthesizer:
         self._factory = factory
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
         self.presets = PresetStore(self.data.presets)
+        self.glossary = GlossaryStore(self.data.glossary)
         self.limits = limits
         self.selection_reason = selection_reason
         self.load_delay_s = max(0.0, float(load_delay_s))
@@ -390,7 +399,7 @@ class Synthesizer:
         engine = self._ready_engine()
         started = time.monotonic()
         progress(0.0, "checking the request")
-        engine_request = request.validate(self.limits)
+        engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
         if not engine.segments(engine_request.text, engine_request.generation.max_text_tokens_per_segment):
             raise ValidationError("text", "has nothing to speak (no words or characters)")
         progress(0.02, "waiting for the engine")

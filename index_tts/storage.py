@@ -5,6 +5,7 @@ Layout under the data folder (default `./data`, or `$INDEX_TTS_DATA`, or `--data
     outputs/<UTC time>_<random id>.wav     generated speech
     presets/<name>/preset.json             one saved preset (voice + every parameter)
     presets/<name>/voice.wav               its voice reference (and emotion.wav, if any)
+    glossary.json                          custom term pronunciations {term: {"zh": .., "en": ..}}
 
 Every write goes to a temporary file in the destination folder, is fsync'ed, then moved into
 place with `os.replace`, so a crash never leaves a half-written file under a real name.
@@ -20,6 +21,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +34,10 @@ DATA_ENV = "INDEX_TTS_DATA"
 PRESET_FILE = "preset.json"
 PRESET_FORMAT_VERSION = 1
 MAX_NAME_CHARS = 64
+GLOSSARY_FILE = "glossary.json"
+GLOSSARY_FORMAT_VERSION = 1
+MAX_GLOSSARY_CHARS = 100
+MAX_GLOSSARY_TERMS = 1000
 
 
 def default_data_dir() -> Path:
@@ -118,6 +124,10 @@ class DataDir:
         self.outputs.mkdir(parents=True, exist_ok=True)
         self.presets.mkdir(parents=True, exist_ok=True)
         return self
+
+    @property
+    def glossary(self) -> Path:
+        return self.root / GLOSSARY_FILE
 
     def new_output_path(self, suffix: str = ".wav") -> Path:
         return self.outputs / unique_output_name(suffix)
@@ -242,3 +252,110 @@ class PresetStore:
 
     def names(self) -> list[str]:
         return self.scan()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# custom term pronunciations
+
+
+def _check_glossary_text(value: object, field_name: str, required: bool) -> str:
+    """Strip and check one term or reading; raise ValueError starting with the field's name."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} must be text, got {type(value).__name__}")
+    value = unicodedata.normalize("NFC", value).strip()
+    if not value:
+        if required:
+            raise ValueError(f"{field_name} is empty")
+        return value
+    if len(value) > MAX_GLOSSARY_CHARS:
+        raise ValueError(f"{field_name} is too long ({len(value)} characters; at most {MAX_GLOSSARY_CHARS})")
+    # Control characters (newlines, tabs, NUL...) would change how the text is segmented or break
+    # the table; they have no place in a word or its reading.
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ValueError(f"{field_name} must not contain control characters")
+    return value
+
+
+class GlossaryStore:
+    """Custom term pronunciations, kept in one JSON file in the data folder.
+
+    A term has a Chinese reading (used on the Chinese text path), an English reading (English
+    path), or both; a missing reading leaves the term as written on that path. Terms match
+    case-insensitively, so adding "gpu" replaces an existing "GPU". A corrupt file is logged,
+    reported by `problem`, and read as empty: the studio keeps working and the next save
+    replaces it.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.problem = ""  # why the file was not readable at the last `load`, else ""
+        self._lock = threading.Lock()
+
+    def load(self) -> dict[str, dict[str, str]]:
+        """{term: {"zh": reading, "en": reading}} with only non-empty readings, sorted by term."""
+        self.problem = ""
+        if not self.path.is_file():
+            return {}
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+            terms = document["terms"] if isinstance(document, dict) and "terms" in document else document
+            if not isinstance(terms, dict):
+                raise ValueError("expected an object of terms")
+            glossary = {}
+            for term, readings in terms.items():
+                if isinstance(readings, str):  # {term: reading}: one reading for both paths
+                    readings = {"zh": readings, "en": readings}
+                glossary.update(self._entry(term, readings.get("zh"), readings.get("en")))
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError) as e:
+            self.problem = f"{self.path.name} is unreadable and was ignored: {e}"
+            log.warning("glossary: %s", self.problem)
+            return {}
+        return dict(sorted(glossary.items(), key=lambda kv: kv[0].casefold()))
+
+    def list(self) -> list[tuple[str, str, str]]:
+        """(term, zh reading, en reading) rows for a table."""
+        return [(term, r.get("zh", ""), r.get("en", "")) for term, r in self.load().items()]
+
+    def add(self, term: str, zh: str | None = None, en: str | None = None) -> tuple[dict[str, dict[str, str]], bool]:
+        """Add or replace a term; returns the new glossary and whether a term was replaced."""
+        entry = self._entry(term, zh, en)
+        (term,) = entry
+        with self._lock:
+            glossary = self.load()
+            same = [t for t in glossary if t.casefold() == term.casefold()]
+            for t in same:
+                del glossary[t]
+            if not same and len(glossary) >= MAX_GLOSSARY_TERMS:
+                raise ValueError(f"term: the glossary is full ({MAX_GLOSSARY_TERMS} terms)")
+            glossary.update(entry)
+            self._save(glossary)
+        return self.load(), bool(same)
+
+    def remove(self, term: str) -> bool:
+        """Remove a term (case-insensitively); False when it was not there."""
+        if not isinstance(term, str) or not term.strip():
+            return False
+        key = unicodedata.normalize("NFC", term).strip().casefold()
+        with self._lock:
+            glossary = self.load()
+            kept = {t: r for t, r in glossary.items() if t.casefold() != key}
+            if len(kept) == len(glossary):
+                return False
+            self._save(kept)
+        return True
+
+    @staticmethod
+    def _entry(term: object, zh: object, en: object) -> dict[str, dict[str, str]]:
+        term = _check_glossary_text(term, "term", required=True)
+        readings = {"zh": _check_glossary_text(zh, "zh", required=False), "en": _check_glossary_text(en, "en", required=False)}
+        readings = {lang: r for lang, r in readings.items() if r}
+        if not readings:
+            raise ValueError("zh: give a Chinese or an English reading (or both)")
+        return {term: readings}
+
+    def _save(self, glossary: dict[str, dict[str, str]]) -> None:
+        ordered = dict(sorted(glossary.items(), key=lambda kv: kv[0].casefold()))
+        document = {"format_version": GLOSSARY_FORMAT_VERSION, "terms": ordered}
+        atomic_write_text(self.path, json.dumps(document, ensure_ascii=False, indent=2))

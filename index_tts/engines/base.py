@@ -87,6 +87,8 @@ class EngineRequest:
 
     voice: float32 mono samples in [-1, 1] of the reference voice, at `voice_sr`.
     voice_key: a content hash of the voice audio; engines key their per-voice caches on it.
+    glossary: {term: {"zh": reading, "en": reading}}, the custom pronunciations to apply to this
+    request's text (case-insensitive, longest term first); empty when the glossary is off.
     """
 
     text: str
@@ -95,6 +97,7 @@ class EngineRequest:
     voice_key: str
     emotion: EmotionSpec = field(default_factory=EmotionSpec)
     generation: GenerationParams = field(default_factory=GenerationParams)
+    glossary: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass

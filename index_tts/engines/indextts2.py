@@ -179,13 +179,13 @@ class IndexTTS2Engine:
 
     # -- text ---------------------------------------------------------------------------------
 
-    def _segment_pieces(self, text: str, max_tokens: int) -> list[list[str]]:
+    def _segment_pieces(self, text: str, max_tokens: int, glossary: dict | None = None) -> list[list[str]]:
         from index_tts.text import split_segments
 
         # The GPT's text positions bound a segment. The official model's 600 is also the UI's
         # maximum, so this only bites for smaller (test) models, which would otherwise crash.
         max_tokens = min(max_tokens, self.gpt.cfg.max_text_tokens)
-        return split_segments(self.tokenizer.tokenize(text), max_tokens)
+        return split_segments(self.tokenizer.tokenize(text, glossary), max_tokens)
 
     def segments(self, text: str, max_tokens: int) -> list[Segment]:
         return [Segment("".join(p).replace("▁", " ").strip(), len(p)) for p in self._segment_pieces(text, max_tokens)]
@@ -372,7 +372,7 @@ class IndexTTS2Engine:
             generator.manual_seed(params.seed)
 
         progress(0.02, "text processing")
-        pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment)
+        pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment, request.glossary)
         if not pieces:
             raise ValueError("text: nothing to speak after normalisation")
         ids = [torch.tensor([self.tokenizer.convert_tokens_to_ids(p)], dtype=torch.int32) for p in pieces]

@@ -13,6 +13,9 @@ Emotion modes:
                  range, speaking rate, loudness) and its departure from the *speaker's* values
                  becomes the rule, scaled by the weight. Voice quality is not copied.
 `use_random` (vector and text modes) perturbs the weights by up to ±0.15 each, drawn from the seed.
+
+Custom pronunciations (`request.glossary`) are substituted into each segment before espeak reads
+it: the zh reading where espeak reads the segment with its Mandarin voice, else the en reading.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class QuickVoiceEngine:
         feats, wavs = [], []
         for i, seg in enumerate(segs):
             progress(0.05 + 0.45 * i / len(segs), f"speaking {i + 1}/{len(segs)}")
-            wav = espeak.speak(seg.text)
+            wav = espeak.speak(apply_glossary(seg.text, request.glossary))
             if wav.size == 0:
                 raise ValueError(f"espeak produced no audio for segment {i + 1}: {seg.text!r}")
             wavs.append(wav)
@@ -191,6 +194,22 @@ def rule_from_reference(emotion_ref: voice.VoiceProfile, speaker: voice.VoicePro
         "gain_db": emotion_ref.level_db - speaker.level_db,
     }
     return ProsodyRule(**{k: float(np.clip(v, *_AUDIO_LIMITS[k])) for k, v in values.items()})
+
+
+def apply_glossary(text: str, glossary: dict[str, dict[str, str]]) -> str:
+    """Replace each glossary term in `text` by its reading for the language espeak will read
+    `text` in; one case-insensitive pass, longest term first, so a reading is never re-read
+    as another term. A term without a reading in that language stays as written."""
+    lang = "zh" if espeak.voice_for(text) == espeak.MANDARIN else "en"
+    readings = {}
+    for term, value in (glossary or {}).items():
+        reading = value.get(lang) if isinstance(value, dict) else value
+        if term and reading:
+            readings[term.casefold()] = reading
+    if not readings:
+        return text
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(readings, key=len, reverse=True)), re.IGNORECASE)
+    return pattern.sub(lambda m: readings.get(m.group().casefold(), m.group()), text)
 
 
 def _split_keep(text: str, boundary: re.Pattern) -> list[str]:

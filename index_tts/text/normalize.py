@@ -167,7 +167,9 @@ class TextNormalizer:
     """`normalize(text) -> str`, upstream's rules around WeTextProcessing.
 
     glossary: {term: reading} or {term: {"zh": reading, "en": reading}}; applied case-insensitively,
-    longest term first, when `enable_glossary` is true.
+    longest term first, when `enable_glossary` is true. A per-call glossary given to `normalize`
+    is applied as well (its readings win), so one shared normalizer serves requests with
+    different glossaries without holding any of them.
     """
 
     def __init__(self, enable_glossary: bool = False, glossary: dict | None = None, cache_dir: str | Path | None = None):
@@ -185,16 +187,26 @@ class TextNormalizer:
     def load_glossary(self, glossary: dict) -> None:
         self.glossary.update(glossary)
 
-    def normalize(self, text: str) -> str:
+    def normalize(self, text: str, glossary: dict | None = None) -> str:
         self.load()
+        terms = self._glossary_for_call(glossary)
         if use_chinese(text):
-            return self._normalize_chinese(text)
-        return self._normalize_english(text)
+            return self._normalize_chinese(text, terms)
+        return self._normalize_english(text, terms)
 
-    def _normalize_chinese(self, text: str) -> str:
+    def _glossary_for_call(self, glossary: dict | None) -> dict:
+        terms = dict(self.glossary) if self.enable_glossary else {}
+        if glossary:
+            # Terms match case-insensitively: a per-call "gpu" replaces a configured "GPU".
+            per_call = {t.casefold() for t in glossary}
+            terms = {t: r for t, r in terms.items() if t.casefold() not in per_call}
+            terms.update(glossary)
+        return terms
+
+    def _normalize_chinese(self, text: str, glossary: dict) -> str:
         text = CONTRACTION_PATTERN.sub(r"\1 is", text)
-        if self.enable_glossary:
-            text = self.apply_glossary(text, "zh")
+        if glossary:
+            text = self.apply_glossary(text, "zh", glossary)
         text, has_terms = _protect_tech_terms(text.rstrip())
         text, pinyins = _protect(text, PINYIN_TONE_PATTERN, "pinyin")
         text, names = _protect(text, NAME_PATTERN, "n")
@@ -210,11 +222,11 @@ class TextNormalizer:
             result = re.sub(r"\s*<H>\s*", "-", result)
         return _ZH_PUNCTUATION_RE.sub(lambda m: ZH_PUNCTUATION_MAP[m.group()], result)
 
-    def _normalize_english(self, text: str) -> str:
+    def _normalize_english(self, text: str, glossary: dict) -> str:
         try:
             text = CONTRACTION_PATTERN.sub(r"\1 is", text)
-            if self.enable_glossary:
-                text = self.apply_glossary(text, "en")
+            if glossary:
+                text = self.apply_glossary(text, "en", glossary)
             protected, has_terms = _protect_tech_terms(text)
             with _CALL_LOCK:
                 result = self._en.normalize(protected)
@@ -225,10 +237,15 @@ class TextNormalizer:
             result = text
         return _PUNCTUATION_RE.sub(lambda m: PUNCTUATION_MAP[m.group()], result)
 
-    def apply_glossary(self, text: str, lang: str) -> str:
-        for term in sorted(self.glossary, key=len, reverse=True):
-            value = self.glossary[term]
-            reading = value.get(lang, term) if isinstance(value, dict) else value
+    def apply_glossary(self, text: str, lang: str, glossary: dict | None = None) -> str:
+        """Replace each term (case-insensitively, longest first) by its `lang` reading; a term
+        without one stays. glossary: these terms instead of the normalizer's own."""
+        glossary = self.glossary if glossary is None else glossary
+        for term in sorted(glossary, key=len, reverse=True):
+            value = glossary[term]
+            reading = value.get(lang) if isinstance(value, dict) else value
+            if not reading:
+                continue  # no reading for this language: the text stays as written
             # A function replacement keeps backslashes in readings literal.
             text = re.sub(re.escape(term), lambda _m, r=reading: r, text, flags=re.IGNORECASE)
         return text

@@ -57,26 +57,29 @@ class TextTokenizer:
     def unk_id(self) -> int:
         return self.sp.unk_id()
 
-    def prepare(self, text: str) -> str | None:
-        """The string SentencePiece encodes; None when upstream skips normalisation (one char)."""
+    def prepare(self, text: str, glossary: dict | None = None) -> str | None:
+        """The string SentencePiece encodes; None when upstream skips normalisation (one char).
+
+        glossary: custom pronunciations for this call, handed to the normalizer.
+        """
         if len(text.strip()) == 1:
             return None
         if self.normalizer is not None:
-            text = self.normalizer.normalize(text)
+            text = self.normalizer.normalize(text, glossary=glossary)
         return tokenize_by_CJK_char(text)
 
-    def tokenize(self, text: str) -> list[str]:
+    def tokenize(self, text: str, glossary: dict | None = None) -> list[str]:
         """text -> BPE pieces. A single (stripped) character is encoded raw, as upstream does."""
         if not text:
             return []
-        prepared = self.prepare(text)
+        prepared = self.prepare(text, glossary)
         return self.sp.Encode(text if prepared is None else prepared, out_type=str)
 
     def convert_tokens_to_ids(self, pieces: list[str]) -> list[int]:
         return [self.sp.PieceToId(p) for p in pieces]
 
-    def encode(self, text: str) -> Encoded:
-        pieces = self.tokenize(text)
+    def encode(self, text: str, glossary: dict | None = None) -> Encoded:
+        pieces = self.tokenize(text, glossary)
         ids = self.convert_tokens_to_ids(pieces)
         n_unk = sum(1 for i in ids if i == self.unk_id)
         if n_unk:
