@@ -218,6 +218,25 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                                                         label=t("en", "interval_silence"), elem_id="interval_silence"), label="interval_silence")
                         seed = tr(gr.Number(None, precision=0, label=t("en", "seed"), elem_id="seed"), label="seed")
 
+                with tr(gr.Accordion(t("en", "glossary_section"), open=False, elem_id="glossary_section"), label="glossary_section"):
+                    use_glossary = tr(gr.Checkbox(True, label=t("en", "glossary_use"), info=t("en", "glossary_use_info"),
+                                                  elem_id="use_glossary"), label="glossary_use", info="glossary_use_info")
+                    with gr.Row():
+                        glossary_term = tr(gr.Textbox(label=t("en", "glossary_term"), elem_id="glossary_term", max_lines=1),
+                                           label="glossary_term")
+                        glossary_zh = tr(gr.Textbox(label=t("en", "glossary_zh"), placeholder=t("en", "glossary_zh_placeholder"),
+                                                    elem_id="glossary_zh", max_lines=1), label="glossary_zh", placeholder="glossary_zh_placeholder")
+                        glossary_en = tr(gr.Textbox(label=t("en", "glossary_en"), placeholder=t("en", "glossary_en_placeholder"),
+                                                    elem_id="glossary_en", max_lines=1), label="glossary_en", placeholder="glossary_en_placeholder")
+                    with gr.Row():
+                        glossary_add = tr(gr.Button(t("en", "glossary_add"), variant="primary", elem_id="glossary_add_btn", scale=0),
+                                          value="glossary_add")
+                        glossary_remove = tr(gr.Button(t("en", "glossary_remove"), variant="stop", elem_id="glossary_remove_btn", scale=0),
+                                             value="glossary_remove")
+                    glossary_info = gr.Markdown("", elem_id="glossary_info")
+                    glossary_table = gr.Dataframe(headers=t("en", "glossary_headers").split("|"), datatype=["str", "str", "str"],
+                                                  interactive=False, wrap=True, elem_id="glossary_table", max_height=240)
+
                 with tr(gr.Accordion(t("en", "segments_label"), open=True, elem_id="segments_section"), label="segments_label"):
                     segments_note = gr.Markdown("", elem_id="segments_note")
                     segments = gr.Dataframe(headers=t("en", "segments_headers").split("|"), datatype=["number", "str", "number"],
@@ -321,7 +340,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                        length_penalty=DEFAULTS.length_penalty, max_mel_tokens=DEFAULTS.max_mel_tokens,
                        max_tokens_per_segment=DEFAULTS.max_text_tokens_per_segment,
                        interval_silence_ms=DEFAULTS.interval_silence_ms, seed=None, lang="en", history=None,
-                       progress=gr.Progress()):
+                       use_glossary=True, progress=gr.Progress()):
             synth = get_synthesizer()
             try:
                 emotion = build_emotion(emo_mode, emo_weight, emo_random,
@@ -329,7 +348,8 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                 generation = build_generation(do_sample, temperature, top_p, top_k, num_beams, repetition_penalty,
                                               length_penalty, max_mel_tokens, max_tokens_per_segment, interval_silence_ms, seed)
                 request = SynthesisRequest(text=text if text is not None else "", voice=voice, emotion=emotion,
-                                           generation=generation, emotion_audio=emo_audio)
+                                           generation=generation, emotion_audio=emo_audio,
+                                           use_glossary=True if use_glossary is None else bool(use_glossary))
                 result = synth.synthesize(request, lambda f, stage: progress(f, desc=stage))
             except (ValidationError, NotReady) as e:
                 raise gr.Error(str(e), print_exception=False) from e
@@ -359,7 +379,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
             )
 
         synth_inputs = [voice, text, emo_mode, emo_audio, emo_weight, emo_random, *sliders, emo_text,
-                        *generation_inputs, lang, history]
+                        *generation_inputs, lang, history, use_glossary]
         generate.click(synthesize, synth_inputs, [output, output_info, history, history_table, history_select, history_files],
                        api_name="synthesize", concurrency_limit=1, concurrency_id="engine")
 
@@ -449,6 +469,55 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
         preset_delete.click(delete_preset, [preset_select, lang], [preset_select, preset_info], api_name="delete_preset", **light)
         preset_refresh.click(refresh_presets, [lang, preset_select], [preset_select, preset_info], api_visibility="private", **light)
         demo.load(refresh_presets, [lang], [preset_select, preset_info], api_visibility="private", **light)
+
+        # -- custom term pronunciations ----------------------------------------------------------
+
+        def glossary_rows(lang_value, message=""):
+            store = get_synthesizer().glossary
+            rows = [list(row) for row in store.list()]
+            if store.problem:
+                problem = t(lang_value, "glossary_problem", problem=store.problem)
+                message = f"{message}\n\n{problem}" if message else problem
+            return rows, message
+
+        def add_term(term, zh=None, en=None, lang="en"):
+            try:
+                _, replaced = get_synthesizer().glossary.add(term or "", zh, en)
+            except (ValueError, OSError) as e:
+                raise gr.Error(f"glossary.{e}" if isinstance(e, ValueError) else f"glossary: {e}", print_exception=False) from e
+            key = "glossary_replaced" if replaced else "glossary_added"
+            rows, message = glossary_rows(lang, t(lang, key, term=(term or "").strip()))
+            return rows, message, "", "", ""
+
+        def remove_term(term, lang="en"):
+            term = (term or "").strip()
+            if not term:
+                raise gr.Error(t(lang, "glossary_none"), print_exception=False)
+            try:
+                removed = get_synthesizer().glossary.remove(term)
+            except OSError as e:
+                raise gr.Error(f"glossary: {e}", print_exception=False) from e
+            rows, message = glossary_rows(lang, t(lang, "glossary_removed" if removed else "glossary_missing", term=term))
+            return rows, message, ""
+
+        def refresh_glossary(lang_value):
+            return glossary_rows(lang_value)
+
+        def pick_term(rows, evt: gr.SelectData):
+            # Clicking a row fills the boxes, so a term can be edited (Add) or removed.
+            try:
+                row = rows.values.tolist()[evt.index[0]] if hasattr(rows, "values") else rows[evt.index[0]]
+            except (IndexError, TypeError, KeyError):
+                return gr.update(), gr.update(), gr.update()
+            return row[0], row[1], row[2]
+
+        glossary_add.click(add_term, [glossary_term, glossary_zh, glossary_en, lang],
+                           [glossary_table, glossary_info, glossary_term, glossary_zh, glossary_en], api_name="add_term", **light)
+        glossary_remove.click(remove_term, [glossary_term, lang], [glossary_table, glossary_info, glossary_term],
+                              api_name="remove_term", **light)
+        glossary_table.select(pick_term, glossary_table, [glossary_term, glossary_zh, glossary_en],
+                              api_visibility="private", **light)
+        demo.load(refresh_glossary, [lang], [glossary_table, glossary_info], api_visibility="private", **light)
 
         # -- language switch -------------------------------------------------------------------
 
