@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-pyworld = pytest.importorskip("pyworld")
+import pyworld
 
 from index_tts.emotion import EMOTIONS, EmotionSpec  # noqa: E402
 from index_tts.engines.base import EngineRequest, GenerationParams  # noqa: E402
