@@ -26,7 +26,7 @@ import soundfile as sf
 import soxr
 
 from index_tts.emotion import EmotionSpec
-from index_tts.engines.base import Engine, EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
+from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
 from index_tts.storage import DataDir, GlossaryStore, PresetStore, atomic_write_bytes, default_data_dir
 
 log = logging.getLogger(__name__)
@@ -400,11 +400,12 @@ class Synthesizer:
         started = time.monotonic()
         progress(0.0, "checking the request")
         engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
-        if not engine.segments(engine_request.text, engine_request.generation.max_text_tokens_per_segment):
-            raise ValidationError("text", "has nothing to speak (no words or characters)")
         progress(0.02, "waiting for the engine")
         with self._engine_lock:
-            output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage))
+            try:
+                output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage))
+            except NothingToSpeak as e:
+                raise ValidationError("text", "has nothing to speak (no words or characters)") from e
         progress(0.95, "saving audio")
         audio = _to_output_pcm(output.audio, output.sample_rate)
         path = self.data.new_output_path(".wav")

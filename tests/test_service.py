@@ -191,6 +191,16 @@ def test_eight_parallel_requests_on_the_quick_voice(tmp_path):
     assert sorted(p.name for p in synth.data.outputs.iterdir()) == sorted(p.name for p in paths)
 
 
+def test_text_with_nothing_to_speak_is_a_text_error_and_writes_nothing(tmp_path):
+    factory, reason = select_engine("quick", tmp_path / "no-model")
+    synth = Synthesizer(factory, data_dir=tmp_path, selection_reason=reason).start()
+    assert synth.wait_until_loaded(30) == "ready"
+    with pytest.raises(ValidationError) as caught:
+        synth.synthesize(SynthesisRequest(text="!!! ... ???", voice=voice()))
+    assert caught.value.field == "text" and "nothing to speak" in str(caught.value)
+    assert list(synth.data.outputs.iterdir()) == []
+
+
 def test_engine_selection(tmp_path):
     from index_tts.engines import EngineUnavailable
 

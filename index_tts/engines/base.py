@@ -73,6 +73,10 @@ class GenerationParams:
             raise ValueError(f"generation.seed must be a whole number in [0, 2^32), got {self.seed!r}")
 
 
+class NothingToSpeak(ValueError):
+    """The text holds nothing an engine can speak (only punctuation, say)."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """One piece of the text as the engine will speak it."""

@@ -20,7 +20,6 @@ Model directory layout (the names the conformance fixtures use):
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +31,7 @@ import yaml
 
 from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
-from index_tts.engines.base import EngineOutput, EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
+from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
 from index_tts.modules.generation import generate
@@ -106,6 +105,11 @@ class Trace:
 
 def _no_trace(name: str, value) -> None:
     pass
+
+
+def _pieces_text(pieces: list[str]) -> str:
+    """SentencePiece pieces -> readable text ("▁" marks a word start)."""
+    return "".join(pieces).replace("▁", " ").strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +192,7 @@ class IndexTTS2Engine:
         return split_segments(self.tokenizer.tokenize(text, glossary), max_tokens)
 
     def segments(self, text: str, max_tokens: int) -> list[Segment]:
-        return [Segment("".join(p).replace("▁", " ").strip(), len(p)) for p in self._segment_pieces(text, max_tokens)]
+        return [Segment(_pieces_text(p), len(p)) for p in self._segment_pieces(text, max_tokens)]
 
     # -- voice and emotion --------------------------------------------------------------------
 
@@ -374,7 +378,7 @@ class IndexTTS2Engine:
         progress(0.02, "text processing")
         pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment, request.glossary)
         if not pieces:
-            raise ValueError("text: nothing to speak after normalisation")
+            raise NothingToSpeak("the text has nothing to speak after normalisation")
         ids = [torch.tensor([self.tokenizer.convert_tokens_to_ids(p)], dtype=torch.int32) for p in pieces]
 
         progress(0.05, "processing the voice reference")
@@ -388,7 +392,6 @@ class IndexTTS2Engine:
             emotion = replace(emotion, mode="vector", vector=tuple(weights))
         emovec = self.emotion_vector(prompt, emotion, request.text, generator)
 
-        started = time.perf_counter()
         wav, lengths = self.synthesize_tokens(prompt, emovec, ids, params, generator, progress=progress)
         progress(0.95, "finishing")
         pcm = wav.to(torch.int16).numpy()  # truncation toward zero, as upstream's int16 cast
@@ -396,8 +399,6 @@ class IndexTTS2Engine:
         timings, t = [], 0
         gap = int(SAMPLE_RATE * params.interval_silence_ms / 1000)
         for piece, n in zip(pieces, lengths):
-            text = "".join(piece).replace("▁", " ").strip()
-            timings.append((text, t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
+            timings.append((_pieces_text(piece), t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
             t += n + gap
-        self.last_synthesis_seconds = time.perf_counter() - started
         return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings, emotion_model=emotion_model)

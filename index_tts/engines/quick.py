@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from index_tts.engines.base import EngineOutput, EngineRequest, ProgressFn, Segment, no_progress
+from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, ProgressFn, Segment, no_progress
 from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.quickvoice import espeak, lexicon, prosody, voice
 from index_tts.quickvoice.prosody import ProsodyRule
@@ -110,7 +110,7 @@ class QuickVoiceEngine:
         progress(0.0, "segmenting")
         segs = self.segments(request.text, gen.max_text_tokens_per_segment)
         if not segs:
-            raise ValueError("the text has nothing to speak (no words or characters)")
+            raise NothingToSpeak("the text has nothing to speak (no words or characters)")
 
         speaker = self._profile(request.voice, request.voice_sr, request.voice_key)
 
