@@ -36,14 +36,15 @@ def _indextts2_module():
 
 def indextts2_unavailable_reason(model_dir: str | Path) -> str:
     """'' when IndexTTS2 can load from `model_dir`, otherwise why not (in words)."""
-    module, reason = _indextts2_module()
-    if module is None:
-        return reason
-    missing = module.missing_files(Path(model_dir))
+    from index_tts.engines.model_files import missing_files
+
+    missing = missing_files(Path(model_dir))
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         return f"IndexTTS2 weights missing in {model_dir}: {shown}"
-    return ""
+    # Only now import the neural engine (torch, transformers): a missing package is a reason too.
+    module, reason = _indextts2_module()
+    return reason
 
 
 def _quick_factory() -> EngineFactory:

@@ -32,6 +32,7 @@ import yaml
 from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
+from index_tts.engines.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
 from index_tts.modules.generation import generate
@@ -46,36 +47,7 @@ CFM_STEPS = 25
 CFG_RATE = 0.7
 VOICE_CACHE_SIZE = 8
 
-# Files an IndexTTS2 model directory must hold (besides those config.yaml names).
-AUX_FILES = (
-    "w2v_bert/config.json",
-    "w2v_bert/model.safetensors",
-    "semantic_codec_model.safetensors",
-    "campplus_cn_common.bin",
-    "bigvgan/config.json",
-    "bigvgan/bigvgan_generator.pt",
-)
 QWEN_DIR_DEFAULT = "qwen0.6bemo4-merge"
-
-
-def _config_files(cfg: dict) -> list[str]:
-    return [cfg["gpt_checkpoint"], cfg["s2mel_checkpoint"], cfg["spk_matrix"], cfg["emo_matrix"],
-            cfg["w2v_stat"], cfg["dataset"]["bpe_model"]]
-
-
-def missing_files(model_dir: Path) -> list[str]:
-    """The files IndexTTS2 needs that `model_dir` lacks (empty when it can load)."""
-    model_dir = Path(model_dir)
-    config = model_dir / "config.yaml"
-    if not config.is_file():
-        return ["config.yaml"]
-    try:
-        names = _config_files(yaml.safe_load(config.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, KeyError, TypeError) as e:
-        return [f"config.yaml (unreadable: {e})"]
-    return [n for n in (*names, *AUX_FILES) if not (model_dir / n).is_file()]
-
-
 # ---------------------------------------------------------------------------------------------
 # Value objects
 
