@@ -26,13 +26,13 @@ import soundfile as sf
 import soxr
 
 from index_tts.emotion import EmotionSpec
+from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
-from index_tts.storage import DataDir, GlossaryStore, PresetStore, atomic_write_bytes, default_data_dir
+from index_tts.storage import DataDir, GlossaryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes, default_data_dir
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE = 22050
-OUTPUT_FORMATS = ("wav",)
 WEIGHTS_HELP = "To use IndexTTS2, put the official weights in cache_hub/IndexTTS-2/ (see cache_hub/README.md) and restart."
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
 
@@ -157,7 +157,8 @@ class SynthesisRequest:
     voice:          the reference voice (path, or (sample_rate, samples)).
     emotion:        EmotionSpec. In "audio" mode its audio may instead come as `emotion_audio`
                     (path or (sample_rate, samples)); validate() decodes it into the spec.
-    output_format:  only "wav" (22050 Hz, 16-bit PCM) for now.
+    output_format:  one of encoding.FORMAT_NAMES (wav, flac, mp3, ogg, opus, pcm); 22050 Hz
+                    16-bit mono (opus: 24 kHz).
     use_glossary:   apply the custom term pronunciations (the service's GlossaryStore).
     """
 
@@ -183,8 +184,7 @@ class SynthesisRequest:
             raise ValidationError("text", f"is too long ({len(text)} characters; at most {limits.max_text_chars})")
         if not isinstance(self.use_glossary, bool):
             raise ValidationError("use_glossary", f"must be true or false, got {self.use_glossary!r}")
-        if not isinstance(self.output_format, str) or self.output_format.lower() not in OUTPUT_FORMATS:
-            raise ValidationError("output_format", f"must be one of {', '.join(OUTPUT_FORMATS)}, got {self.output_format!r}")
+        _rethrow_named(lambda: audio_format(self.output_format), "output_format")
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")
@@ -250,6 +250,7 @@ class SynthesisResult:
     engine: str
     elapsed_s: float
     emotion_model: str = ""  # text mode: which model read the emotion text (engines may not say)
+    format: str = "wav"      # encoding.FORMATS key; the file suffix matches
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,7 @@ class Synthesizer:
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
         self.presets = PresetStore(self.data.presets)
         self.glossary = GlossaryStore(self.data.glossary)
+        self.voices = VoiceStore(self.data.voices)
         self.limits = limits
         self.selection_reason = selection_reason
         self.load_delay_s = max(0.0, float(load_delay_s))
@@ -382,6 +384,37 @@ class Synthesizer:
             raise NotReady(state, progress, f"the model failed to load: {error}")
         raise NotReady(state, progress, f"model is loading ({progress * 100:.0f}%)")
 
+    # -- voice library ------------------------------------------------------------------------
+
+    def save_voice(self, name: str, audio: AudioInput, *, tags: object = (), note: object = "",
+                   default_emotion: object = None, overwrite: bool = False) -> tuple[Voice, bool]:
+        """Check a reference like a synthesis voice (length, silence, rate) and store it in the
+        library as 16-bit WAV. Raises ValidationError naming the field; VoiceExists when the name
+        is taken and `overwrite` is false."""
+        samples, sr = decode_audio(audio, "voice", self.limits)
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, sr, format="WAV", subtype="PCM_16")
+        try:
+            return self.voices.save(name, buffer.getvalue(), tags=tags, note=note,
+                                    default_emotion=default_emotion, overwrite=overwrite)
+        except TypeError as e:
+            raise ValidationError("default_emotion", f"cannot be stored: {e}") from e
+        except FileExistsError:
+            raise
+        except ValueError as e:
+            message = str(e)
+            field_name = message.split(" ", 1)[0] if message.split(" ", 1)[0] in ("tags", "note") else "name"
+            raise ValidationError(field_name, message) from e
+
+    def voice_path(self, name: str) -> Path:
+        """The audio file of a saved voice, for SynthesisRequest.voice; ValidationError("voice")."""
+        try:
+            return self.voices.get(name).audio_path
+        except FileNotFoundError as e:
+            raise ValidationError("voice", str(e)) from e
+        except ValueError as e:
+            raise ValidationError("voice", str(e)) from e
+
     # -- work ---------------------------------------------------------------------------------
 
     def preview_segments(self, text: str, max_tokens: int) -> list[Segment]:
@@ -394,24 +427,40 @@ class Synthesizer:
         lo, hi = GenerationParams.RANGES["max_text_tokens_per_segment"]
         return engine.segments(text.strip()[: self.limits.max_text_chars], int(min(max(max_tokens, lo), hi)))
 
-    def synthesize(self, request: SynthesisRequest, progress: ProgressFn = no_progress) -> SynthesisResult:
-        """Validate, synthesize (one request at a time), write a WAV; report progress by stage."""
+    def synthesize(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
+                   on_audio: Callable[[np.ndarray], None] | None = None) -> SynthesisResult:
+        """Validate, synthesize (one request at a time), write the output file.
+
+        progress(fraction, stage) reports stages. on_audio(int16 samples at OUTPUT_SAMPLE_RATE), when
+        given, receives the audio as each segment finishes, the pause before it included, so the
+        chunks in order are exactly the samples of the written file (for streaming).
+        """
         engine = self._ready_engine()
         started = time.monotonic()
         progress(0.0, "checking the request")
         engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
+        fmt = audio_format(request.output_format)
+        on_segment = None
+        if on_audio is not None:
+            gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
+
+            def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
+                chunk = _to_output_pcm(pcm, sample_rate)
+                on_audio(np.concatenate([gap, chunk]) if index > 0 else chunk)
+
         progress(0.02, "waiting for the engine")
         with self._engine_lock:
             try:
-                output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage))
+                # on_segment only when streaming: engines without streaming keep working.
+                streaming = {"on_segment": on_segment} if on_segment is not None else {}
+                output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
+                                           **streaming)
             except NothingToSpeak as e:
                 raise ValidationError("text", "has nothing to speak (no words or characters)") from e
         progress(0.95, "saving audio")
         audio = _to_output_pcm(output.audio, output.sample_rate)
-        path = self.data.new_output_path(".wav")
-        buffer = io.BytesIO()
-        sf.write(buffer, audio, OUTPUT_SAMPLE_RATE, format="WAV", subtype="PCM_16")
-        atomic_write_bytes(path, buffer.getvalue())
+        path = self.data.new_output_path(fmt.suffix)
+        atomic_write_bytes(path, encode(audio, OUTPUT_SAMPLE_RATE, fmt))
         progress(1.0, "done")
         return SynthesisResult(
             path=path,
@@ -421,6 +470,7 @@ class Synthesizer:
             engine=engine.name,
             elapsed_s=time.monotonic() - started,
             emotion_model=output.emotion_model,
+            format=fmt.name,
         )
 
 

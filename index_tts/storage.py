@@ -5,6 +5,8 @@ Layout under the data folder (default `./data`, or `$INDEX_TTS_DATA`, or `--data
     outputs/<UTC time>_<random id>.wav     generated speech
     presets/<name>/preset.json             one saved preset (voice + every parameter)
     presets/<name>/voice.wav               its voice reference (and emotion.wav, if any)
+    voices/<name>/voice.json               a saved voice: tags, note, default emotion
+    voices/<name>/voice.wav                its reference audio (16-bit PCM)
     glossary.json                          custom term pronunciations {term: {"zh": .., "en": ..}}
 
 Every write goes to a temporary file in the destination folder, is fsync'ed, then moved into
@@ -87,20 +89,20 @@ def unique_output_name(suffix: str = ".wav") -> str:
 # names
 
 
-def sanitize_name(name: str) -> str:
-    """Turn a user-typed preset name into a safe folder name, or raise ValueError.
+def sanitize_name(name: str, what: str = "preset") -> str:
+    """Turn a user-typed name into a safe folder name, or raise ValueError.
 
     Letters of any script, digits, spaces, '-' and '_' are kept; anything else (slashes, dots,
     control characters) becomes '_'. The result can never be '.', '..', absolute or nested.
     """
     if not isinstance(name, str):
-        raise ValueError("preset name must be text")
+        raise ValueError(f"{what} name must be text")
     name = unicodedata.normalize("NFKC", name)
     cleaned = re.sub(r"[^\w\- ]", "_", name)
     cleaned = re.sub(r"\s+", " ", cleaned).strip(" _-")
     cleaned = cleaned[:MAX_NAME_CHARS].strip(" _-")
     if not cleaned:
-        raise ValueError(f"preset name {name!r} has no usable characters")
+        raise ValueError(f"{what} name {name!r} has no usable characters")
     return cleaned
 
 
@@ -120,9 +122,13 @@ class DataDir:
     def presets(self) -> Path:
         return self.root / "presets"
 
+    @property
+    def voices(self) -> Path:
+        return self.root / "voices"
+
     def ensure(self) -> "DataDir":
-        self.outputs.mkdir(parents=True, exist_ok=True)
-        self.presets.mkdir(parents=True, exist_ok=True)
+        for folder in (self.outputs, self.presets, self.voices):
+            folder.mkdir(parents=True, exist_ok=True)
         return self
 
     @property
@@ -252,6 +258,183 @@ class PresetStore:
 
     def names(self) -> list[str]:
         return self.scan()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# voice library
+
+VOICE_FILE = "voice.json"
+VOICE_AUDIO = "voice.wav"
+VOICE_FORMAT_VERSION = 1
+MAX_VOICE_NOTE_CHARS = 1000
+MAX_VOICE_TAGS = 20
+
+
+class VoiceExists(FileExistsError):
+    """Saving or renaming would replace another voice, and the caller did not ask to."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A saved reference voice. `default_emotion` is whatever the front end stores for it (e.g.
+    a preset name or an emotion spec as a dict); None when it has none."""
+
+    name: str
+    audio_path: Path
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    default_emotion: Any = None
+    created_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tags": list(self.tags), "note": self.note,
+                "default_emotion": self.default_emotion, "created_at": self.created_at}
+
+
+def _check_tags(tags: object) -> tuple[str, ...]:
+    if tags is None:
+        return ()
+    if isinstance(tags, str):
+        tags = [t for t in tags.split(",")]
+    if not isinstance(tags, (list, tuple)):
+        raise ValueError(f"tags must be a list of words, got {type(tags).__name__}")
+    cleaned = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValueError(f"tags must be text, got {tag!r}")
+        tag = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", tag)).strip()
+        if any(unicodedata.category(c) in ("Cc", "Cf") for c in tag) or len(tag) > MAX_NAME_CHARS:
+            raise ValueError(f"tags: {tag[:20]!r}... is not a usable tag")
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > MAX_VOICE_TAGS:
+        raise ValueError(f"tags: at most {MAX_VOICE_TAGS} tags")
+    return tuple(cleaned)
+
+
+def _check_note(note: object) -> str:
+    if note is None:
+        return ""
+    if not isinstance(note, str):
+        raise ValueError(f"note must be text, got {type(note).__name__}")
+    note = note.strip()
+    if len(note) > MAX_VOICE_NOTE_CHARS:
+        raise ValueError(f"note is too long ({len(note)} characters; at most {MAX_VOICE_NOTE_CHARS})")
+    return note
+
+
+class VoiceStore:
+    """The voice library: one folder per voice under `root`.
+
+    The store keeps bytes and metadata; checking that the audio is a usable voice (length,
+    silence, sample rate) is the service's job, before it calls `save`. voice.json is written last,
+    so a voice exists only once its audio is complete; a folder without a readable voice.json is
+    reported by `scan` and skipped.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self._lock = threading.Lock()  # rename/overwrite decisions are check-then-act
+
+    def _folder(self, name: str) -> Path:
+        folder = self.root / sanitize_name(name, "voice")
+        if folder.resolve().parent != self.root.resolve():
+            raise ValueError(f"voice name {name!r} is not allowed")
+        return folder
+
+    def exists(self, name: str) -> bool:
+        return (self._folder(name) / VOICE_FILE).is_file()
+
+    def save(self, name: str, wav_bytes: bytes, *, tags: object = (), note: object = "",
+             default_emotion: Any = None, overwrite: bool = False) -> tuple[Voice, bool]:
+        """Store a voice (WAV bytes) with its metadata. Returns (voice, replaced an existing one).
+        Raises VoiceExists when the name is taken and `overwrite` is false."""
+        tags, note = _check_tags(tags), _check_note(note)
+        json.dumps(default_emotion)  # must be storable; raises TypeError otherwise
+        with self._lock:
+            folder = self._folder(name)
+            replaced = (folder / VOICE_FILE).exists()
+            if replaced and not overwrite:
+                raise VoiceExists(f"a voice named {folder.name!r} already exists")
+            atomic_write_bytes(folder / VOICE_AUDIO, wav_bytes)
+            self._write_meta(folder, tags, note, default_emotion)
+        return self.get(folder.name), replaced
+
+    def _write_meta(self, folder: Path, tags: tuple[str, ...], note: str, default_emotion: Any,
+                    created_at: str | None = None) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        document = {"format_version": VOICE_FORMAT_VERSION, "name": folder.name, "tags": list(tags), "note": note,
+                    "default_emotion": default_emotion, "created_at": created_at or now, "updated_at": now}
+        atomic_write_text(folder / VOICE_FILE, json.dumps(document, ensure_ascii=False, indent=2))
+
+    def get(self, name: str) -> Voice:
+        """One voice; FileNotFoundError when absent, ValueError when its files are corrupt."""
+        folder = self._folder(name)
+        meta, audio = folder / VOICE_FILE, folder / VOICE_AUDIO
+        if not meta.is_file():
+            raise FileNotFoundError(f"no voice named {folder.name!r}")
+        try:
+            document = json.loads(meta.read_text(encoding="utf-8"))
+            if not isinstance(document, dict):
+                raise ValueError("expected an object")
+            voice = Voice(folder.name, audio, _check_tags(document.get("tags")), _check_note(document.get("note")),
+                          document.get("default_emotion"), str(document.get("created_at", "")))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"voice {folder.name!r} is corrupt: {e}") from e
+        if not audio.is_file():
+            raise ValueError(f"voice {folder.name!r} is corrupt: {VOICE_AUDIO} is missing")
+        return voice
+
+    def update(self, name: str, *, tags: object = None, note: object = None, default_emotion: Any = ...) -> Voice:
+        """Change a voice's metadata; arguments left out keep their value."""
+        with self._lock:
+            voice = self.get(name)
+            folder = self._folder(voice.name)
+            self._write_meta(folder, voice.tags if tags is None else _check_tags(tags),
+                             voice.note if note is None else _check_note(note),
+                             voice.default_emotion if default_emotion is ... else default_emotion, voice.created_at)
+        return self.get(voice.name)
+
+    def rename(self, old: str, new: str, overwrite: bool = False) -> Voice:
+        with self._lock:
+            voice = self.get(old)
+            source, target = self._folder(voice.name), self._folder(new)
+            if source == target:
+                return voice
+            if target.exists():
+                if not overwrite:
+                    raise VoiceExists(f"a voice named {target.name!r} already exists")
+                shutil.rmtree(target)
+            os.replace(source, target)  # a folder rename: atomic within the library
+            self._write_meta(target, voice.tags, voice.note, voice.default_emotion, voice.created_at)
+        return self.get(target.name)
+
+    def delete(self, name: str) -> bool:
+        with self._lock:
+            folder = self._folder(name)
+            if not folder.is_dir():
+                return False
+            # Move aside first so a crash mid-delete never leaves a half voice under its name.
+            trash = folder.with_name(f".deleted-{folder.name}-{secrets.token_hex(4)}")
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def scan(self) -> tuple[list[Voice], list[PresetProblem]]:
+        """All readable voices (sorted by name, case-insensitively) and the problems found."""
+        voices: list[Voice] = []
+        problems: list[PresetProblem] = []
+        if not self.root.is_dir():
+            return voices, problems
+        for folder in sorted(self.root.iterdir(), key=lambda p: p.name.casefold()):
+            if not folder.is_dir() or folder.name.startswith("."):
+                continue
+            try:
+                voices.append(self.get(folder.name))
+            except (ValueError, OSError) as e:
+                log.warning("skipping voice %r: %s", folder.name, e)
+                problems.append(PresetProblem(folder.name, str(e)))
+        return voices, problems
 
 
 # ---------------------------------------------------------------------------------------------

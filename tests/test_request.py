@@ -156,7 +156,8 @@ def test_bad_generation_fields(voice_file, generation, field):
 
 def test_generation_wrong_type_and_unknown_format(voice_file):
     expect_field(SynthesisRequest(text="hi", voice=voice_file, generation={"top_k": 3}), "generation")
-    expect_field(SynthesisRequest(text="hi", voice=voice_file, output_format="mp3"), "output_format")
+    expect_field(SynthesisRequest(text="hi", voice=voice_file, output_format="aiff"), "output_format")
+    expect_field(SynthesisRequest(text="hi", voice=voice_file, output_format=3), "output_format")
 
 
 def test_validation_error_is_a_value_error(voice_file):

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from index_tts.emotion import EmotionSpec
 from index_tts.engines import select_engine
-from index_tts.engines.base import EngineOutput, Segment
+from index_tts.engines.base import EngineOutput, GenerationParams, Segment
 from index_tts.service import (
     OUTPUT_SAMPLE_RATE,
     NotReady,
@@ -211,3 +211,61 @@ def test_engine_selection(tmp_path):
         select_engine("indextts2", tmp_path / "empty-model-dir")
     with pytest.raises(ValueError, match="engine"):
         select_engine("fastest", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def quick_synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quick")
+    factory, reason = select_engine("quick", root / "no-model")
+    synth = Synthesizer(factory, data_dir=root, selection_reason=reason).start()
+    assert synth.wait_until_loaded(30) == "ready"
+    return synth
+
+
+def test_streamed_chunks_are_the_written_file(quick_synth):
+    chunks = []
+    text = ("The first sentence is here, and it goes on for a while longer than usual. "
+            "And then a second one follows it, which is also rather long and winding.")
+    request = SynthesisRequest(text=text, voice=voice(), generation=GenerationParams(seed=3, max_text_tokens_per_segment=20))
+    result = quick_synth.synthesize(request, on_audio=chunks.append)
+    written, rate = sf.read(result.path, dtype="int16")
+    assert len(result.segments) == len(chunks) >= 2
+    assert all(c.dtype == np.int16 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks), written)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "ogg", "opus", "pcm"])
+def test_every_output_format_decodes_to_speech(quick_synth, fmt):
+    request = SynthesisRequest(text="Formats are fun.", voice=voice(), output_format=fmt.upper() if fmt == "mp3" else fmt,
+                               generation=GenerationParams(seed=1))
+    result = quick_synth.synthesize(request)
+    assert result.format == fmt and result.path.suffix == f".{fmt}"
+    if fmt == "pcm":
+        audio, rate = np.frombuffer(result.path.read_bytes(), "<i2").astype(np.float32) / 32768, OUTPUT_SAMPLE_RATE
+    else:
+        audio, rate = sf.read(result.path, dtype="float32")
+    assert rate == (24000 if fmt == "opus" else OUTPUT_SAMPLE_RATE)
+    # Lossy codecs pad a little; the length must still be the utterance's.
+    assert abs(len(audio) / rate - result.duration_s) < 0.1
+    assert np.abs(audio).max() > 0.01
+
+
+def test_voice_library_round_trip_and_validation(quick_synth, tmp_path):
+    synth = Synthesizer(quick_synth._factory, data_dir=tmp_path)
+    saved, replaced = synth.save_voice("Narrator one", voice(), tags="warm, low", note="for chapter 1",
+                                       default_emotion={"preset": "calm"})
+    assert not replaced and saved.tags == ("warm", "low")
+    audio, rate = sf.read(synth.voice_path("Narrator one"), dtype="float32")
+    assert rate == SR and abs(len(audio) / rate - 1.5) < 1e-3
+    with pytest.raises(FileExistsError):
+        synth.save_voice("Narrator one", voice())
+    assert synth.save_voice("Narrator one", voice(2.0), overwrite=True)[1] is True
+    with pytest.raises(ValidationError) as e:
+        synth.save_voice("quiet", (SR, np.zeros(SR, np.float32)))
+    assert e.value.field == "voice" and not synth.voices.exists("quiet")
+    with pytest.raises(ValidationError) as e:
+        synth.save_voice("../../etc", voice(), note="x" * 5000)
+    assert e.value.field == "note"
+    with pytest.raises(ValidationError) as e:
+        synth.voice_path("nobody")
+    assert e.value.field == "voice"

@@ -149,3 +149,30 @@ def test_missing_audio_in_preset_is_ignored_not_fatal(store, tmp_path):
     (store.root / "p" / "voice.wav").unlink()
     assert store.load("p").voice_path is None
     assert store.names() == ["p"]
+
+
+def test_voice_store_rename_delete_and_corrupt_entries(tmp_path):
+    from index_tts.storage import VoiceExists, VoiceStore
+
+    store = VoiceStore(tmp_path / "voices")
+    store.save("Alice", b"RIFFfake", tags=["a"], note="n")
+    store.save("Bob", b"RIFFbob")
+    with pytest.raises(VoiceExists):
+        store.rename("Alice", "Bob")
+    assert (store.get("Bob").audio_path.read_bytes()) == b"RIFFbob"  # nothing replaced
+    renamed = store.rename("Alice", "Carol")
+    assert renamed.name == "Carol" and renamed.tags == ("a",) and not store.exists("Alice")
+    updated = store.update("Carol", note="changed")
+    assert updated.note == "changed" and updated.tags == ("a",)
+    # A folder whose metadata is garbage is reported and skipped, never fatal.
+    (tmp_path / "voices" / "Broken").mkdir()
+    (tmp_path / "voices" / "Broken" / "voice.json").write_text("{not json")
+    voices, problems = store.scan()
+    assert [v.name for v in voices] == ["Bob", "Carol"]
+    assert [p.name for p in problems] == ["Broken"]
+    assert store.delete("Bob") and not store.delete("Bob")
+    assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["Broken", "Carol"]
+    with pytest.raises(ValueError):
+        store.save("..", b"x")
+    with pytest.raises(ValueError):
+        store.save("Dave", b"x", tags=["ok", 3])

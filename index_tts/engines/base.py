@@ -17,6 +17,8 @@ from index_tts.emotion import EmotionSpec
 
 # progress(fraction in [0, 1], stage name)
 ProgressFn = Callable[[float, str], None]
+# on_segment(segment index, int16 mono samples of that segment without the pause, sample rate)
+SegmentFn = Callable[[int, np.ndarray, int], None]
 
 
 def no_progress(fraction: float, stage: str) -> None:
@@ -125,5 +127,9 @@ class Engine(Protocol):
         """How `text` will be split, for the live preview. Cheap; no synthesis."""
         ...
 
-    def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress) -> EngineOutput:
+    def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress,
+                   on_segment: SegmentFn | None = None) -> EngineOutput:
+        """Speak the request. on_segment, when given, is called in order as each segment's audio is
+        final, so a front end can stream; the returned audio is the segments joined by
+        `generation.interval_silence_ms` of silence."""
         ...

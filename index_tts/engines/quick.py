@@ -99,7 +99,8 @@ class QuickVoiceEngine:
 
     # ------------------------------------------------------------------ synthesis
 
-    def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress) -> EngineOutput:
+    def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress,
+                   on_segment: SegmentFn | None = None) -> EngineOutput:
         gen = request.generation
         emotion = request.emotion
         gen.validate()
@@ -139,6 +140,11 @@ class QuickVoiceEngine:
         audio = prosody.set_loudness(audio, rule.gain_db)
         progress(1.0, "done")
         pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
+        if on_segment is not None:
+            # Loudness is set over the whole utterance, so segments are final only now; the quick
+            # voice is several times faster than real time, so streaming it early gains little.
+            for i, (_, start, end) in enumerate(spans):
+                on_segment(i, pcm[round(start * SAMPLE_RATE): round(end * SAMPLE_RATE)], SAMPLE_RATE)
         emotion_model = "keyword lexicon (the quick voice has no emotion model)" if emotion.mode == "text" else ""
         return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=spans, emotion_model=emotion_model)
 
