@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticError
+from starlette.exceptions import HTTPException
 
 from index_tts.emotion import DEFAULT_WEIGHT, EMOTIONS, EmotionSpec
 from index_tts.encoding import FORMAT_NAMES, audio_format, encode
@@ -230,7 +231,10 @@ def make_openai_router(get_synthesizer: Callable[[], Synthesizer]) -> APIRouter:
             if len(body) > limit:
                 raise _BadField(413, "file", f"file: the upload is too large (at most {limit // 1024 // 1024} MB)")
         http._body = bytes(body)  # Starlette's form parser reads the cached body
-        return await http.form(max_files=4, max_fields=50)
+        try:
+            return await http.form(max_files=4, max_fields=50)
+        except HTTPException as e:  # Starlette's word for a malformed form
+            raise _BadField(400, "body", f"body: not a readable multipart form ({e.detail})") from e
 
     async def save_upload(form, field: str, created: list[Path]) -> Path | None:
         upload = form.get(field)
