@@ -137,6 +137,13 @@ def test_voice_library(studio_server, tmp_path):
         junk = post("junk", path=tmp_path / "junk.wav")
         assert junk.status_code == 422 and junk.json()["error"]["param"] == "voice"
 
+        sf.write(tmp_path / "low.wav", np.sin(np.arange(4000) * 0.3).astype(np.float32) * 0.3, 2000)
+        low = post("low", path=tmp_path / "low.wav")
+        assert low.status_code == 422 and "sample rate" in low.json()["error"]["message"]
+        sf.write(tmp_path / "voice.au", sf.read(voice)[0], 16000, format="AU")
+        au = post("au", path=tmp_path / "voice.au")
+        assert au.status_code == 422 and "not accepted" in au.json()["error"]["message"]
+
         # A name full of path tricks becomes a plain folder inside the library.
         tricky = post("../../outside")
         assert tricky.status_code == 201

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "fault-test-token"
 TIMEOUT_S = 5
+ALLOWED_ORIGIN = "https://app.example"
 
 
 def wait_until(predicate, seconds: float) -> bool:
@@ -46,7 +47,8 @@ def server(tmp_path_factory):
     (data / "voices" / "noaudio" / "voice.json").write_text(json.dumps({"name": "noaudio", "tags": []}))
     (data / "presets" / "mangled").mkdir(parents=True)
     (data / "presets" / "mangled" / "preset.json").write_bytes(b"\xff\xfe garbage")
-    s = StudioServer(data, "--fault-injection", "--max-queue", "1", "--request-timeout", str(TIMEOUT_S), token=TOKEN)
+    s = StudioServer(data, "--fault-injection", "--max-queue", "1", "--request-timeout", str(TIMEOUT_S),
+                     "--max-upload-mb", "1", "--cors-origin", ALLOWED_ORIGIN, token=TOKEN)
     try:
         with s.client() as http, write_voice(root / "good.wav").open("rb") as f:
             assert http.post("/v1/voices", data={"name": "good"}, files={"file": ("g.wav", f)}).status_code == 201
@@ -85,6 +87,27 @@ def test_the_token_guards_api_docs_and_ui_alike(server):
             model="tts-1", voice="good", input="no")
     good = openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0)
     assert len(good.audio.speech.create(model="tts-1", voice="good", input="Token accepted.").content) > 1000
+
+
+def test_cors_only_for_the_named_origin(server):
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    ok = httpx.options(f"{server.url}/v1/audio/speech", headers={"Origin": ALLOWED_ORIGIN, **preflight})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    other = httpx.options(f"{server.url}/v1/audio/speech", headers={"Origin": "https://evil.example", **preflight})
+    assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+    # A preflight answers nothing but headers; the real request still needs the token.
+    assert httpx.get(f"{server.url}/v1/voices", headers={"Origin": ALLOWED_ORIGIN}).status_code == 401
+
+
+def test_uploads_over_the_limit_get_413_and_leave_nothing(server):
+    big = b"RIFF" + bytes(2 * 1024 * 1024)
+    with server.client() as http:
+        r = http.post("/v1/voices", data={"name": "huge"}, files={"file": ("big.wav", big)})
+        assert r.status_code == 413 and "too large" in r.json()["error"]["message"]
+        r = http.post("/v1/audio/speech", data={"input": "hi"}, files={"voice_file": ("big.wav", big)})
+        assert r.status_code == 413
+        assert http.get("/v1/voices/huge").status_code == 404
+    assert server.leftovers() == []
 
 
 def test_corrupt_voice_and_preset_files_are_reported_and_skipped(server):
