@@ -326,6 +326,7 @@ class Synthesizer:
     ):
         self._factory = factory
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
+        self.data.remove_crash_leftovers()  # a previous process may have been killed mid-write
         self.presets = PresetStore(self.data.presets)
         self.glossary = GlossaryStore(self.data.glossary)
         self.voices = VoiceStore(self.data.voices)

@@ -209,6 +209,8 @@ def test_sigkill_mid_generation_then_start_recovers_cleanly(tmp_path):
         pid = int(read_pid_file(launcher.pid_file)["pid"])
         os.kill(pid, signal.SIGKILL)
         request.join(30)
+        # What a kill in the middle of an atomic write leaves (the write itself is too short to hit).
+        (data / "voices" / "alice" / ".voice.wav.k1ll.tmp").write_bytes(b"RIFF half a file")
 
         assert_ok(launcher("start", "--fault-injection"))
         assert list((data / "tmp").iterdir()) == []            # the crash's upload was cleared

@@ -172,3 +172,21 @@ def test_interleaved_voices_give_the_same_audio_as_alone(quick_synth):
         results = list(pool.map(lambda n: run(low if n == "low" else high), names))
     for name, audio in zip(names, results):
         np.testing.assert_array_equal(audio, alone[name])
+
+
+def test_leftovers_of_a_killed_writer_are_removed_at_start(tmp_path):
+    """What SIGKILL can leave mid-write (atomic-write temp files, a voice moved aside for deletion)
+    is cleared when the next Synthesizer starts; real files stay."""
+    outputs, voice_dir = tmp_path / "outputs", tmp_path / "voices" / "alice"
+    outputs.mkdir(parents=True)
+    voice_dir.mkdir(parents=True)
+    (outputs / "20260101T000000_000000Z_abcd.wav").write_bytes(b"finished")
+    (outputs / ".20260101T000001_000000Z_ef01.wav.k2j3.tmp").write_bytes(b"half")
+    (voice_dir / "voice.json").write_text("{}")
+    (voice_dir / ".voice.wav.x1y2.tmp").write_bytes(b"half")
+    (tmp_path / "voices" / ".deleted-bob-1234").mkdir()
+    synth, engine = held_synth(tmp_path)
+    assert sorted(p.name for p in outputs.iterdir()) == ["20260101T000000_000000Z_abcd.wav"]
+    assert sorted(p.name for p in voice_dir.iterdir()) == ["voice.json"]
+    assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["alice"]
+    engine.release.set()
