@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 UPLOAD_FOLDER = "tmp"            # under the data folder; emptied at start and after every request
 STREAMED_PROGRESSIVELY = ("pcm", "wav")  # others are sent whole once done (see docs/api.md)
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the multipart framing and text fields around a file
+JSON_LIMIT_BYTES = 1024 * 1024   # a JSON speech request is text and a few numbers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,18 +220,23 @@ def make_openai_router(get_synthesizer: Callable[[], Synthesizer]) -> APIRouter:
         if stale.is_file():
             stale.unlink(missing_ok=True)
 
-    async def read_form(http: Request):
-        """The multipart form, read with the upload limit enforced while the body arrives."""
-        limit = get_synthesizer().limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+    async def read_body(http: Request, limit: int, field: str) -> bytes:
+        """The request body, refused (413) as soon as it passes `limit` bytes, however it is sent."""
+        too_large = _BadField(413, field, f"{field}: the request is too large (at most {limit / 2**20:.1f} MB)")
         declared = http.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            raise _BadField(413, "file", f"file: the upload is too large (at most {limit // 1024 // 1024} MB)")
+            raise too_large
         body = bytearray()
         async for chunk in http.stream():
             body += chunk
             if len(body) > limit:
-                raise _BadField(413, "file", f"file: the upload is too large (at most {limit // 1024 // 1024} MB)")
+                raise too_large
         http._body = bytes(body)  # Starlette's form parser reads the cached body
+        return http._body
+
+    async def read_form(http: Request):
+        """The multipart form, with the upload limit enforced while the body arrives."""
+        await read_body(http, get_synthesizer().limits.max_upload_bytes + FORM_OVERHEAD_BYTES, "file")
         try:
             return await http.form(max_files=4, max_fields=50)
         except HTTPException as e:  # Starlette's word for a malformed form
@@ -347,7 +353,7 @@ def make_openai_router(get_synthesizer: Callable[[], Synthesizer]) -> APIRouter:
                     fields = {k: v for k, v in fields.items() if v is not None and v != ""}
                 else:
                     try:
-                        fields = json.loads(await http.body())
+                        fields = json.loads(await read_body(http, JSON_LIMIT_BYTES, "body"))
                     except (json.JSONDecodeError, UnicodeDecodeError) as e:
                         raise _BadField(422, "body", f"body: is not valid JSON ({e})") from e
                 body = SpeechBody.model_validate(fields)

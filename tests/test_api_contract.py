@@ -226,3 +226,18 @@ def test_nothing_is_served_from_outside_the_data_folder(studio_server):
         # ...while files in the data folder are served (the studio plays its outputs from there).
         output = newest_output(studio_server, ".wav")
         assert http.get(f"/gradio_api/file={output}").status_code == 200
+
+
+def test_oversized_bodies_are_refused_while_they_arrive(studio_server):
+    huge = json.dumps({"model": "m", "voice": "alice", "input": "x" * (2 * 1024 * 1024)}).encode()
+
+    def chunked():  # no Content-Length: the server must count as the bytes come
+        for start in range(0, len(huge), 65536):
+            yield huge[start:start + 65536]
+
+    with studio_server.client() as http:
+        for content in (huge, chunked()):
+            r = http.post("/v1/audio/speech", content=content, headers={"content-type": "application/json"})
+            assert r.status_code == 413
+            assert r.json()["error"]["param"] == "body"
+    assert studio_server.alive()
