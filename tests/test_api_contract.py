@@ -72,6 +72,13 @@ def test_extension_fields_change_the_result(client):
     assert calm.content != angry.content
     same = client.audio.speech.create(model="tts-1", voice="alice", input=text, response_format="wav", extra_body=body)
     assert same.content == calm.content  # a fixed seed reproduces
+    # OpenAI's `instructions` become the emotion description when no emotion is given.
+    instructed = client.audio.speech.create(model="tts-1", voice="alice", input=text, response_format="wav",
+                                            instructions="furious, shouting in anger", extra_body=body)
+    assert instructed.content != calm.content
+    described = client.audio.speech.create(model="tts-1", voice="alice", input=text, response_format="wav", extra_body={
+        **body, "emotion": {"mode": "text", "text": "furious, shouting in anger", "weight": 0.65}})
+    assert described.content == instructed.content
 
 
 @pytest.mark.parametrize("fmt", ["pcm", "wav"])
