@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB", help="largest upload accepted (default 20)")
     p.add_argument("--max-voice-seconds", type=float, default=60.0, metavar="SECONDS",
                    help="longest reference clip accepted (default 60)")
+    p.add_argument("--upload-formats", default="WAV,WAVEX,FLAC,MP3,OGG,AIFF,W64,RF64,CAF", metavar="LIST",
+                   help="containers accepted for reference uploads, libsndfile names (default %(default)s)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from this origin (e.g. https://app.example.com) to call the API; "
                         "repeatable. Default: none (no CORS headers at all)")
@@ -62,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if not value > 0 or value == float("inf"):
             p.error(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    args.upload_formats = tuple(f.strip().upper() for f in args.upload_formats.split(",") if f.strip())
+    if not args.upload_formats:
+        p.error("--upload-formats must name at least one container, e.g. WAV")
     if "*" in args.cors_origin:
         p.error("--cors-origin '*' would let any web page use this server; name the origins")
     args.auth_token = args.auth_token or os.environ.get("INDEX_TTS_TOKEN") or None
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("--fault-injection: text markers make the engine fail on purpose (a testing aid)")
         factory = with_fault_injection(factory)
     limits = Limits(max_text_chars=args.max_text_chars, max_voice_seconds=args.max_voice_seconds,
-                    max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_queue=args.max_queue,
+                    max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), upload_formats=args.upload_formats,
+                    max_queue=args.max_queue,
                     request_timeout_s=args.request_timeout)
     synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay,
                                    limits=limits)

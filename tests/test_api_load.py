@@ -54,3 +54,33 @@ def test_fifty_concurrent_requests(studio_server, tmp_path):
     print(f"\nload: {CONCURRENT} concurrent requests in {wall:.1f} s: {len(ok)} x 200, {len(rejected)} x 429; "
           f"throughput {len(ok) / wall:.2f} req/s; latency of successes p50 {np.percentile(ok, 50):.2f} s, "
           f"p95 {np.percentile(ok, 95):.2f} s")
+
+
+def test_page_and_api_share_one_synthesizer_without_mixing_voices(studio_server, tmp_path):
+    """The studio page (through gradio_client) and the API run at the same time on two voices;
+    every result equals what the same request gives alone, so no cache mixes them up."""
+    from gradio_client import Client, handle_file
+
+    page_voice = write_voice(tmp_path / "page.wav", f0=210.0)
+    text, seed = "Two front ends, one engine.", 21
+    ui = Client(studio_server.url + "/", verbose=False)
+
+    def via_page() -> bytes:
+        path = ui.predict(voice=handle_file(str(page_voice)), text=text, emo_mode="same_as_voice", seed=seed,
+                          api_name="/synthesize")[0]
+        return open(path, "rb").read()
+
+    def via_api() -> bytes:
+        with studio_server.client() as http:
+            r = http.post("/v1/audio/speech", json={"model": "tts-1", "input": text, "voice": "alice",
+                                                    "response_format": "wav", "generation": {"seed": seed}})
+            assert r.status_code == 200, r.text
+            return r.content
+
+    alone = {"page": via_page(), "api": via_api()}
+    assert alone["page"] != alone["api"]
+    jobs = ["page", "api"] * 3
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: via_page() if job == "page" else via_api(), jobs))
+    for job, audio in zip(jobs, results):
+        assert audio == alone[job], job
