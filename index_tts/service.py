@@ -14,6 +14,7 @@ nothing of Gradio or FastAPI; they turn its exceptions into their own errors:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import logging
 import math
@@ -528,7 +529,7 @@ class Synthesizer:
             speed = float(request.speed)
             sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
             on_segment = None
-            if on_audio is not None:
+            if on_audio is not None and _takes_on_segment(engine):
                 gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
 
                 def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
@@ -573,6 +574,14 @@ class Synthesizer:
             emotion_model=output.emotion_model,
             format=fmt.name,
         )
+
+
+def _takes_on_segment(engine: Engine) -> bool:
+    """Whether the engine can stream segments; one that cannot gets the whole audio as one chunk."""
+    try:
+        return "on_segment" in inspect.signature(engine.synthesize).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _to_output_pcm(audio: np.ndarray, sample_rate: int) -> np.ndarray:

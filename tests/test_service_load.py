@@ -190,3 +190,22 @@ def test_leftovers_of_a_killed_writer_are_removed_at_start(tmp_path):
     assert sorted(p.name for p in voice_dir.iterdir()) == ["voice.json"]
     assert sorted(p.name for p in (tmp_path / "voices").iterdir()) == ["alice"]
     engine.release.set()
+
+
+def test_an_engine_that_cannot_stream_sends_everything_as_one_chunk(tmp_path):
+    class OldEngine:  # synthesize() without on_segment, as engines written before streaming
+        name, version, device = "Old", "0", "cpu"
+
+        def segments(self, text, max_tokens):
+            return [Segment(text, 1)]
+
+        def synthesize(self, request, progress):
+            audio = (np.sin(np.arange(OUTPUT_SAMPLE_RATE) * 0.05) * 8000).astype(np.int16)
+            return EngineOutput(audio, OUTPUT_SAMPLE_RATE, [(request.text, 0.0, 1.0)])
+
+    synth = Synthesizer(lambda progress: OldEngine(), data_dir=tmp_path).start()
+    assert synth.wait_until_loaded(10) == "ready"
+    chunks = []
+    result = synth.synthesize(SynthesisRequest(text="hello", voice=voice()), on_audio=chunks.append)
+    assert len(chunks) == 1
+    np.testing.assert_array_equal(chunks[0], sf.read(result.path, dtype="int16")[0])
