@@ -33,7 +33,7 @@ def write_voice(path: Path, f0: float = 130.0, seconds: float = 2.0, sr: int = 1
 
 
 class StudioServer:
-    def __init__(self, data_dir: Path, *extra: str, token: str | None = None):
+    def __init__(self, data_dir: Path, *extra: str, token: str | None = None, ready_timeout: float = 180):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,7 +48,7 @@ class StudioServer:
             [sys.executable, "webui.py", "--port", str(self.port), "--data-dir", str(data_dir), "--engine", "quick", *extra],
             cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"webui.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
