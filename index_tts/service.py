@@ -509,61 +509,66 @@ class Synthesizer:
         """
         engine = self._ready_engine()
         started = time.monotonic()
+        timeout = self.limits.request_timeout_s
+
+        def check() -> None:
+            # Engines call progress often, so checking there bounds how long abandoned work runs.
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the request was cancelled")
+            if time.monotonic() - started > timeout:
+                raise TimedOut(f"the request took longer than {timeout:g} s")
+
+        def checked_progress(fraction: float, stage: str) -> None:
+            check()
+            progress(fraction, stage)
+
         with self._admitted():
-            deadline = started + self.limits.request_timeout_s
-
-            def check() -> None:
-                # Engines call progress often, so checking here bounds how long abandoned work runs.
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("the request was cancelled")
-                if time.monotonic() > deadline:
-                    raise TimedOut(f"the request took longer than {self.limits.request_timeout_s:g} s")
-
-            def checked_progress(fraction: float, stage: str) -> None:
-                check()
-                progress(fraction, stage)
-
-            checked_progress(0.0, "checking the request")
-            engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
-            fmt = audio_format(request.output_format)
-            speed = float(request.speed)
-            sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
-            on_segment = None
-            if on_audio is not None and _takes_on_segment(engine):
-                gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
-
-                def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
-                    check()
-                    chunk = _to_output_pcm(pcm, sample_rate)
-                    chunk = np.concatenate([gap, chunk]) if index > 0 else chunk
-                    chunk = time_stretch(chunk, OUTPUT_SAMPLE_RATE, speed)
-                    sent.append(chunk)
-                    on_audio(chunk)
-
-            checked_progress(0.02, "waiting for the engine")
-            while not self._engine_lock.acquire(timeout=0.1):
-                check()
-            try:
-                # on_segment only when streaming: engines without streaming keep working.
-                streaming = {"on_segment": on_segment} if on_segment is not None else {}
-                output = engine.synthesize(engine_request,
-                                           lambda f, stage: checked_progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
-                                           **streaming)
-            except NothingToSpeak as e:
-                raise ValidationError("text", "has nothing to speak (no words or characters)") from e
-            finally:
-                self._engine_lock.release()
-            checked_progress(0.95, "saving audio")
-            if on_audio is not None and sent:
-                audio = np.concatenate(sent)
-            else:
-                audio = time_stretch(_to_output_pcm(output.audio, output.sample_rate), OUTPUT_SAMPLE_RATE, speed)
-                if on_audio is not None:  # an engine that cannot stream: everything in one chunk
-                    on_audio(audio)
-            check()  # the last chance to stop before a file appears
-            path = self.data.new_output_path(fmt.suffix)
-            atomic_write_bytes(path, encode(audio, OUTPUT_SAMPLE_RATE, fmt))
+            result = self._synthesize(engine, request, checked_progress, on_audio, check, started)
         progress(1.0, "done")
+        return result
+
+    def _synthesize(self, engine: Engine, request: SynthesisRequest, progress: ProgressFn,
+                    on_audio: Callable[[np.ndarray], None] | None, check: Callable[[], None],
+                    started: float) -> SynthesisResult:
+        """synthesize() once admitted; `progress` raises when the request is cancelled or late."""
+        progress(0.0, "checking the request")
+        engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
+        fmt = audio_format(request.output_format)
+        speed = float(request.speed)
+        sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
+        on_segment = None
+        if on_audio is not None and _takes_on_segment(engine):
+            gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
+
+            def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
+                check()
+                chunk = _to_output_pcm(pcm, sample_rate)
+                chunk = time_stretch(np.concatenate([gap, chunk]) if index > 0 else chunk, OUTPUT_SAMPLE_RATE, speed)
+                sent.append(chunk)
+                on_audio(chunk)
+
+        progress(0.02, "waiting for the engine")
+        while not self._engine_lock.acquire(timeout=0.1):
+            check()  # a request cancelled (or late) while queued leaves the queue
+        try:
+            # on_segment only when streaming: engines without streaming keep working.
+            streaming = {"on_segment": on_segment} if on_segment is not None else {}
+            output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
+                                       **streaming)
+        except NothingToSpeak as e:
+            raise ValidationError("text", "has nothing to speak (no words or characters)") from e
+        finally:
+            self._engine_lock.release()
+        progress(0.95, "saving audio")
+        if sent:
+            audio = np.concatenate(sent)
+        else:
+            audio = time_stretch(_to_output_pcm(output.audio, output.sample_rate), OUTPUT_SAMPLE_RATE, speed)
+            if on_audio is not None:  # an engine that cannot stream: everything in one chunk
+                on_audio(audio)
+        check()  # the last chance to stop before a file appears
+        path = self.data.new_output_path(fmt.suffix)
+        atomic_write_bytes(path, encode(audio, OUTPUT_SAMPLE_RATE, fmt))
         return SynthesisResult(
             path=path,
             sample_rate=OUTPUT_SAMPLE_RATE,
