@@ -79,6 +79,10 @@ def test_extension_fields_change_the_result(client):
     described = client.audio.speech.create(model="tts-1", voice="alice", input=text, response_format="wav", extra_body={
         **body, "emotion": {"mode": "text", "text": "furious, shouting in anger", "weight": 0.65}})
     assert described.content == instructed.content
+    # Audio mode: a saved voice as the emotion reference.
+    referenced = client.audio.speech.create(model="tts-1", voice="alice", input=text, response_format="wav", extra_body={
+        **body, "emotion": {"mode": "audio", "voice": "alice", "weight": 1.0}})
+    assert decode(referenced.content, "wav")[0].size > 0
 
 
 @pytest.mark.parametrize("fmt", ["pcm", "wav"])
@@ -113,10 +117,12 @@ def test_streaming_a_compressed_format_is_buffered_and_valid(client):
 
 
 def test_multipart_speech_with_an_uploaded_reference(studio_server, tmp_path):
-    with studio_server.client() as http, write_voice(tmp_path / "ref.wav", f0=200.0).open("rb") as f:
+    with studio_server.client() as http, write_voice(tmp_path / "ref.wav", f0=200.0).open("rb") as f, \
+            write_voice(tmp_path / "emo.wav", f0=300.0, seconds=1.0).open("rb") as emo:
         r = http.post("/v1/audio/speech", data={"input": "An uploaded voice.", "response_format": "wav", "speed": "1.25",
-                                                "generation": json.dumps({"seed": 2})},
-                      files={"voice_file": ("../../ref.wav", f, "audio/wav")})
+                                                "generation": json.dumps({"seed": 2}),
+                                                "emotion": json.dumps({"mode": "audio", "weight": 0.8})},
+                      files={"voice_file": ("../../ref.wav", f, "audio/wav"), "emotion_file": ("emo.wav", emo, "audio/wav")})
     assert r.status_code == 200, r.text
     audio, rate = decode(r.content, "wav")
     assert len(audio) / rate > 0.5
