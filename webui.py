@@ -36,12 +36,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="require this token on every route but /healthz (default $INDEX_TTS_TOKEN)")
     p.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS",
                    help="demo/testing aid: hold the engine in the loading state this long before loading it")
+    p.add_argument("--max-queue", type=int, default=8, metavar="N",
+                   help="requests that may wait behind the running one; more get HTTP 429 (default 8)")
+    p.add_argument("--request-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="give up on a request after this long, queue wait included (default 600)")
+    p.add_argument("--max-text-chars", type=int, default=5000, metavar="N", help="longest text accepted (default 5000)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB", help="largest upload accepted (default 20)")
+    p.add_argument("--max-voice-seconds", type=float, default=60.0, metavar="SECONDS",
+                   help="longest reference clip accepted (default 60)")
+    p.add_argument("--upload-formats", default="WAV,WAVEX,FLAC,MP3,OGG,AIFF,W64,RF64,CAF", metavar="LIST",
+                   help="containers accepted for reference uploads, libsndfile names (default %(default)s)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser pages from this origin (e.g. https://app.example.com) to call the API; "
+                        "repeatable. Default: none (no CORS headers at all)")
+    p.add_argument("--fault-injection", action="store_true",
+                   help="TESTING AID ONLY: text markers like [[fault:raise]] make the engine fail on purpose")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
     if not 0 < args.port < 65536:
         p.error(f"--port must be in 1..65535, got {args.port}")
     if args.load_delay < 0:
         p.error("--load-delay must be >= 0")
+    for name in ("max_queue", "max_text_chars"):
+        if getattr(args, name) < (0 if name == "max_queue" else 1):
+            p.error(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
+    for name in ("request_timeout", "max_upload_mb", "max_voice_seconds"):
+        value = getattr(args, name)
+        if not value > 0 or value == float("inf"):
+            p.error(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    args.upload_formats = tuple(f.strip().upper() for f in args.upload_formats.split(",") if f.strip())
+    if not args.upload_formats:
+        p.error("--upload-formats must name at least one container, e.g. WAV")
+    if "*" in args.cors_origin:
+        p.error("--cors-origin '*' would let any web page use this server; name the origins")
     args.auth_token = args.auth_token or os.environ.get("INDEX_TTS_TOKEN") or None
     if not is_loopback(args.host) and not args.auth_token:
         p.error(f"refusing to listen on {args.host} without a token: anyone on the network could use it. "
@@ -59,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
     from index_tts.engines import EngineUnavailable, select_engine
-    from index_tts.service import init_synthesizer, get_synthesizer
+    from index_tts.service import Limits, get_synthesizer, init_synthesizer
 
     try:
         factory, reason = select_engine(args.engine, args.model_dir)
@@ -67,19 +94,40 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start with --engine %s: %s", args.engine, e)
         return 2
     log.info("engine: %s", reason)
-    synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay)
+    if args.fault_injection:
+        from index_tts.engines.faults import with_fault_injection
+
+        log.warning("--fault-injection: text markers make the engine fail on purpose (a testing aid)")
+        factory = with_fault_injection(factory)
+    limits = Limits(max_text_chars=args.max_text_chars, max_voice_seconds=args.max_voice_seconds,
+                    max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), upload_formats=args.upload_formats,
+                    max_queue=args.max_queue,
+                    request_timeout_s=args.request_timeout)
+    synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay,
+                                   limits=limits)
     log.info("data folder: %s", synthesizer.data.root.resolve())
 
     import uvicorn
-    from fastapi import FastAPI
+    from fastapi_offline import FastAPIOffline
 
     from index_tts.api import TokenAuthMiddleware, make_router
+    from index_tts.api_openai import make_openai_router
     from index_tts.ui.app import mount_ui
 
-    app = FastAPI(title="IndexTTS Studio", docs_url=None, redoc_url=None)
+    # /docs (Swagger UI) and /openapi.json; the Swagger files come from the fastapi-offline wheel,
+    # not a CDN, so the page works without internet.
+    app = FastAPIOffline(title="IndexTTS Studio", redoc_url=None, static_url="/docs-static")
     app.include_router(make_router(get_synthesizer))  # before mounting Gradio at "/"
+    app.include_router(make_openai_router(get_synthesizer))
     app = mount_ui(app, get_synthesizer, allowed_paths=[str(synthesizer.data.root.resolve())])
     served = TokenAuthMiddleware(app, args.auth_token) if args.auth_token else app
+    if args.cors_origin:
+        from starlette.middleware.cors import CORSMiddleware
+
+        # Outside the token check: a browser's preflight (OPTIONS) never carries the token, and
+        # CORSMiddleware answers it itself without reaching any route.
+        served = CORSMiddleware(served, allow_origins=args.cors_origin, allow_methods=["GET", "POST", "DELETE"],
+                                allow_headers=["Authorization", "Content-Type"])
     log.info("serving on http://%s:%d/%s", args.host, args.port, " (token required)" if args.auth_token else "")
     uvicorn.run(served, host=args.host, port=args.port, log_level=args.log_level.lower())
     return 0

@@ -1,11 +1,11 @@
 """HTTP surface next to the Gradio app: health probes, and the optional access token.
 
     GET /healthz  200 whenever the process serves requests (liveness).
-    GET /readyz   200 {engine, device, version} once the engine is loaded;
+    GET /readyz   200 {engine, device, version, queue} once the engine is loaded;
                   503 {state, progress, message} while loading (with Retry-After) or after a failed load.
 
-Synthesis over HTTP goes through Gradio's own API (`/gradio_api/...`, api_name "synthesize"),
-so there is exactly one synthesis code path.
+Synthesis over HTTP: the OpenAI-compatible routes in `api_openai.py`, or Gradio's own API
+(`/gradio_api/...`, api_name "synthesize"); both call the one Synthesizer.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def make_router(get_synthesizer: Callable[[], Synthesizer]) -> APIRouter:
                 "device": status.device,
                 "version": status.version,
                 "quick_voice": status.is_quick_voice,
+                "queue": get_synthesizer().queue_length(),  # requests running or waiting
             })
         body = {"state": status.state, "progress": round(status.progress, 3), "message": status.message}
         if status.state == "failed":

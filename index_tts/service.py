@@ -6,17 +6,22 @@ nothing of Gradio or FastAPI; they turn its exceptions into their own errors:
 
     ValidationError (a ValueError) - the request is bad; `.field` names the culprit.
     NotReady                       - the engine is still loading (or failed to); carries progress.
+    Busy                           - the queue is full; carries how many seconds to wait.
+    Cancelled                      - the caller asked to stop (e.g. a client hung up); no file written.
+    TimedOut                       - the request ran past `Limits.request_timeout_s`; no file written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import logging
 import math
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Union
@@ -29,6 +34,7 @@ from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
 from index_tts.storage import DataDir, GlossaryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes, default_data_dir
+from index_tts.timestretch import MAX_SPEED, MIN_SPEED, time_stretch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,22 @@ class NotReady(RuntimeError):
         self.progress = progress
 
 
+class Busy(RuntimeError):
+    """Too many requests are waiting; the caller should retry after `retry_after_s` seconds."""
+
+    def __init__(self, retry_after_s: int, message: str):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Cancelled(RuntimeError):
+    """The caller cancelled the request (its cancel event was set); nothing was written."""
+
+
+class TimedOut(RuntimeError):
+    """The request took longer than `Limits.request_timeout_s`; nothing was written."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_text_chars: int = 5000
@@ -66,6 +88,13 @@ class Limits:
     max_voice_seconds: float = 60.0   # uploads; the engine itself keeps only the first 15 s
     min_voice_seconds: float = 0.3
     silence_peak: float = 1e-3        # about -60 dBFS: below this the voice carries nothing
+    min_sample_rate: int = 4000       # uploads outside this range are not speech recordings
+    max_sample_rate: int = 384000
+    # Containers an uploaded file may be (soundfile's names); anything else is refused unread.
+    upload_formats: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "MP3", "OGG", "AIFF", "W64", "RF64", "CAF")
+    max_upload_bytes: int = 20 * 1024 * 1024  # enforced by the HTTP layer while it reads the body
+    max_queue: int = 8                # requests that may wait behind the running one; more -> Busy
+    request_timeout_s: float = 600.0  # from admission (queue wait included) to the written file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +131,10 @@ def decode_audio(source: object, field_name: str, limits: Limits, sample_rate: i
             if not path.is_file():
                 raise ValidationError(field_name, f"file not found: {path.name}")
             try:
+                container = sf.info(str(path)).format
+                if container not in limits.upload_formats:
+                    raise ValidationError(field_name, f"{container} files are not accepted (use one of "
+                                                      f"{', '.join(limits.upload_formats)})")
                 data, sr = sf.read(str(path), dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError, TypeError) as e:
                 raise ValidationError(field_name, f"cannot read {path.name} as audio ({e})") from e
@@ -118,8 +151,9 @@ def decode_audio(source: object, field_name: str, limits: Limits, sample_rate: i
             raise
         raise ValidationError(field_name, str(e)) from e
 
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not 4000 <= int(sr) <= 384000:
-        raise ValidationError(field_name, f"sample rate must be a whole number in [4000, 384000], got {sr!r}")
+    lo, hi = limits.min_sample_rate, limits.max_sample_rate
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not lo <= int(sr) <= hi:
+        raise ValidationError(field_name, f"sample rate must be a whole number in [{lo}, {hi}], got {sr!r}")
     sr = int(sr)
     if samples.size == 0:
         raise ValidationError(field_name, "audio is empty")
@@ -160,6 +194,8 @@ class SynthesisRequest:
     output_format:  one of encoding.FORMAT_NAMES (wav, flac, mp3, ogg, opus, pcm); 22050 Hz
                     16-bit mono (opus: 24 kHz).
     use_glossary:   apply the custom term pronunciations (the service's GlossaryStore).
+    speed:          playback speed of the result, MIN_SPEED..MAX_SPEED (1 = as spoken); applied
+                    after the engine by a pitch-preserving time stretch (timestretch.py).
     """
 
     text: str
@@ -169,6 +205,7 @@ class SynthesisRequest:
     emotion_audio: AudioInput | None = None
     output_format: str = "wav"
     use_glossary: bool = True
+    speed: float = 1.0
 
     def validate(self, limits: Limits = Limits(), glossary: dict[str, dict[str, str]] | None = None) -> EngineRequest:
         """Check every field; return the engine's view of the request or raise ValidationError.
@@ -185,6 +222,10 @@ class SynthesisRequest:
         if not isinstance(self.use_glossary, bool):
             raise ValidationError("use_glossary", f"must be true or false, got {self.use_glossary!r}")
         _rethrow_named(lambda: audio_format(self.output_format), "output_format")
+        speed = self.speed
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) \
+                or not MIN_SPEED <= speed <= MAX_SPEED:
+            raise ValidationError("speed", f"must be a number in [{MIN_SPEED}, {MAX_SPEED}], got {speed!r}")
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")
@@ -286,6 +327,7 @@ class Synthesizer:
     ):
         self._factory = factory
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
+        self.data.remove_crash_leftovers()  # a previous process may have been killed mid-write
         self.presets = PresetStore(self.data.presets)
         self.glossary = GlossaryStore(self.data.glossary)
         self.voices = VoiceStore(self.data.voices)
@@ -303,6 +345,10 @@ class Synthesizer:
         self._loader: threading.Thread | None = None
         # One synthesis at a time: engines and their per-voice caches are not thread-safe.
         self._engine_lock = threading.Lock()
+        # Admission: requests inside synthesize() (running + waiting), bounded by limits.max_queue.
+        self._admission_lock = threading.Lock()
+        self._in_flight = 0
+        self._typical_s = 5.0  # running mean of request durations, for Retry-After estimates
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -427,51 +473,120 @@ class Synthesizer:
         lo, hi = GenerationParams.RANGES["max_text_tokens_per_segment"]
         return engine.segments(text.strip()[: self.limits.max_text_chars], int(min(max(max_tokens, lo), hi)))
 
+    @contextmanager
+    def _admitted(self):
+        """Hold one of the 1 + max_queue places for the duration of a request, or raise Busy."""
+        with self._admission_lock:
+            if self._in_flight > self.limits.max_queue:
+                wait = max(1, math.ceil(self._typical_s * self._in_flight))
+                raise Busy(wait, f"the server is busy ({self._in_flight} requests in progress or waiting); "
+                                 f"try again in about {wait} s")
+            self._in_flight += 1
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._admission_lock:
+                self._in_flight -= 1
+                self._typical_s = 0.8 * self._typical_s + 0.2 * (time.monotonic() - started)
+
+    def queue_length(self) -> int:
+        """Requests now inside synthesize(), the running one included."""
+        with self._admission_lock:
+            return self._in_flight
+
     def synthesize(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
-                   on_audio: Callable[[np.ndarray], None] | None = None) -> SynthesisResult:
+                   on_audio: Callable[[np.ndarray], None] | None = None,
+                   cancel: threading.Event | None = None) -> SynthesisResult:
         """Validate, synthesize (one request at a time), write the output file.
 
         progress(fraction, stage) reports stages. on_audio(int16 samples at OUTPUT_SAMPLE_RATE), when
         given, receives the audio as each segment finishes, the pause before it included, so the
         chunks in order are exactly the samples of the written file (for streaming).
+        cancel: set it (from any thread) to stop the request; it is checked whenever the engine
+        reports progress, and cancelled or timed-out work writes no file.
+        Raises ValidationError, NotReady, Busy (queue full), Cancelled, TimedOut.
         """
         engine = self._ready_engine()
         started = time.monotonic()
+        timeout = self.limits.request_timeout_s
+
+        def check() -> None:
+            # Engines call progress often, so checking there bounds how long abandoned work runs.
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the request was cancelled")
+            if time.monotonic() - started > timeout:
+                raise TimedOut(f"the request took longer than {timeout:g} s")
+
+        def checked_progress(fraction: float, stage: str) -> None:
+            check()
+            progress(fraction, stage)
+
+        with self._admitted():
+            result = self._synthesize(engine, request, checked_progress, on_audio, check, started)
+        progress(1.0, "done")
+        return result
+
+    def _synthesize(self, engine: Engine, request: SynthesisRequest, progress: ProgressFn,
+                    on_audio: Callable[[np.ndarray], None] | None, check: Callable[[], None],
+                    started: float) -> SynthesisResult:
+        """synthesize() once admitted; `progress` raises when the request is cancelled or late."""
         progress(0.0, "checking the request")
         engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
         fmt = audio_format(request.output_format)
+        speed = float(request.speed)
+        sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
         on_segment = None
-        if on_audio is not None:
+        if on_audio is not None and _takes_on_segment(engine):
             gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
 
             def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
+                check()
                 chunk = _to_output_pcm(pcm, sample_rate)
-                on_audio(np.concatenate([gap, chunk]) if index > 0 else chunk)
+                chunk = time_stretch(np.concatenate([gap, chunk]) if index > 0 else chunk, OUTPUT_SAMPLE_RATE, speed)
+                sent.append(chunk)
+                on_audio(chunk)
 
         progress(0.02, "waiting for the engine")
-        with self._engine_lock:
-            try:
-                # on_segment only when streaming: engines without streaming keep working.
-                streaming = {"on_segment": on_segment} if on_segment is not None else {}
-                output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
-                                           **streaming)
-            except NothingToSpeak as e:
-                raise ValidationError("text", "has nothing to speak (no words or characters)") from e
+        while not self._engine_lock.acquire(timeout=0.1):
+            check()  # a request cancelled (or late) while queued leaves the queue
+        try:
+            # on_segment only when streaming: engines without streaming keep working.
+            streaming = {"on_segment": on_segment} if on_segment is not None else {}
+            output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
+                                       **streaming)
+        except NothingToSpeak as e:
+            raise ValidationError("text", "has nothing to speak (no words or characters)") from e
+        finally:
+            self._engine_lock.release()
         progress(0.95, "saving audio")
-        audio = _to_output_pcm(output.audio, output.sample_rate)
+        if sent:
+            audio = np.concatenate(sent)
+        else:
+            audio = time_stretch(_to_output_pcm(output.audio, output.sample_rate), OUTPUT_SAMPLE_RATE, speed)
+            if on_audio is not None:  # an engine that cannot stream: everything in one chunk
+                on_audio(audio)
+        check()  # the last chance to stop before a file appears
         path = self.data.new_output_path(fmt.suffix)
         atomic_write_bytes(path, encode(audio, OUTPUT_SAMPLE_RATE, fmt))
-        progress(1.0, "done")
         return SynthesisResult(
             path=path,
             sample_rate=OUTPUT_SAMPLE_RATE,
             duration_s=len(audio) / OUTPUT_SAMPLE_RATE,
-            segments=list(output.segments),
+            segments=[(text, a / speed, b / speed) for text, a, b in output.segments],
             engine=engine.name,
             elapsed_s=time.monotonic() - started,
             emotion_model=output.emotion_model,
             format=fmt.name,
         )
+
+
+def _takes_on_segment(engine: Engine) -> bool:
+    """Whether the engine can stream segments; one that cannot gets the whole audio as one chunk."""
+    try:
+        return "on_segment" in inspect.signature(engine.synthesize).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _to_output_pcm(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -131,6 +131,29 @@ class DataDir:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
+    def remove_crash_leftovers(self) -> list[Path]:
+        """Delete what a killed process can leave behind: temporary files of unfinished atomic
+        writes (".<name>.<random>.tmp") and voices moved aside for deletion (".deleted-*").
+        Real files are never touched. Call at start, before anything writes (one server per
+        data folder). Returns what was removed."""
+        removed = []
+        for folder in (self.outputs, self.presets, self.voices):
+            if not folder.is_dir():
+                continue
+            for path in folder.rglob(".*.tmp"):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        if self.voices.is_dir():
+            for trash in self.voices.glob(".deleted-*"):
+                if trash.is_dir():
+                    shutil.rmtree(trash, ignore_errors=True)
+                    removed.append(trash)
+        if removed:
+            log.warning("removed %d leftover(s) of an interrupted write: %s", len(removed),
+                        ", ".join(str(p.relative_to(self.root)) for p in removed[:10]))
+        return removed
+
     @property
     def glossary(self) -> Path:
         return self.root / GLOSSARY_FILE

@@ -20,3 +20,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, f"make_model_dir failed ({made.returncode}):\n{made.stdout}\n{made.stderr}"
     return out
+
+
+@pytest.fixture(scope="session")
+def studio_server(tmp_path_factory):
+    """One real server (quick voice, loopback, default limits) for the HTTP API tests, with a
+    saved voice named "alice"."""
+    from tests.http_server import StudioServer, write_voice
+
+    root = tmp_path_factory.mktemp("studio-api")
+    server = StudioServer(root / "data")
+    try:
+        with server.client() as client, write_voice(root / "alice.wav").open("rb") as f:
+            created = client.post("/v1/voices", data={"name": "alice"}, files={"file": ("alice.wav", f, "audio/wav")})
+            assert created.status_code == 201, created.text
+        yield server
+    finally:
+        server.stop()

@@ -56,6 +56,7 @@ def under(name: str, prefix: str) -> bool:
 
 
 SOURCES = sorted(PACKAGE.rglob("*.py")) + [ROOT / "webui.py"]
+API_MODULES = ("index_tts.api", "index_tts.api_openai")  # the HTTP layer
 
 
 def violations() -> list[str]:
@@ -76,18 +77,18 @@ def violations() -> list[str]:
                     problem = "modules/ may import only torch, safetensors, the standard library and its siblings"
             if problem is None and not under(mod, "index_tts.ui") and top(name) == "gradio":
                 problem = "only index_tts/ui imports gradio"
-            if problem is None and top(name) in ("fastapi", "starlette", "uvicorn") and mod not in ("index_tts.api", "webui"):
-                problem = "only index_tts/api.py and webui.py import fastapi/uvicorn"
+            if problem is None and top(name) in ("fastapi", "starlette", "uvicorn") and mod not in (*API_MODULES, "webui"):
+                problem = "only index_tts/api*.py and webui.py import fastapi/uvicorn"
             if problem is None and (under(mod, "index_tts.engines") or under(mod, "index_tts.modules")
                                     or under(mod, "index_tts.text") or under(mod, "index_tts.quickvoice")):
-                if any(under(name, f"index_tts.{upper}") for upper in ("service", "ui", "api", "storage")):
+                if any(under(name, f"index_tts.{upper}") for upper in ("service", "ui", "api", "api_openai", "storage")):
                     problem = "engines and what they use must not import the service, storage, UI or API"
             if problem is None and mod in ("index_tts.service", "index_tts.storage"):
-                if any(under(name, f"index_tts.{upper}") for upper in ("ui", "api")):
+                if any(under(name, f"index_tts.{upper}") for upper in ("ui", "api", "api_openai")):
                     problem = "the service must not import the UI or the API"
-            if problem is None and under(mod, "index_tts.ui") and under(name, "index_tts.api"):
+            if problem is None and under(mod, "index_tts.ui") and any(under(name, m) for m in API_MODULES):
                 problem = "the UI and the API are siblings; neither imports the other"
-            if problem is None and mod == "index_tts.api" and under(name, "index_tts.ui"):
+            if problem is None and mod in API_MODULES and under(name, "index_tts.ui"):
                 problem = "the UI and the API are siblings; neither imports the other"
             if problem is None and top(name) == "webui" and mod != "webui":
                 problem = "nothing imports the launcher"

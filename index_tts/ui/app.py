@@ -20,7 +20,7 @@ import gradio as gr
 
 from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, normalize_webui_vector
 from index_tts.engines.base import GenerationParams
-from index_tts.service import NotReady, Status, SynthesisRequest, Synthesizer, ValidationError
+from index_tts.service import Busy, NotReady, Status, SynthesisRequest, Synthesizer, TimedOut, ValidationError
 from index_tts.ui.strings import LANGUAGES, emotion_label, t
 
 log = logging.getLogger(__name__)
@@ -351,7 +351,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                                            generation=generation, emotion_audio=emo_audio,
                                            use_glossary=True if use_glossary is None else bool(use_glossary))
                 result = synth.synthesize(request, lambda f, stage: progress(f, desc=stage))
-            except (ValidationError, NotReady) as e:
+            except (ValidationError, NotReady, Busy, TimedOut) as e:
                 raise gr.Error(str(e), print_exception=False) from e
             except Exception as e:  # an engine bug: tell the user plainly, keep the trace in the log
                 log.exception("synthesis failed")
