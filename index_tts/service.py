@@ -28,7 +28,11 @@ import soxr
 from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
-from index_tts.storage import DataDir, GlossaryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes, default_data_dir
+from index_tts.emotion import EMOTIONS
+from index_tts.storage import (DataDir, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
+                               atomic_write_text, default_data_dir)
+from index_tts.subtitles import to_srt
+from index_tts.text import tags
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +246,30 @@ def _rethrow_named(check: Callable[[], None], default_field: str) -> None:
 
 
 @dataclass(frozen=True)
+class TimedSegment:
+    """A spoken segment in the output: where it is, and the emotion the engine was given for it."""
+
+    text: str
+    start_s: float
+    end_s: float
+    emotion: str
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "start": round(self.start_s, 3), "end": round(self.end_s, 3), "emotion": self.emotion}
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    """A preview row: how the engine will split the text, and the inline tag's emotion ("" when
+    the request's own emotion applies); pause_after_ms is an inline pause that follows it."""
+
+    text: str
+    n_tokens: int
+    emotion: str = ""
+    pause_after_ms: int = 0
+
+
+@dataclass(frozen=True)
 class SynthesisResult:
     path: Path
     sample_rate: int
@@ -251,6 +279,39 @@ class SynthesisResult:
     elapsed_s: float
     emotion_model: str = ""  # text mode: which model read the emotion text (engines may not say)
     format: str = "wav"      # encoding.FORMATS key; the file suffix matches
+    timeline: list[TimedSegment] = field(default_factory=list)  # segments with their emotion
+    srt_path: Path | None = None                                 # subtitles of this output
+    history_id: str = ""                                         # its history record
+
+
+@dataclass
+class Rendered:
+    """Speech before it is written: int16 mono at OUTPUT_SAMPLE_RATE and where each segment is."""
+
+    audio: np.ndarray
+    timeline: list[TimedSegment]
+    emotion_model: str = ""
+
+
+def describe_emotion(spec: EmotionSpec) -> str:
+    """A short label of what the engine is told, e.g. "sad 0.80 (weight 0.60)" or "same as voice"."""
+    if spec.mode == "vector" and spec.vector:
+        parts = [f"{name} {v:.2f}" for name, v in sorted(zip(EMOTIONS, spec.vector), key=lambda kv: -kv[1]) if v > 0][:3]
+        return f"{' + '.join(parts) or 'neutral'} (weight {spec.weight:.2f})"
+    if spec.mode == "text":
+        return f"text: {spec.text[:40]}" if spec.text else "text: read from the words"
+    return {"same_as_voice": "same as voice", "audio": "emotion reference"}.get(spec.mode, spec.mode)
+
+
+def tag_emotion(tag: tags.EmotionTag) -> EmotionSpec:
+    return EmotionSpec(mode="vector", vector=tag.vector, weight=tag.weight)
+
+
+def parse_tags(text: str) -> list[tags.Speech | tags.Pause]:
+    try:
+        return tags.parse(text)
+    except tags.TagError as e:
+        raise ValidationError("text", str(e)) from e
 
 
 @dataclass(frozen=True)
@@ -289,6 +350,7 @@ class Synthesizer:
         self.presets = PresetStore(self.data.presets)
         self.glossary = GlossaryStore(self.data.glossary)
         self.voices = VoiceStore(self.data.voices)
+        self.history = HistoryStore(self.data.history, self.data.outputs)
         self.limits = limits
         self.selection_reason = selection_reason
         self.load_delay_s = max(0.0, float(load_delay_s))
@@ -417,61 +479,200 @@ class Synthesizer:
 
     # -- work ---------------------------------------------------------------------------------
 
-    def preview_segments(self, text: str, max_tokens: int) -> list[Segment]:
-        """How the engine will split `text` (cheap; no synthesis)."""
+    def preview_segments(self, text: str, max_tokens: int) -> list[PlannedSegment]:
+        """How the engine will split `text`, inline tags applied (cheap; no synthesis).
+        A malformed tag raises ValidationError("text") pointing at it."""
         engine = self._ready_engine()
         if not isinstance(text, str) or not text.strip():
             return []
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, float)) or not math.isfinite(max_tokens):
             raise ValidationError("generation.max_text_tokens_per_segment", f"must be a number, got {max_tokens!r}")
         lo, hi = GenerationParams.RANGES["max_text_tokens_per_segment"]
-        return engine.segments(text.strip()[: self.limits.max_text_chars], int(min(max(max_tokens, lo), hi)))
+        max_tokens = int(min(max(max_tokens, lo), hi))
+        rows: list[PlannedSegment] = []
+        for item in parse_tags(text.strip()[: self.limits.max_text_chars]):
+            if isinstance(item, tags.Pause):
+                if rows:
+                    rows[-1] = replace(rows[-1], pause_after_ms=rows[-1].pause_after_ms + item.ms)
+                continue
+            label = describe_emotion(tag_emotion(item.emotion)) if item.emotion else ""
+            rows += [PlannedSegment(seg.text, seg.n_tokens, label) for seg in engine.segments(item.text, max_tokens)]
+        return rows
+
+    def render(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
+               on_audio: Callable[[np.ndarray], None] | None = None) -> tuple[Rendered, EngineRequest]:
+        """Validate and speak `request` without writing anything; returns the audio and the
+        validated engine request (its voice and emotion as the engine saw them).
+
+        Inline tags split the text into parts; the engine is called once per part (its voice
+        caches make that cheap) and the parts are joined with the tag pauses, or with the
+        segment silence where two parts meet without one. on_audio as in `synthesize`.
+        """
+        engine = self._ready_engine()
+        progress(0.0, "checking the request")
+        base = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
+        items = parse_tags(base.text)
+        gap = _silence(base.generation.interval_silence_ms)
+        parts = [item for item in items if isinstance(item, tags.Speech)]
+
+        pieces: list[np.ndarray] = []
+        timeline: list[TimedSegment] = []
+        length = 0                       # samples written so far
+        pending = 0                      # silence (samples) owed before the next audio
+        after_speech = False             # the last item was speech: parts meeting get the segment gap
+        emotion_models: list[str] = []
+        done = 0
+
+        def emit(chunk: np.ndarray) -> None:
+            nonlocal length
+            pieces.append(chunk)
+            length += len(chunk)
+            if on_audio is not None and len(chunk):
+                on_audio(chunk)
+
+        progress(0.02, "waiting for the engine")
+        with self._engine_lock:
+            for item in items:
+                if isinstance(item, tags.Pause):
+                    pending += _silence(item.ms).size
+                    after_speech = False
+                    continue
+                emotion = tag_emotion(item.emotion) if item.emotion else base.emotion
+                _rethrow_named(emotion.validate, "emotion")
+                part_request = replace(base, text=item.text, emotion=emotion)
+                lead = np.zeros(pending + (gap.size if after_speech else 0), np.int16)
+                span = (0.03 + 0.9 * done / len(parts), 0.9 / len(parts))
+                part_progress = (lambda f, stage, s=span: progress(s[0] + s[1] * min(max(f, 0.0), 1.0), stage))
+                streamed: list[int] = []
+                part_start = length
+
+                def on_segment(index: int, pcm: np.ndarray, sample_rate: int, lead=lead) -> None:
+                    emit(np.concatenate([lead if index == 0 else gap, _to_output_pcm(pcm, sample_rate)]))
+                    streamed.append(index)
+
+                try:
+                    # on_segment only when streaming: engines without streaming keep working.
+                    extra = {"on_segment": on_segment} if on_audio is not None else {}
+                    output = engine.synthesize(part_request, part_progress, **extra)
+                except NothingToSpeak:
+                    continue   # e.g. a part that is only punctuation; the whole text is checked below
+                finally:
+                    done += 1
+                offset = (part_start + lead.size) / OUTPUT_SAMPLE_RATE
+                if not streamed:
+                    emit(np.concatenate([lead, _to_output_pcm(output.audio, output.sample_rate)]))
+                label = describe_emotion(emotion)
+                timeline += [TimedSegment(text, offset + s, offset + e, label) for text, s, e in output.segments]
+                if output.emotion_model:
+                    emotion_models.append(output.emotion_model)
+                pending, after_speech = 0, True
+            if not timeline:
+                raise ValidationError("text", "has nothing to speak (no words or characters)")
+            if pending:
+                emit(np.zeros(pending, np.int16))   # a pause tag at the very end
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
+        return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models))), base
 
     def synthesize(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
                    on_audio: Callable[[np.ndarray], None] | None = None) -> SynthesisResult:
-        """Validate, synthesize (one request at a time), write the output file.
+        """Validate, synthesize (one request at a time), write the output file, its subtitles and
+        its history record.
 
         progress(fraction, stage) reports stages. on_audio(int16 samples at OUTPUT_SAMPLE_RATE), when
         given, receives the audio as each segment finishes, the pause before it included, so the
         chunks in order are exactly the samples of the written file (for streaming).
         """
-        engine = self._ready_engine()
         started = time.monotonic()
-        progress(0.0, "checking the request")
-        engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
+        rendered, base = self.render(request, progress, on_audio)
         fmt = audio_format(request.output_format)
-        on_segment = None
-        if on_audio is not None:
-            gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
-
-            def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
-                chunk = _to_output_pcm(pcm, sample_rate)
-                on_audio(np.concatenate([gap, chunk]) if index > 0 else chunk)
-
-        progress(0.02, "waiting for the engine")
-        with self._engine_lock:
-            try:
-                # on_segment only when streaming: engines without streaming keep working.
-                streaming = {"on_segment": on_segment} if on_segment is not None else {}
-                output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
-                                           **streaming)
-            except NothingToSpeak as e:
-                raise ValidationError("text", "has nothing to speak (no words or characters)") from e
         progress(0.95, "saving audio")
-        audio = _to_output_pcm(output.audio, output.sample_rate)
-        path = self.data.new_output_path(fmt.suffix)
-        atomic_write_bytes(path, encode(audio, OUTPUT_SAMPLE_RATE, fmt))
+        path, srt, entry_id = self.write_output(rendered, fmt.name, {
+            "kind": "speech",
+            "title": _title(base.text),
+            "request": self._request_record(request, base),
+        })
         progress(1.0, "done")
         return SynthesisResult(
             path=path,
             sample_rate=OUTPUT_SAMPLE_RATE,
-            duration_s=len(audio) / OUTPUT_SAMPLE_RATE,
-            segments=list(output.segments),
-            engine=engine.name,
+            duration_s=len(rendered.audio) / OUTPUT_SAMPLE_RATE,
+            segments=[(s.text, s.start_s, s.end_s) for s in rendered.timeline],
+            engine=self._ready_engine().name,
             elapsed_s=time.monotonic() - started,
-            emotion_model=output.emotion_model,
+            emotion_model=rendered.emotion_model,
             format=fmt.name,
+            timeline=rendered.timeline,
+            srt_path=srt,
+            history_id=entry_id,
         )
+
+    # -- outputs and history ------------------------------------------------------------------
+
+    def write_output(self, rendered: Rendered, fmt_name: str, record: dict) -> tuple[Path, Path, str]:
+        """Write audio (outputs/), subtitles and the history record; returns (audio, srt, history id)."""
+        fmt = audio_format(fmt_name)
+        path = self.data.new_output_path(fmt.suffix)
+        atomic_write_bytes(path, encode(rendered.audio, OUTPUT_SAMPLE_RATE, fmt))
+        entry_id = path.name.split(".")[0]
+        srt = self.history.side_file(entry_id, ".srt")
+        atomic_write_text(srt, to_srt((s.text, s.start_s, s.end_s) for s in rendered.timeline))
+        self.history.add(path, {
+            **record,
+            "format": fmt.name,
+            "duration_s": round(len(rendered.audio) / OUTPUT_SAMPLE_RATE, 3),
+            "engine": self._ready_engine().name,
+            "segments": [s.as_dict() for s in rendered.timeline],
+            "srt": srt.name,
+        })
+        return path, srt, entry_id
+
+    def _keep_audio(self, samples: np.ndarray, sample_rate: int) -> str:
+        buffer = io.BytesIO()
+        # 32-bit float keeps the decoded samples exactly: a regenerated voice hits the same caches.
+        sf.write(buffer, samples, sample_rate, format="WAV", subtype="FLOAT")
+        return self.history.keep_voice(audio_key(samples, sample_rate), buffer.getvalue())
+
+    def _request_record(self, request: SynthesisRequest, base: EngineRequest) -> dict:
+        """Everything needed to run `request` again, as JSON (audio kept under history/voices)."""
+        emotion = base.emotion
+        record_emotion = {"mode": emotion.mode, "weight": emotion.weight, "use_random": emotion.use_random,
+                          "vector": list(emotion.vector) if emotion.vector is not None else None, "text": emotion.text}
+        if emotion.mode == "audio":
+            record_emotion["audio"] = self._keep_audio(emotion.audio, emotion.audio_sr)
+        generation = {name: getattr(base.generation, name) for name in base.generation.__dataclass_fields__}
+        return {"text": request.text, "voice": self._keep_audio(base.voice, base.voice_sr), "emotion": record_emotion,
+                "generation": generation, "output_format": audio_format(request.output_format).name,
+                "use_glossary": request.use_glossary}
+
+    def request_from_history(self, entry_id: str) -> SynthesisRequest:
+        """The request a speech history entry was made with; ValidationError("history") otherwise."""
+        try:
+            record = self.history.get(entry_id)
+            saved = record.get("request")
+            if record.get("kind") != "speech" or not isinstance(saved, dict):
+                raise ValueError("only single-voice results can be regenerated here")
+            emotion = dict(saved["emotion"])
+            audio = self.history.voice_file(emotion.pop("audio")) if emotion.get("mode") == "audio" else None
+            vector = emotion.pop("vector", None)
+            spec = EmotionSpec(**emotion, vector=tuple(vector) if vector is not None else None)
+            return SynthesisRequest(text=saved["text"], voice=self.history.voice_file(saved["voice"]), emotion=spec,
+                                    generation=GenerationParams(**saved["generation"]), emotion_audio=audio,
+                                    output_format=saved.get("output_format", "wav"),
+                                    use_glossary=bool(saved.get("use_glossary", True)))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValidationError("history", str(e).strip("'\"")) from e
+
+
+def _silence(ms: float) -> np.ndarray:
+    return np.zeros(int(OUTPUT_SAMPLE_RATE * ms / 1000), np.int16)
+
+
+def _title(text: str) -> str:
+    try:
+        words = tags.strip_tags(text)
+    except tags.TagError:
+        words = text
+    return " ".join(words.split())[:80]
 
 
 def _to_output_pcm(audio: np.ndarray, sample_rate: int) -> np.ndarray:
