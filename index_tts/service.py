@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import math
 import os
 import threading
 import time
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Union
@@ -30,7 +32,7 @@ from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
 from index_tts.emotion import EMOTIONS
 from index_tts.storage import (DataDir, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
-                               atomic_write_text, default_data_dir)
+                               atomic_write_text, default_data_dir, sanitize_name)
 from index_tts.subtitles import to_srt
 from index_tts.text import tags
 
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 OUTPUT_SAMPLE_RATE = 22050
 WEIGHTS_HELP = "To use IndexTTS2, put the official weights in cache_hub/IndexTTS-2/ (see cache_hub/README.md) and restart."
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
+
+MAX_IMPORT_VOICES = 500
+MAX_IMPORT_FILE_BYTES = 20 * 2**20     # one voice.wav (60 s of 48 kHz 32-bit float is 11.5 MB)
+MAX_IMPORT_BYTES = 1024 * 2**20
 
 # A voice: a file path, or (sample_rate, samples) as Gradio's numpy audio gives it.
 AudioInput = Union[str, os.PathLike, tuple]
@@ -477,6 +483,83 @@ class Synthesizer:
         except ValueError as e:
             raise ValidationError("voice", str(e)) from e
 
+    def export_voices(self) -> bytes:
+        """The whole voice library as a zip: <name>/voice.json and <name>/voice.wav per voice."""
+        voices, _ = self.voices.scan()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for voice in voices:
+                archive.writestr(f"{voice.name}/voice.json", json.dumps(voice.as_dict(), ensure_ascii=False, indent=2))
+                archive.write(voice.audio_path, f"{voice.name}/voice.wav")
+        return buffer.getvalue()
+
+    def import_voices(self, zip_path: str | os.PathLike, overwrite: bool = False) -> tuple[list[str], list[str]]:
+        """Add the voices of a library zip; returns (imported, skipped because the name exists).
+
+        Every member is checked before anything is written (all or nothing): only
+        `<name>/voice.json` and `<name>/voice.wav` members, no paths out of the folder, sizes
+        bounded, the metadata readable and the audio a usable voice. An existing voice is only
+        replaced when `overwrite` is true; otherwise it is skipped and named in the result.
+        """
+        field_name = "voices_zip"
+        try:
+            archive = zipfile.ZipFile(zip_path)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise ValidationError(field_name, f"is not a zip file ({e})") from e
+        with archive:
+            members = archive.infolist()
+            if len(members) > 2 * MAX_IMPORT_VOICES:
+                raise ValidationError(field_name, f"has {len(members)} files; a library zip holds at most {MAX_IMPORT_VOICES} voices")
+            if sum(m.file_size for m in members) > MAX_IMPORT_BYTES:
+                raise ValidationError(field_name, f"unpacks to more than {MAX_IMPORT_BYTES // 2**20} MB")
+            found: dict[str, dict[str, bytes]] = {}
+            for member in members:
+                if member.is_dir():
+                    continue
+                parts = member.filename.split("/")
+                if ("\\" in member.filename or member.filename.startswith("/") or len(parts) != 2
+                        or parts[0] in ("", ".", "..") or parts[1] not in ("voice.json", "voice.wav")):
+                    raise ValidationError(field_name, f"member {member.filename[:80]!r} is not <name>/voice.json or <name>/voice.wav")
+                if member.file_size > MAX_IMPORT_FILE_BYTES:
+                    raise ValidationError(field_name, f"member {member.filename[:80]!r} is too large")
+                found.setdefault(parts[0], {})[parts[1]] = archive.read(member)
+        checked = []
+        for folder, files in found.items():
+            if set(files) != {"voice.json", "voice.wav"}:
+                raise ValidationError(field_name, f"voice {folder!r} needs both voice.json and voice.wav")
+            try:
+                name = sanitize_name(folder, "voice")
+                meta = json.loads(files["voice.json"].decode("utf-8"))
+                if not isinstance(meta, dict):
+                    raise ValueError("voice.json is not an object")
+            except (UnicodeDecodeError, ValueError) as e:
+                raise ValidationError(field_name, f"voice {folder!r}: {e}") from e
+            if name != folder:
+                raise ValidationError(field_name, f"voice folder {folder!r} is not a valid voice name")
+            try:
+                data, rate = sf.read(io.BytesIO(files["voice.wav"]), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+                raise ValidationError(field_name, f"voice {folder!r}: voice.wav is not audio ({e})") from e
+            try:
+                samples, sr = decode_audio((rate, data), "voice", self.limits)
+            except ValidationError as e:
+                raise ValidationError(field_name, f"voice {folder!r}: {e}") from e
+            checked.append((name, samples, sr, meta))
+        if not checked:
+            raise ValidationError(field_name, "holds no voices")
+        imported, skipped = [], []
+        for name, samples, sr, meta in checked:
+            if self.voices.exists(name) and not overwrite:
+                skipped.append(name)
+                continue
+            try:
+                self.save_voice(name, (sr, samples), tags=meta.get("tags"), note=meta.get("note"),
+                                default_emotion=meta.get("default_emotion"), overwrite=overwrite)
+            except ValidationError as e:
+                raise ValidationError(field_name, f"voice {name!r}: {e}") from e
+            imported.append(name)
+        return imported, skipped
+
     # -- work ---------------------------------------------------------------------------------
 
     def preview_segments(self, text: str, max_tokens: int) -> list[PlannedSegment]:
@@ -588,7 +671,7 @@ class Synthesizer:
         progress(0.95, "saving audio")
         path, srt, entry_id = self.write_output(rendered, fmt.name, {
             "kind": "speech",
-            "title": _title(base.text),
+            "title": title_of(base.text),
             "request": self._request_record(request, base),
         })
         progress(1.0, "done")
@@ -667,7 +750,7 @@ def _silence(ms: float) -> np.ndarray:
     return np.zeros(int(OUTPUT_SAMPLE_RATE * ms / 1000), np.int16)
 
 
-def _title(text: str) -> str:
+def title_of(text: str) -> str:
     try:
         words = tags.strip_tags(text)
     except tags.TagError:

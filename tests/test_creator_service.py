@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -29,7 +31,8 @@ class RecordingEngine:
         self.calls = []
 
     def segments(self, text, max_tokens):
-        return [Segment(s.strip() + ".", len(s.split())) for s in text.split(".") if s.strip()]
+        sentences = [s for s in re.split(r"(?<=[.?!])\s+", text) if s.strip()]
+        return [Segment(s.strip(), len(s.split())) for s in sentences]
 
     def synthesize(self, request, progress, on_segment=None):
         self.calls.append((request.text, request.emotion, request.voice_key))
@@ -132,3 +135,122 @@ def test_srt_format():
     assert srt.startswith("1\n00:00:00,000 --> 00:00:01,250\nHello there.\n\n2\n00:00:01,500 --> 00:00:04,000\n")
     assert all(len(line) <= 42 for line in srt.splitlines())
     assert parse_srt(srt)[1][1:] == (1.5, 4.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# dialogue scripts
+
+
+def test_dialogue_four_lines_two_roles_in_order(synth):
+    import io
+    import zipfile
+
+    from index_tts.dialogue import RoleSetting, compose, parse_script, roles_of
+
+    synth.save_voice("Low", voice(110))
+    synth.save_voice("High", voice(230))
+    script = "# scene 1\nAlice: Hello Bob.\n\nBob： Hi Alice.\nAlice: [sad] I lost it.\nBob: Lost what?\n"
+    lines = parse_script(script)
+    assert [(l.number, l.role) for l in lines] == [(2, "Alice"), (4, "Bob"), (5, "Alice"), (6, "Bob")]
+    assert roles_of(lines) == ["Alice", "Bob"]
+    happy = EmotionSpec(mode="vector", vector=(0.7, 0, 0, 0, 0, 0, 0, 0), weight=0.6)
+    result = compose(synth, script, {"Alice": RoleSetting("Low"), "Bob": RoleSetting("High", happy)}, pause_ms=500,
+                     output_format="ogg")
+
+    calls = synth.engine.calls
+    assert [c[0] for c in calls] == ["Hello Bob.", "Hi Alice.", "I lost it.", "Lost what?"]
+    assert calls[0][2] == calls[2][2] != calls[1][2] == calls[3][2]   # each role keeps its own voice
+    assert calls[1][1] == happy and calls[3][1] == happy and calls[0][1] == EmotionSpec()
+    assert calls[2][1].vector[EMOTIONS.index("sad")] > 0                # the inline tag wins inside a line
+    assert [(r, v) for r, v, *_ in result.lines] == [("Alice", "Low"), ("Bob", "High"), ("Alice", "Low"), ("Bob", "High")]
+    starts = [round(line[3], 3) for line in result.lines]
+    assert starts == [0.0, 0.9, 1.8, 2.9]    # 0.2 s per word, 0.5 s between lines
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert archive.namelist() == ["01_Alice.ogg", "02_Bob.ogg", "03_Alice.ogg", "04_Bob.ogg"]
+        first, rate = sf.read(io.BytesIO(archive.read("01_Alice.ogg")))
+        assert abs(len(first) / rate - 0.4) < 0.05
+    cues = parse_srt(result.srt_path.read_text(encoding="utf-8"))
+    assert [c[0] for c in cues] == ["Alice: Hello Bob.", "Bob: Hi Alice.", "Alice: I lost it.", "Bob: Lost what?"]
+    assert abs(cues[-1][2] - sf.info(result.path).duration) < 0.1
+    (entry,) = synth.history.list()
+    assert entry["kind"] == "dialogue" and entry["request"]["roles"]["Bob"]["voice"] == "High"
+
+
+@pytest.mark.parametrize("script, roles, field, words", [
+    ("", {}, "script", "empty"),
+    ("Alice: hi\njust words\n", {"Alice": "Low"}, "script", "line 2"),
+    ("Alice: hi\nBob: yo\n", {"Alice": "Low"}, "roles", "Bob"),
+    ("Alice: hi [sadd]\n", {"Alice": "Low"}, "script", "line 1 (Alice)"),
+    ("Alice: hi\n", {"Alice": "Nobody"}, "voice", "Nobody"),
+])
+def test_bad_dialogues_name_the_problem_and_write_nothing(synth, script, roles, field, words):
+    from index_tts.dialogue import RoleSetting, compose
+
+    synth.save_voice("Low", voice(110))
+    with pytest.raises(ValidationError) as caught:
+        compose(synth, script, {r: RoleSetting(v) for r, v in roles.items()})
+    assert caught.value.field == field and words in str(caught.value)
+    assert list(synth.data.outputs.iterdir()) == [] and synth.history.list() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# voice library zip
+
+
+def test_voice_library_zip_round_trip_never_overwrites_unasked(synth, tmp_path):
+    import zipfile
+
+    synth.save_voice("Low", voice(110), tags="deep, calm", note="narrator", default_emotion={"preset": "calm"})
+    synth.save_voice("High", voice(230))
+    exported = tmp_path / "library.zip"
+    exported.write_bytes(synth.export_voices())
+    with zipfile.ZipFile(exported) as archive:
+        assert sorted(archive.namelist()) == ["High/voice.json", "High/voice.wav", "Low/voice.json", "Low/voice.wav"]
+
+    other = Synthesizer(lambda progress: synth.engine, data_dir=tmp_path / "other")
+    other.save_voice("High", voice(300), note="mine")
+    imported, skipped = other.import_voices(exported)
+    assert imported == ["Low"] and skipped == ["High"]
+    assert other.voices.get("High").note == "mine"            # not replaced without asking
+    low = other.voices.get("Low")
+    assert low.tags == ("deep", "calm") and low.default_emotion == {"preset": "calm"}
+    assert sf.read(low.audio_path)[0].shape == sf.read(synth.voices.get("Low").audio_path)[0].shape
+    assert other.import_voices(exported, overwrite=True) == (["High", "Low"], [])
+    assert other.voices.get("High").note == ""
+
+
+def bad_zip(path, members):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("members, words", [
+    ({"../evil/voice.json": b"{}", "../evil/voice.wav": b""}, "is not <name>/voice.json"),
+    ({"/abs/voice.wav": b""}, "is not <name>/voice.json"),
+    ({"a/b/voice.wav": b""}, "is not <name>/voice.json"),
+    ({"Fine/voice.json": b"{}", "Fine/notes.txt": b"x"}, "notes.txt"),
+    ({"Half/voice.json": b"{}"}, "needs both"),
+    ({"Junk/voice.json": b"{}", "Junk/voice.wav": b"not audio at all"}, "not audio"),
+    ({"Meta/voice.json": b"[1", "Meta/voice.wav": b"x"}, "Meta"),
+    ({"Bad name!/voice.json": b"{}", "Bad name!/voice.wav": b"x"}, "not a valid voice name"),
+])
+def test_bad_library_zips_are_refused_whole(synth, tmp_path, members, words):
+    import io as _io
+
+    silent = _io.BytesIO()
+    sf.write(silent, np.zeros(16000, np.float32), 16000, format="WAV")
+    good = _io.BytesIO()
+    sf.write(good, voice()[1], 16000, format="WAV")
+    members = {"Good/voice.json": b"{}", "Good/voice.wav": good.getvalue(), **members}
+    with pytest.raises(ValidationError) as caught:
+        synth.import_voices(bad_zip(tmp_path / "bad.zip", members))
+    assert caught.value.field == "voices_zip" and words in str(caught.value)
+    assert synth.voices.scan()[0] == []          # nothing at all was imported
+    with pytest.raises(ValidationError, match="silent"):
+        synth.import_voices(bad_zip(tmp_path / "silent.zip", {"Q/voice.json": b"{}", "Q/voice.wav": silent.getvalue()}))
+    with pytest.raises(ValidationError, match="not a zip"):
+        synth.import_voices(bad_zip(tmp_path / "x.zip", {}).with_name("missing.zip"))
