@@ -31,7 +31,7 @@ from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
 from index_tts.emotion import EMOTIONS
-from index_tts.storage import (DataDir, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
+from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
                                atomic_write_text, default_data_dir, sanitize_name)
 from index_tts.subtitles import to_srt
 from index_tts.text import tags
@@ -357,6 +357,7 @@ class Synthesizer:
         self.glossary = GlossaryStore(self.data.glossary)
         self.voices = VoiceStore(self.data.voices)
         self.history = HistoryStore(self.data.history, self.data.outputs)
+        self.emotion_presets = EmotionPresetStore(self.data.emotion_presets)
         self.limits = limits
         self.selection_reason = selection_reason
         self.load_delay_s = max(0.0, float(load_delay_s))

@@ -254,3 +254,22 @@ def test_bad_library_zips_are_refused_whole(synth, tmp_path, members, words):
         synth.import_voices(bad_zip(tmp_path / "silent.zip", {"Q/voice.json": b"{}", "Q/voice.wav": silent.getvalue()}))
     with pytest.raises(ValidationError, match="not a zip"):
         synth.import_voices(bad_zip(tmp_path / "x.zip", {}).with_name("missing.zip"))
+
+
+def test_user_emotion_presets_persist_and_are_checked(tmp_path):
+    from index_tts.storage import EmotionPresetStore
+
+    store = EmotionPresetStore(tmp_path / "emotion_presets.json")
+    preset = {"name": "Whisper-sad", "mode": "vector", "sliders": [0, 0, 0.6, 0, 0, 0.3, 0, 0], "weight": 0.7}
+    assert store.save(preset)[1] is False
+    assert store.save({**preset, "name": "whisper-SAD", "weight": 0.5})[1] is True
+    again = EmotionPresetStore(tmp_path / "emotion_presets.json").list()
+    assert [(p["name"], p["weight"]) for p in again] == [("whisper-SAD", 0.5)]
+    for bad, field in [({**preset, "mode": "audio"}, "mode"), ({**preset, "sliders": [2] * 8}, "sliders"),
+                       ({**preset, "weight": True}, "weight"), ({**preset, "name": " "}, "name")]:
+        with pytest.raises(ValueError, match=field):
+            store.save(bad)
+    assert len(store.list()) == 1
+    assert store.delete("WHISPER-sad") and store.list() == [] and not store.delete("nothing")
+    (tmp_path / "emotion_presets.json").write_text("{broken")
+    assert store.list() == [] and "unreadable" in store.problem
