@@ -139,6 +139,23 @@ def compose(synth: Synthesizer, script: str, roles: dict[str, RoleSetting], *, p
     return DialogueResult(path, zip_path, srt, length / OUTPUT_SAMPLE_RATE, placed, entry_id, fmt.name)
 
 
+def compose_from_history(synth: Synthesizer, entry_id: str, progress: ProgressFn = no_progress) -> DialogueResult:
+    """Voice a dialogue history entry again with its script, roles, pause and format. The roles'
+    voices come from the library by name: ValidationError("voice") if one is gone."""
+    try:
+        saved = synth.history.get(entry_id)["request"]
+        roles = {}
+        for role, setting in saved["roles"].items():
+            emotion = setting["emotion"]
+            vector = tuple(emotion["vector"]) if emotion.get("vector") else None
+            roles[role] = RoleSetting(setting["voice"], EmotionSpec(mode=emotion["mode"], weight=emotion["weight"],
+                                                                    vector=vector, text=emotion.get("text") or ""))
+        script, pause_ms, fmt = saved["script"], saved["pause_ms"], saved["output_format"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValidationError("history", f"entry {entry_id!r} cannot be regenerated as a dialogue ({e})") from e
+    return compose(synth, script, roles, pause_ms=pause_ms, output_format=fmt, progress=progress)
+
+
 def _file_part(role: str) -> str:
     try:
         return sanitize_name(role, "role").replace(" ", "_")

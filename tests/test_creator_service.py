@@ -273,3 +273,14 @@ def test_user_emotion_presets_persist_and_are_checked(tmp_path):
     assert store.delete("WHISPER-sad") and store.list() == [] and not store.delete("nothing")
     (tmp_path / "emotion_presets.json").write_text("{broken")
     assert store.list() == [] and "unreadable" in store.problem
+
+
+def test_dialogue_regenerates_from_history(synth):
+    from index_tts.dialogue import RoleSetting, compose, compose_from_history
+
+    synth.save_voice("Low", voice(110))
+    first = compose(synth, "A: One two.\nB: Three.", {"A": RoleSetting("Low"), "B": RoleSetting("Low")}, pause_ms=100)
+    calls = list(synth.engine.calls)
+    again = compose_from_history(synth, first.history_id)
+    assert synth.engine.calls[len(calls):] == calls and again.history_id != first.history_id
+    assert again.lines == first.lines
