@@ -82,6 +82,19 @@ def fetch(page, server, selector: str, timeout: float = 120000) -> tuple[str, by
     return href, response.body()
 
 
+def unlabelled_controls(page, panel: str) -> list[str]:
+    """Form controls and buttons in `panel` that a screen reader could not name."""
+    return page.evaluate("""(panel) => {
+        const root = document.querySelector(panel);
+        const named = (el) => (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.title
+            || (el.labels && [...el.labels].some(l => l.textContent.trim())) || (el.tagName === 'BUTTON' && el.textContent.trim())
+            || el.closest('label')?.textContent.trim());
+        return [...root.querySelectorAll('input:not([type=hidden]), textarea, select, button')]
+            .filter(el => el.offsetParent !== null && !named(el))
+            .map(el => (el.closest('[id]')?.id || '?') + ' ' + el.outerHTML.slice(0, 80));
+    }""", panel)
+
+
 def choose(page, dropdown: str, option: str):
     page.locator(f"{dropdown} input").click()
     page.get_by_role("option", name=option, exact=True).filter(visible=True).first.click()
@@ -101,6 +114,8 @@ def test_first_life_library_and_inline_tags(browser, data_dir, tmp_path):
             page.locator("#lib_name input").fill(name)
             page.locator("#lib_tags input").fill(tags)
             page.locator("#lib_note textarea").fill(f"{name} for the e2e test")
+            if name == "High voice":
+                choose(page, "#lib_emotion", "Happy · 喜")
             page.locator("#lib_save_btn").click()
             expect(page.locator("#lib_info")).to_contain_text(f"Saved voice {name}", timeout=20000)
         expect(page.locator("#lib_voices")).to_contain_text("High voice")
@@ -110,12 +125,35 @@ def test_first_life_library_and_inline_tags(browser, data_dir, tmp_path):
         page.locator("#lib_name input").fill("Low voice")
         page.locator("#lib_save_btn").click()
         expect(page.locator(".toast-body, [data-testid='toast-body']").first).to_contain_text("already exists", timeout=20000)
+        page.locator(".toast-close").first.click()
         page.locator("#lib_voices").get_by_text("Low voice", exact=True).click()
         expect(page.locator("#lib_details")).to_contain_text("deep, narrator", timeout=20000)
         page.screenshot(path=str(DOCS / "screenshot-library.png"), full_page=True)
 
-        # Inline tags: the preview and the result list each segment's emotion as the engine got it.
+        assert unlabelled_controls(page, "#tab_library") == []
+
+        # A user emotion preset: saved from the current sliders, shown as a button reached by keyboard.
         page.locator("#tab_synth-button").click()
+        page.locator("#emo_preset_sad").click()
+        expect(page.locator("#emo_sad input[type=number]")).to_have_value(re.compile(r"^0\.8"), timeout=10000)
+        page.locator("#emo_weight input[type=number]").fill("0.55")
+        page.locator("#emo_weight input[type=number]").press("Tab")
+        page.locator("#emo_user_name input").fill("Gloomy")
+        page.locator("#emo_user_save_btn").click()
+        expect(page.locator("#emo_user_info")).to_contain_text("Saved emotion preset Gloomy", timeout=20000)
+        page.locator("#emo_preset_happy").click()
+        expect(page.locator("#emo_sad input[type=number]")).to_have_value("0", timeout=10000)
+        page.locator("#emo_preset_contempt").focus()
+        page.keyboard.press("Tab")
+        expect(page.locator("#emo_user_0")).to_be_focused()
+        expect(page.locator("#emo_user_0")).to_have_text("Gloomy")
+        page.keyboard.press("Enter")
+        expect(page.locator("#emo_sad input[type=number]")).to_have_value(re.compile(r"^0\.8"), timeout=10000)
+        expect(page.locator("#emo_weight input[type=number]")).to_have_value("0.55")
+        assert (data_dir / "emotion_presets.json").is_file()
+        page.locator("#emo_mode").get_by_text("Same as the voice reference").click()
+
+        # Inline tags: the preview and the result list each segment's emotion as the engine got it.
         page.locator("#voice_pick").get_by_text("Low voice", exact=True).click()
         page.locator('#voice_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
         page.locator("#text_in textarea").fill(TAGGED)
@@ -163,6 +201,8 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
         # The saved voice is offered again and speaks.
         page.locator("#voice_pick").get_by_text("High voice", exact=True).click()
         page.locator('#voice_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
+        # ... with its default emotion.
+        expect(page.locator("#emo_happy input[type=number]")).to_have_value(re.compile(r"^0\.8"), timeout=10000)
         page.locator("#text_in textarea").fill("Back again after a restart.")
         page.locator("#out_format").get_by_text("FLAC", exact=True).click()
         page.locator("#generate_btn").click()
@@ -175,6 +215,7 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
             "Ann: Did you hear the news today?\nBen: No, tell me everything now.\n"
             "Ann: [happy] We won the big prize!\nBen: That is simply wonderful news.")
         expect(page.locator("#dlg_roles_note")).to_contain_text("Ann, Ben", timeout=20000)
+        assert unlabelled_controls(page, "#tab_dialogue") == []
         choose(page, "#dlg_role_0_voice", "Low voice")
         choose(page, "#dlg_role_1_voice", "High voice")
         page.locator("#dlg_generate_btn").click()
@@ -189,6 +230,9 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
         shown = lines.inner_text()
         order = [shown.index(s) for s in ("Low voice", "Did you hear", "High voice", "tell me everything", "We won", "That is simply")]
         assert order == sorted(order), shown
+        # Ben's emotion is "(the voice's default)": High voice's Happy.
+        emotions = [b.get_attribute("data-emotion") for b in page.locator("#dlg_wave svg rect.segment").all()]
+        assert [e.split(" ")[0] for e in emotions] == ["same", "happy", "happy", "happy"], emotions
         _, srt = fetch(page, server, "#dlg_srt")
         assert [c[0].split(":")[0] for c in parse_srt(srt.decode("utf-8"))] == ["Ann", "Ben", "Ann", "Ben"]
         page.screenshot(path=str(DOCS / "screenshot-dialogue.png"), full_page=True)

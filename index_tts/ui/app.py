@@ -71,6 +71,11 @@ def load_emotion_presets(path: Path = PRESETS_FILE) -> list[dict]:
 # pure helpers (no widgets): status banner, request building
 
 
+def plain(message: str) -> str:
+    """A strings entry without its Markdown emphasis, for error toasts (which show text as is)."""
+    return message.replace("**", "")
+
+
 def render_banner(status: Status, lang: str) -> str:
     if status.state == "loading":
         engine = t(lang, "engine_pending_quick") if status.is_quick_voice else t(lang, "engine_pending_full")
@@ -656,7 +661,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                     name or "", audio, tags=tags_value, note=note, overwrite=bool(overwrite),
                     default_emotion=None if emotion_choice in (None, SAME_AS_VOICE) else emotion_choice)
             except FileExistsError:
-                raise gr.Error(t(lang_value, "lib_exists", name=(name or "").strip()), print_exception=False) from None
+                raise gr.Error(plain(t(lang_value, "lib_exists", name=(name or "").strip())), print_exception=False) from None
             except ValidationError as e:
                 raise gr.Error(str(e) if e.field != "voice" else f"voice: {str(e).split(': ', 1)[-1]}", print_exception=False) from e
             # The form empties so the next voice starts clean.
@@ -669,7 +674,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
             try:
                 renamed = get_synthesizer().voices.rename(name, new_name or "")
             except FileExistsError:
-                raise gr.Error(t(lang_value, "lib_exists", name=(new_name or "").strip()), print_exception=False) from None
+                raise gr.Error(plain(t(lang_value, "lib_exists", name=(new_name or "").strip())), print_exception=False) from None
             except (ValueError, OSError) as e:
                 raise gr.Error(f"name: {e}", print_exception=False) from e
             return library_view(renamed.name, t(lang_value, "lib_renamed", name=renamed.name))
