@@ -284,3 +284,26 @@ def test_dialogue_regenerates_from_history(synth):
     again = compose_from_history(synth, first.history_id)
     assert synth.engine.calls[len(calls):] == calls and again.history_id != first.history_id
     assert again.lines == first.lines
+
+
+def test_waveform_and_emotion_choices(tmp_path):
+    from index_tts.service import TimedSegment
+    from index_tts.ui.app import load_emotion_presets
+    from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
+
+    builtin = load_emotion_presets()
+    user = [{"name": "Mine", "mode": "text", "weight": 0.4, "sliders": [0.0] * 8, "text": "tired"}]
+    values = [v for _, v in emotion_choices(builtin, user, "en", "Same", "Default")]
+    assert values[:3] == [VOICE_DEFAULT, "same", "builtin:happy"] and values[-1] == "user:Mine"
+    angry = emotion_from_choice("builtin:angry", builtin, user)
+    assert angry.mode == "vector" and angry.vector[EMOTIONS.index("angry")] == pytest.approx(0.7) and angry.weight == 0.8
+    assert emotion_from_choice("user:Mine", builtin, user) == EmotionSpec(mode="text", weight=0.4, text="tired")
+    assert emotion_from_choice(VOICE_DEFAULT, builtin, user, "builtin:calm").vector[EMOTIONS.index("calm")] > 0
+    assert emotion_from_choice(VOICE_DEFAULT, builtin, user, None) == EmotionSpec()
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.sin(np.linspace(0, 300, SR)).astype(np.float32) * 0.5, SR)
+    svg = waveform_svg(path, [TimedSegment("One <b>", 0.0, 0.4, "happy 0.75 (weight 0.80)"),
+                              TimedSegment("Two", 0.5, 1.0, "sad 0.80 (weight 0.60)")], "Waveform")
+    assert svg.count('class="segment"') == 2 and 'data-emotion="sad 0.80 (weight 0.60)"' in svg
+    assert "<b>" not in svg and 'aria-label="Waveform"' in svg
