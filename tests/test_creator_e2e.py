@@ -119,6 +119,9 @@ def test_first_life_library_and_inline_tags(browser, data_dir, tmp_path):
             page.locator("#lib_save_btn").click()
             expect(page.locator("#lib_info")).to_contain_text(f"Saved voice {name}", timeout=20000)
         expect(page.locator("#lib_voices")).to_contain_text("High voice")
+        page.locator("#lib_voices").get_by_text("Low voice", exact=True).click()
+        expect(page.locator("#lib_details")).to_contain_text("deep, narrator", timeout=20000)
+        page.screenshot(path=str(DOCS / "screenshot-library.png"), full_page=True)
         # Saving under a taken name is refused unless "replace" is ticked.
         page.locator("#lib_new_audio input[type=file]").set_input_files(str(tmp_path / "220.wav"))
         page.locator('#lib_new_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
@@ -126,9 +129,6 @@ def test_first_life_library_and_inline_tags(browser, data_dir, tmp_path):
         page.locator("#lib_save_btn").click()
         expect(page.locator(".toast-body, [data-testid='toast-body']").first).to_contain_text("already exists", timeout=20000)
         page.locator(".toast-close").first.click()
-        page.locator("#lib_voices").get_by_text("Low voice", exact=True).click()
-        expect(page.locator("#lib_details")).to_contain_text("deep, narrator", timeout=20000)
-        page.screenshot(path=str(DOCS / "screenshot-library.png"), full_page=True)
 
         assert unlabelled_controls(page, "#tab_library") == []
 
@@ -197,6 +197,17 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
         choose(page, "#history_select", re.compile("It starts quite calmly"))
         fetch(page, server, "#history_audio", timeout=20000)
         expect(page.locator("#history_files")).to_contain_text(".srt")
+        # Regenerate it with the same settings, then delete the copy with its files.
+        page.locator("#history_regen_btn").click()
+        expect(page.locator("#out_segments")).to_contain_text("sad 0.80 (weight 0.60)", timeout=120000)
+        expect(history).to_contain_text(re.compile("It starts quite calmly.*It starts quite calmly", re.S))
+        outputs = sorted((data_dir / "outputs").iterdir())
+        assert len(outputs) == 2
+        newest = max(outputs, key=lambda p: p.name)
+        choose(page, "#history_select", re.compile(newest.name.split(".")[0][:15]))
+        page.locator("#history_delete_btn").click()
+        expect(page.locator("#history_info")).to_contain_text("Deleted", timeout=20000)
+        assert not newest.exists() and not list((data_dir / "history").glob(newest.name.split(".")[0] + ".*"))
 
         # The saved voice is offered again and speaks.
         page.locator("#voice_pick").get_by_text("High voice", exact=True).click()
@@ -206,6 +217,8 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
         page.locator("#text_in textarea").fill("Back again after a restart.")
         page.locator("#out_format").get_by_text("FLAC", exact=True).click()
         page.locator("#generate_btn").click()
+        expect(page.locator('#out_audio [data-testid="download-link"]').first).to_have_attribute(
+            "href", re.compile(r"\.flac$"), timeout=120000)
         href, data = fetch(page, server, "#out_audio")
         assert href.endswith(".flac") and sf.info(io.BytesIO(data)).format == "FLAC"
 
@@ -236,6 +249,16 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
         _, srt = fetch(page, server, "#dlg_srt")
         assert [c[0].split(":")[0] for c in parse_srt(srt.decode("utf-8"))] == ["Ann", "Ben", "Ann", "Ben"]
         page.screenshot(path=str(DOCS / "screenshot-dialogue.png"), full_page=True)
+
+        # The new pages follow the zh/en switch: tabs, role labels and table headers.
+        page.locator("#lang_switch").get_by_text("中文").click()
+        expect(page.locator("#tab_dialogue-button")).to_have_text("对话", timeout=10000)
+        expect(page.locator("#dlg_role_0_voice")).to_contain_text("角色 1 的音色")
+        expect(page.locator("#dlg_lines")).to_contain_text("台词")
+        expect(page.locator("#dlg_lines")).to_contain_text("That is simply wonderful news.")  # the rows stay
+        page.locator("#tab_synth-button").click()
+        expect(page.locator("#history_table")).to_contain_text("类型")
+        expect(page.locator("#history_table")).to_contain_text("Back again after a restart")
         page.close()
     finally:
         server.stop()

@@ -904,10 +904,17 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
 
         # -- language switch -------------------------------------------------------------------
 
-        tables = [(segments, "segments_headers"), (out_segments, "out_segments_headers"), (history_table, "history_headers"),
-                  (dlg_lines, "dlg_lines_headers")]
+        # Table headers follow the language too (the segment preview is refilled below with its rows).
+        tables = [(out_segments, "out_segments_headers"), (history_table, "history_headers"), (dlg_lines, "dlg_lines_headers")]
 
-        def switch_language(lang_value, text_value, max_tokens_value, users):
+        def retitle(table_value, key, lang_value):
+            """A table's rows under headers in `lang_value` (a Dataframe takes its headers from its value)."""
+            headers = t(lang_value, key).split("|")
+            rows = table_value.values.tolist() if hasattr(table_value, "values") else list(table_value or [])
+            rows = [r for r in rows if len(r) == len(headers) and any(str(c).strip() for c in r)]
+            return gr.update(value={"data": rows, "headers": headers}, headers=headers)
+
+        def switch_language(lang_value, text_value, max_tokens_value, users, *table_values):
             updates = [gr.update(**make(lang_value)) for _, make in translatable]
             updates.append(gr.update(choices=mode_choices(lang_value), label=t(lang_value, "emo_mode_label")))
             updates += [gr.update(label=emotion_label(lang_value, e)) for e in EMOTIONS]
@@ -915,13 +922,16 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
             for n in range(MAX_UI_ROLES):
                 updates += [gr.update(label=t(lang_value, key, n=n + 1)) for key in ("dlg_role", "dlg_role_voice", "dlg_role_emotion")]
             updates.append(gr.update(label=t(lang_value, "lib_emotion")))
+            updates += [retitle(value, key, lang_value) for value, (_, key) in zip(table_values, tables)]
             updates.append(render_banner(get_synthesizer().status(), lang_value))
-            updates += list(preview(text_value, max_tokens_value, lang_value))
+            rows, note = preview(text_value, max_tokens_value, lang_value)
+            updates += [retitle(rows, "segments_headers", lang_value), note]
             return updates
 
-        lang.change(switch_language, [lang, text, max_tokens, user_presets],
+        lang.change(switch_language, [lang, text, max_tokens, user_presets, *(table for table, _ in tables)],
                     [c for c, _ in translatable] + [emo_mode, *sliders, tab_synth, tab_library, tab_dialogue, tab_presets]
-                    + [w for row in dlg_role_rows for w in row[1:]] + [lib_emotion, banner, segments, segments_note],
+                    + [w for row in dlg_role_rows for w in row[1:]] + [lib_emotion] + [table for table, _ in tables]
+                    + [banner, segments, segments_note],
                     api_visibility="private", **light)
         lang.change(lambda lang_value, users: emotion_dropdowns(lang_value, users or []), [lang, user_presets],
                     emotion_dropdown_outputs, api_visibility="private", **light)
