@@ -202,7 +202,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                             if not items:
                                 gr.Markdown(t(lang_value or "en", "emo_user_none"), elem_id="emo_user_empty")
                             for i, item in enumerate(items or []):
-                                button = gr.Button(item["name"], size="sm", elem_id=f"emo_user_{i}")
+                                button = gr.Button(item["name"], size="sm", elem_id=f"emo_user_{i}", scale=0, min_width=90)
                                 button.click(lambda _i=item: [_i["mode"], _i["weight"], *_i["sliders"], _i.get("text", "")], None,
                                              [emo_mode, emo_weight, *sliders, emo_text], api_visibility="private", **light)
                     with gr.Row():
@@ -309,8 +309,9 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                     with gr.Column(scale=1):
                         lib_voices = tr(gr.Radio([], label=t("en", "lib_voices"), elem_id="lib_voices"), label="lib_voices")
                     with gr.Column(scale=2):
+                        # Autoplay: one click on a name in the list plays that voice.
                         lib_audio = tr(gr.Audio(type="filepath", interactive=False, label=t("en", "lib_audio"), elem_id="lib_audio",
-                                                buttons=["download"]), label="lib_audio")
+                                                buttons=["download"], autoplay=True), label="lib_audio")
                         lib_details = gr.Markdown("", elem_id="lib_details")
                         lib_use = tr(gr.Button(t("en", "lib_use"), variant="primary", elem_id="lib_use_btn"), value="lib_use")
                 lib_info = gr.Markdown("", elem_id="lib_info")
@@ -666,7 +667,7 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                 raise gr.Error(str(e) if e.field != "voice" else f"voice: {str(e).split(': ', 1)[-1]}", print_exception=False) from e
             # The form empties so the next voice starts clean.
             return [*library_view(saved.name, t(lang_value, "lib_replaced" if replaced else "lib_saved", name=saved.name)),
-                    None, "", "", "", False]
+                    None, "", "", "", False, SAME_AS_VOICE]
 
         def rename_voice(name, new_name, lang_value):
             if not name:
@@ -711,7 +712,8 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                       [voice, emo_mode, emo_weight, *sliders, emo_text, voice_pick, lib_info, tabs],
                       api_visibility="private", **light)
         lib_save.click(save_library_voice, [lib_new_audio, lib_name, lib_tags, lib_note, lib_emotion, lib_overwrite, lang],
-                       library_outputs + [lib_new_audio, lib_name, lib_tags, lib_note, lib_overwrite], api_name="save_voice", **light)
+                       library_outputs + [lib_new_audio, lib_name, lib_tags, lib_note, lib_overwrite, lib_emotion],
+                       api_name="save_voice", **light)
         lib_rename.click(rename_voice, [lib_voices, lib_rename_to, lang], library_outputs, api_name="rename_voice", **light)
         lib_delete.click(delete_voice, [lib_voices, lang], library_outputs, api_name="delete_voice", **light)
         lib_export.click(export_library, None, lib_export_file, api_name="export_voices", **light)
