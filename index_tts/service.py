@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
+import json
 import logging
 import math
 import os
 import threading
 import time
 from contextlib import contextmanager
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Union
@@ -33,7 +35,11 @@ import soxr
 from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
-from index_tts.storage import DataDir, GlossaryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes, default_data_dir
+from index_tts.emotion import EMOTIONS
+from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
+                               atomic_write_text, default_data_dir, sanitize_name)
+from index_tts.subtitles import to_srt
+from index_tts.text import tags
 from index_tts.timestretch import MAX_SPEED, MIN_SPEED, time_stretch
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,10 @@ log = logging.getLogger(__name__)
 OUTPUT_SAMPLE_RATE = 22050
 WEIGHTS_HELP = "To use IndexTTS2, put the official weights in cache_hub/IndexTTS-2/ (see cache_hub/README.md) and restart."
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
+
+MAX_IMPORT_VOICES = 500
+MAX_IMPORT_FILE_BYTES = 20 * 2**20     # one voice.wav (60 s of 48 kHz 32-bit float is 11.5 MB)
+MAX_IMPORT_BYTES = 1024 * 2**20
 
 # A voice: a file path, or (sample_rate, samples) as Gradio's numpy audio gives it.
 AudioInput = Union[str, os.PathLike, tuple]
@@ -283,6 +293,30 @@ def _rethrow_named(check: Callable[[], None], default_field: str) -> None:
 
 
 @dataclass(frozen=True)
+class TimedSegment:
+    """A spoken segment in the output: where it is, and the emotion the engine was given for it."""
+
+    text: str
+    start_s: float
+    end_s: float
+    emotion: str
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "start": round(self.start_s, 3), "end": round(self.end_s, 3), "emotion": self.emotion}
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    """A preview row: how the engine will split the text, and the inline tag's emotion ("" when
+    the request's own emotion applies); pause_after_ms is an inline pause that follows it."""
+
+    text: str
+    n_tokens: int
+    emotion: str = ""
+    pause_after_ms: int = 0
+
+
+@dataclass(frozen=True)
 class SynthesisResult:
     path: Path
     sample_rate: int
@@ -292,6 +326,39 @@ class SynthesisResult:
     elapsed_s: float
     emotion_model: str = ""  # text mode: which model read the emotion text (engines may not say)
     format: str = "wav"      # encoding.FORMATS key; the file suffix matches
+    timeline: list[TimedSegment] = field(default_factory=list)  # segments with their emotion
+    srt_path: Path | None = None                                 # subtitles of this output
+    history_id: str = ""                                         # its history record
+
+
+@dataclass
+class Rendered:
+    """Speech before it is written: int16 mono at OUTPUT_SAMPLE_RATE and where each segment is."""
+
+    audio: np.ndarray
+    timeline: list[TimedSegment]
+    emotion_model: str = ""
+
+
+def describe_emotion(spec: EmotionSpec) -> str:
+    """A short label of what the engine is told, e.g. "sad 0.80 (weight 0.60)" or "same as voice"."""
+    if spec.mode == "vector" and spec.vector:
+        parts = [f"{name} {v:.2f}" for name, v in sorted(zip(EMOTIONS, spec.vector), key=lambda kv: -kv[1]) if v > 0][:3]
+        return f"{' + '.join(parts) or 'neutral'} (weight {spec.weight:.2f})"
+    if spec.mode == "text":
+        return f"text: {spec.text[:40]}" if spec.text else "text: read from the words"
+    return {"same_as_voice": "same as voice", "audio": "emotion reference"}.get(spec.mode, spec.mode)
+
+
+def tag_emotion(tag: tags.EmotionTag) -> EmotionSpec:
+    return EmotionSpec(mode="vector", vector=tag.vector, weight=tag.weight)
+
+
+def parse_tags(text: str) -> list[tags.Speech | tags.Pause]:
+    try:
+        return tags.parse(text)
+    except tags.TagError as e:
+        raise ValidationError("text", str(e)) from e
 
 
 @dataclass(frozen=True)
@@ -331,6 +398,8 @@ class Synthesizer:
         self.presets = PresetStore(self.data.presets)
         self.glossary = GlossaryStore(self.data.glossary)
         self.voices = VoiceStore(self.data.voices)
+        self.history = HistoryStore(self.data.history, self.data.outputs)
+        self.emotion_presets = EmotionPresetStore(self.data.emotion_presets)
         self.limits = limits
         self.selection_reason = selection_reason
         self.load_delay_s = max(0.0, float(load_delay_s))
@@ -461,17 +530,184 @@ class Synthesizer:
         except ValueError as e:
             raise ValidationError("voice", str(e)) from e
 
+    def export_voices(self) -> bytes:
+        """The whole voice library as a zip: <name>/voice.json and <name>/voice.wav per voice."""
+        voices, _ = self.voices.scan()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for voice in voices:
+                archive.writestr(f"{voice.name}/voice.json", json.dumps(voice.as_dict(), ensure_ascii=False, indent=2))
+                archive.write(voice.audio_path, f"{voice.name}/voice.wav")
+        return buffer.getvalue()
+
+    def import_voices(self, zip_path: str | os.PathLike, overwrite: bool = False) -> tuple[list[str], list[str]]:
+        """Add the voices of a library zip; returns (imported, skipped because the name exists).
+
+        Every member is checked before anything is written (all or nothing): only
+        `<name>/voice.json` and `<name>/voice.wav` members, no paths out of the folder, sizes
+        bounded, the metadata readable and the audio a usable voice. An existing voice is only
+        replaced when `overwrite` is true; otherwise it is skipped and named in the result.
+        """
+        field_name = "voices_zip"
+        try:
+            archive = zipfile.ZipFile(zip_path)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise ValidationError(field_name, f"is not a zip file ({e})") from e
+        with archive:
+            members = archive.infolist()
+            if len(members) > 2 * MAX_IMPORT_VOICES:
+                raise ValidationError(field_name, f"has {len(members)} files; a library zip holds at most {MAX_IMPORT_VOICES} voices")
+            if sum(m.file_size for m in members) > MAX_IMPORT_BYTES:
+                raise ValidationError(field_name, f"unpacks to more than {MAX_IMPORT_BYTES // 2**20} MB")
+            found: dict[str, dict[str, bytes]] = {}
+            for member in members:
+                if member.is_dir():
+                    continue
+                parts = member.filename.split("/")
+                if ("\\" in member.filename or member.filename.startswith("/") or len(parts) != 2
+                        or parts[0] in ("", ".", "..") or parts[1] not in ("voice.json", "voice.wav")):
+                    raise ValidationError(field_name, f"member {member.filename[:80]!r} is not <name>/voice.json or <name>/voice.wav")
+                if member.file_size > MAX_IMPORT_FILE_BYTES:
+                    raise ValidationError(field_name, f"member {member.filename[:80]!r} is too large")
+                found.setdefault(parts[0], {})[parts[1]] = archive.read(member)
+        checked = []
+        for folder, files in found.items():
+            if set(files) != {"voice.json", "voice.wav"}:
+                raise ValidationError(field_name, f"voice {folder!r} needs both voice.json and voice.wav")
+            try:
+                name = sanitize_name(folder, "voice")
+                meta = json.loads(files["voice.json"].decode("utf-8"))
+                if not isinstance(meta, dict):
+                    raise ValueError("voice.json is not an object")
+            except (UnicodeDecodeError, ValueError) as e:
+                raise ValidationError(field_name, f"voice {folder!r}: {e}") from e
+            if name != folder:
+                raise ValidationError(field_name, f"voice folder {folder!r} is not a valid voice name")
+            try:
+                data, rate = sf.read(io.BytesIO(files["voice.wav"]), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+                raise ValidationError(field_name, f"voice {folder!r}: voice.wav is not audio ({e})") from e
+            try:
+                samples, sr = decode_audio((rate, data), "voice", self.limits)
+            except ValidationError as e:
+                raise ValidationError(field_name, f"voice {folder!r}: {e}") from e
+            checked.append((name, samples, sr, meta))
+        if not checked:
+            raise ValidationError(field_name, "holds no voices")
+        imported, skipped = [], []
+        for name, samples, sr, meta in checked:
+            if self.voices.exists(name) and not overwrite:
+                skipped.append(name)
+                continue
+            try:
+                self.save_voice(name, (sr, samples), tags=meta.get("tags"), note=meta.get("note"),
+                                default_emotion=meta.get("default_emotion"), overwrite=overwrite)
+            except ValidationError as e:
+                raise ValidationError(field_name, f"voice {name!r}: {e}") from e
+            imported.append(name)
+        return imported, skipped
+
     # -- work ---------------------------------------------------------------------------------
 
-    def preview_segments(self, text: str, max_tokens: int) -> list[Segment]:
-        """How the engine will split `text` (cheap; no synthesis)."""
+    def preview_segments(self, text: str, max_tokens: int) -> list[PlannedSegment]:
+        """How the engine will split `text`, inline tags applied (cheap; no synthesis).
+        A malformed tag raises ValidationError("text") pointing at it."""
         engine = self._ready_engine()
         if not isinstance(text, str) or not text.strip():
             return []
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, float)) or not math.isfinite(max_tokens):
             raise ValidationError("generation.max_text_tokens_per_segment", f"must be a number, got {max_tokens!r}")
         lo, hi = GenerationParams.RANGES["max_text_tokens_per_segment"]
-        return engine.segments(text.strip()[: self.limits.max_text_chars], int(min(max(max_tokens, lo), hi)))
+        max_tokens = int(min(max(max_tokens, lo), hi))
+        rows: list[PlannedSegment] = []
+        for item in parse_tags(text.strip()[: self.limits.max_text_chars]):
+            if isinstance(item, tags.Pause):
+                if rows:
+                    rows[-1] = replace(rows[-1], pause_after_ms=rows[-1].pause_after_ms + item.ms)
+                continue
+            label = describe_emotion(tag_emotion(item.emotion)) if item.emotion else ""
+            rows += [PlannedSegment(seg.text, seg.n_tokens, label) for seg in engine.segments(item.text, max_tokens)]
+        return rows
+
+    def render(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
+               on_audio: Callable[[np.ndarray], None] | None = None,
+               check: Callable[[], None] = lambda: None) -> tuple[Rendered, EngineRequest]:
+        """Validate and speak `request` without writing anything; returns the audio and the
+        validated engine request (its voice and emotion as the engine saw them).
+
+        Inline tags split the text into parts; the engine is called once per part (its voice
+        caches make that cheap) and the parts are joined with the tag pauses, or with the
+        segment silence where two parts meet without one. on_audio as in `synthesize`; `check`
+        raises to abandon the request (cancelled, too late) while it waits for the engine.
+        """
+        engine = self._ready_engine()
+        progress(0.0, "checking the request")
+        base = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
+        items = parse_tags(base.text)
+        gap = _silence(base.generation.interval_silence_ms)
+        parts = [item for item in items if isinstance(item, tags.Speech)]
+
+        pieces: list[np.ndarray] = []
+        timeline: list[TimedSegment] = []
+        length = 0                       # samples written so far
+        pending = 0                      # silence (samples) owed before the next audio
+        after_speech = False             # the last item was speech: parts meeting get the segment gap
+        emotion_models: list[str] = []
+        done = 0
+
+        def emit(chunk: np.ndarray) -> None:
+            nonlocal length
+            pieces.append(chunk)
+            length += len(chunk)
+            if on_audio is not None and len(chunk):
+                on_audio(chunk)
+
+        progress(0.02, "waiting for the engine")
+        while not self._engine_lock.acquire(timeout=0.1):
+            check()  # a request cancelled (or late) while queued leaves the queue
+        try:
+            for item in items:
+                if isinstance(item, tags.Pause):
+                    pending += _silence(item.ms).size
+                    after_speech = False
+                    continue
+                emotion = tag_emotion(item.emotion) if item.emotion else base.emotion
+                _rethrow_named(emotion.validate, "emotion")
+                part_request = replace(base, text=item.text, emotion=emotion)
+                lead = np.zeros(pending + (gap.size if after_speech else 0), np.int16)
+                span = (0.03 + 0.9 * done / len(parts), 0.9 / len(parts))
+                part_progress = (lambda f, stage, s=span: progress(s[0] + s[1] * min(max(f, 0.0), 1.0), stage))
+                streamed: list[int] = []
+                part_start = length
+
+                def on_segment(index: int, pcm: np.ndarray, sample_rate: int, lead=lead) -> None:
+                    emit(np.concatenate([lead if index == 0 else gap, _to_output_pcm(pcm, sample_rate)]))
+                    streamed.append(index)
+
+                try:
+                    # on_segment only when streaming: engines without streaming keep working.
+                    extra = {"on_segment": on_segment} if on_audio is not None and _takes_on_segment(engine) else {}
+                    output = engine.synthesize(part_request, part_progress, **extra)
+                except NothingToSpeak:
+                    continue   # e.g. a part that is only punctuation; the whole text is checked below
+                finally:
+                    done += 1
+                offset = (part_start + lead.size) / OUTPUT_SAMPLE_RATE
+                if not streamed:
+                    emit(np.concatenate([lead, _to_output_pcm(output.audio, output.sample_rate)]))
+                label = describe_emotion(emotion)
+                timeline += [TimedSegment(text, offset + s, offset + e, label) for text, s, e in output.segments]
+                if output.emotion_model:
+                    emotion_models.append(output.emotion_model)
+                pending, after_speech = 0, True
+            if not timeline:
+                raise ValidationError("text", "has nothing to speak (no words or characters)")
+            if pending:
+                emit(np.zeros(pending, np.int16))   # a pause tag at the very end
+        finally:
+            self._engine_lock.release()
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
+        return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models))), base
 
     @contextmanager
     def _admitted(self):
@@ -498,7 +734,8 @@ class Synthesizer:
     def synthesize(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
                    on_audio: Callable[[np.ndarray], None] | None = None,
                    cancel: threading.Event | None = None) -> SynthesisResult:
-        """Validate, synthesize (one request at a time), write the output file.
+        """Validate, synthesize (one request at a time), write the output file, its subtitles and
+        its history record.
 
         progress(fraction, stage) reports stages. on_audio(int16 samples at OUTPUT_SAMPLE_RATE), when
         given, receives the audio as each segment finishes, the pause before it included, so the
@@ -507,7 +744,6 @@ class Synthesizer:
         reports progress, and cancelled or timed-out work writes no file.
         Raises ValidationError, NotReady, Busy (queue full), Cancelled, TimedOut.
         """
-        engine = self._ready_engine()
         started = time.monotonic()
         timeout = self.limits.request_timeout_s
 
@@ -522,63 +758,112 @@ class Synthesizer:
             check()
             progress(fraction, stage)
 
-        with self._admitted():
-            result = self._synthesize(engine, request, checked_progress, on_audio, check, started)
-        progress(1.0, "done")
-        return result
-
-    def _synthesize(self, engine: Engine, request: SynthesisRequest, progress: ProgressFn,
-                    on_audio: Callable[[np.ndarray], None] | None, check: Callable[[], None],
-                    started: float) -> SynthesisResult:
-        """synthesize() once admitted; `progress` raises when the request is cancelled or late."""
-        progress(0.0, "checking the request")
-        engine_request = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
-        fmt = audio_format(request.output_format)
-        speed = float(request.speed)
+        speed = float(request.speed) if isinstance(request.speed, (int, float)) and not isinstance(request.speed, bool) else 1.0
         sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
-        on_segment = None
-        if on_audio is not None and _takes_on_segment(engine):
-            gap = np.zeros(int(OUTPUT_SAMPLE_RATE * engine_request.generation.interval_silence_ms / 1000), np.int16)
 
-            def on_segment(index: int, pcm: np.ndarray, sample_rate: int) -> None:
-                check()
-                chunk = _to_output_pcm(pcm, sample_rate)
-                chunk = time_stretch(np.concatenate([gap, chunk]) if index > 0 else chunk, OUTPUT_SAMPLE_RATE, speed)
-                sent.append(chunk)
-                on_audio(chunk)
+        def stretched_audio(chunk: np.ndarray) -> None:
+            check()
+            chunk = time_stretch(chunk, OUTPUT_SAMPLE_RATE, speed)
+            sent.append(chunk)
+            on_audio(chunk)
 
-        progress(0.02, "waiting for the engine")
-        while not self._engine_lock.acquire(timeout=0.1):
-            check()  # a request cancelled (or late) while queued leaves the queue
-        try:
-            # on_segment only when streaming: engines without streaming keep working.
-            streaming = {"on_segment": on_segment} if on_segment is not None else {}
-            output = engine.synthesize(engine_request, lambda f, stage: progress(0.03 + 0.9 * min(max(f, 0.0), 1.0), stage),
-                                       **streaming)
-        except NothingToSpeak as e:
-            raise ValidationError("text", "has nothing to speak (no words or characters)") from e
-        finally:
-            self._engine_lock.release()
-        progress(0.95, "saving audio")
-        if sent:
-            audio = np.concatenate(sent)
-        else:
-            audio = time_stretch(_to_output_pcm(output.audio, output.sample_rate), OUTPUT_SAMPLE_RATE, speed)
-            if on_audio is not None:  # an engine that cannot stream: everything in one chunk
-                on_audio(audio)
-        check()  # the last chance to stop before a file appears
-        path = self.data.new_output_path(fmt.suffix)
-        atomic_write_bytes(path, encode(audio, OUTPUT_SAMPLE_RATE, fmt))
+        with self._admitted():
+            rendered, base = self.render(request, checked_progress, stretched_audio if on_audio is not None else None, check)
+            fmt = audio_format(request.output_format)
+            if speed != 1.0:
+                audio = np.concatenate(sent) if sent else time_stretch(rendered.audio, OUTPUT_SAMPLE_RATE, speed)
+                scale = len(audio) / max(len(rendered.audio), 1)
+                rendered = Rendered(audio, [replace(s, start_s=s.start_s * scale, end_s=s.end_s * scale) for s in rendered.timeline],
+                                    rendered.emotion_model)
+            check()  # the last chance to stop before a file appears
+            progress(0.95, "saving audio")
+            path, srt, entry_id = self.write_output(rendered, fmt.name, {
+                "kind": "speech",
+                "title": title_of(base.text),
+                "request": self._request_record(request, base),
+            })
+        progress(1.0, "done")
         return SynthesisResult(
             path=path,
             sample_rate=OUTPUT_SAMPLE_RATE,
-            duration_s=len(audio) / OUTPUT_SAMPLE_RATE,
-            segments=[(text, a / speed, b / speed) for text, a, b in output.segments],
-            engine=engine.name,
+            duration_s=len(rendered.audio) / OUTPUT_SAMPLE_RATE,
+            segments=[(s.text, s.start_s, s.end_s) for s in rendered.timeline],
+            engine=self._ready_engine().name,
             elapsed_s=time.monotonic() - started,
-            emotion_model=output.emotion_model,
+            emotion_model=rendered.emotion_model,
             format=fmt.name,
+            timeline=rendered.timeline,
+            srt_path=srt,
+            history_id=entry_id,
         )
+
+    # -- outputs and history ------------------------------------------------------------------
+
+    def write_output(self, rendered: Rendered, fmt_name: str, record: dict) -> tuple[Path, Path, str]:
+        """Write audio (outputs/), subtitles and the history record; returns (audio, srt, history id)."""
+        fmt = audio_format(fmt_name)
+        path = self.data.new_output_path(fmt.suffix)
+        atomic_write_bytes(path, encode(rendered.audio, OUTPUT_SAMPLE_RATE, fmt))
+        entry_id = path.name.split(".")[0]
+        srt = self.history.side_file(entry_id, ".srt")
+        atomic_write_text(srt, to_srt((s.text, s.start_s, s.end_s) for s in rendered.timeline))
+        self.history.add(path, {
+            **record,
+            "format": fmt.name,
+            "duration_s": round(len(rendered.audio) / OUTPUT_SAMPLE_RATE, 3),
+            "engine": self._ready_engine().name,
+            "segments": [s.as_dict() for s in rendered.timeline],
+            "srt": srt.name,
+        })
+        return path, srt, entry_id
+
+    def _keep_audio(self, samples: np.ndarray, sample_rate: int) -> str:
+        buffer = io.BytesIO()
+        # 32-bit float keeps the decoded samples exactly: a regenerated voice hits the same caches.
+        sf.write(buffer, samples, sample_rate, format="WAV", subtype="FLOAT")
+        return self.history.keep_voice(audio_key(samples, sample_rate), buffer.getvalue())
+
+    def _request_record(self, request: SynthesisRequest, base: EngineRequest) -> dict:
+        """Everything needed to run `request` again, as JSON (audio kept under history/voices)."""
+        emotion = base.emotion
+        record_emotion = {"mode": emotion.mode, "weight": emotion.weight, "use_random": emotion.use_random,
+                          "vector": list(emotion.vector) if emotion.vector is not None else None, "text": emotion.text}
+        if emotion.mode == "audio":
+            record_emotion["audio"] = self._keep_audio(emotion.audio, emotion.audio_sr)
+        generation = {name: getattr(base.generation, name) for name in base.generation.__dataclass_fields__}
+        return {"text": request.text, "voice": self._keep_audio(base.voice, base.voice_sr), "emotion": record_emotion,
+                "generation": generation, "output_format": audio_format(request.output_format).name,
+                "use_glossary": request.use_glossary}
+
+    def request_from_history(self, entry_id: str) -> SynthesisRequest:
+        """The request a speech history entry was made with; ValidationError("history") otherwise."""
+        try:
+            record = self.history.get(entry_id)
+            saved = record.get("request")
+            if record.get("kind") != "speech" or not isinstance(saved, dict):
+                raise ValueError("only single-voice results can be regenerated here")
+            emotion = dict(saved["emotion"])
+            audio = self.history.voice_file(emotion.pop("audio")) if emotion.get("mode") == "audio" else None
+            vector = emotion.pop("vector", None)
+            spec = EmotionSpec(**emotion, vector=tuple(vector) if vector is not None else None)
+            return SynthesisRequest(text=saved["text"], voice=self.history.voice_file(saved["voice"]), emotion=spec,
+                                    generation=GenerationParams(**saved["generation"]), emotion_audio=audio,
+                                    output_format=saved.get("output_format", "wav"),
+                                    use_glossary=bool(saved.get("use_glossary", True)))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValidationError("history", str(e).strip("'\"")) from e
+
+
+def _silence(ms: float) -> np.ndarray:
+    return np.zeros(int(OUTPUT_SAMPLE_RATE * ms / 1000), np.int16)
+
+
+def title_of(text: str) -> str:
+    try:
+        words = tags.strip_tags(text)
+    except tags.TagError:
+        words = text
+    return " ".join(words.split())[:80]
 
 
 def _takes_on_segment(engine: Engine) -> bool:

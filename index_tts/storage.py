@@ -8,6 +8,10 @@ Layout under the data folder (default `./data`, or `$INDEX_TTS_DATA`, or `--data
     voices/<name>/voice.json               a saved voice: tags, note, default emotion
     voices/<name>/voice.wav                its reference audio (16-bit PCM)
     glossary.json                          custom term pronunciations {term: {"zh": .., "en": ..}}
+    history/<output stem>.json             what made an output: text, settings, segment timings
+    history/<output stem>.srt              its subtitles (and .lines.zip for a dialogue's lines)
+    history/voices/<hash>.wav              the voice references history entries regenerate with
+    emotion_presets.json                   the user's own emotion presets (mode, sliders, weight)
 
 Every write goes to a temporary file in the destination folder, is fsync'ed, then moved into
 place with `os.replace`, so a crash never leaves a half-written file under a real name.
@@ -126,8 +130,16 @@ class DataDir:
     def voices(self) -> Path:
         return self.root / "voices"
 
+    @property
+    def history(self) -> Path:
+        return self.root / "history"
+
+    @property
+    def emotion_presets(self) -> Path:
+        return self.root / "emotion_presets.json"
+
     def ensure(self) -> "DataDir":
-        for folder in (self.outputs, self.presets, self.voices):
+        for folder in (self.outputs, self.presets, self.voices, self.history):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -564,4 +576,184 @@ class GlossaryStore:
     def _save(self, glossary: dict[str, dict[str, str]]) -> None:
         ordered = dict(sorted(glossary.items(), key=lambda kv: kv[0].casefold()))
         document = {"format_version": GLOSSARY_FORMAT_VERSION, "terms": ordered}
+        atomic_write_text(self.path, json.dumps(document, ensure_ascii=False, indent=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# history of outputs
+
+HISTORY_FORMAT_VERSION = 1
+_HISTORY_ID = re.compile(r"^[0-9A-Za-z_]{1,80}$")
+
+
+class HistoryStore:
+    """One JSON record per generated output, in `root` (data/history), named by the output's stem.
+
+    The audio stays in outputs/; a record points at it by file name. Side files (subtitles, a
+    dialogue's per-line zip) share the record's stem, and `delete` removes them all with the audio.
+    Voice references are kept once each under root/voices/<content hash>.wav so that an entry can
+    be regenerated after the upload that made it is gone.
+    """
+
+    def __init__(self, root: str | os.PathLike, outputs: str | os.PathLike):
+        self.root = Path(root)
+        self.outputs = Path(outputs)
+
+    def _record_path(self, entry_id: str) -> Path:
+        if not isinstance(entry_id, str) or not _HISTORY_ID.match(entry_id):
+            raise ValueError(f"history id {entry_id!r} is not valid")
+        return self.root / f"{entry_id}.json"
+
+    def side_file(self, entry_id: str, suffix: str) -> Path:
+        """Where a record's subtitles (".srt") or line zip (".lines.zip") live."""
+        return self._record_path(entry_id).with_suffix(suffix)
+
+    def keep_voice(self, key: str, wav_bytes: bytes) -> str:
+        """Store a voice reference once (by content hash); returns its file name under voices/."""
+        name = f"{re.sub(r'[^0-9a-f]', '', key)[:32] or 'voice'}.wav"
+        path = self.root / "voices" / name
+        if not path.is_file():
+            atomic_write_bytes(path, wav_bytes)
+        return name
+
+    def voice_file(self, name: str) -> Path:
+        path = self.root / "voices" / Path(str(name)).name
+        if not path.is_file():
+            raise FileNotFoundError(f"the voice file {path.name} of this history entry is missing")
+        return path
+
+    def add(self, audio_path: Path, record: dict[str, Any]) -> dict[str, Any]:
+        """Write the record of the output at `audio_path`; returns it with id, audio and time."""
+        entry_id = Path(audio_path).name.split(".")[0]
+        document = {"format_version": HISTORY_FORMAT_VERSION, "id": entry_id, "audio": Path(audio_path).name,
+                    "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
+        atomic_write_text(self._record_path(entry_id), json.dumps(document, ensure_ascii=False, indent=1))
+        return document
+
+    def get(self, entry_id: str) -> dict[str, Any]:
+        """One record; FileNotFoundError when absent (or its audio is gone), ValueError when corrupt."""
+        path = self._record_path(entry_id)
+        if not path.is_file():
+            raise FileNotFoundError(f"no history entry {entry_id!r}")
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"history entry {entry_id!r} is corrupt: {e}") from e
+        if not isinstance(document, dict) or not isinstance(document.get("audio"), str):
+            raise ValueError(f"history entry {entry_id!r} is corrupt: no audio file named")
+        if not self.audio_path(document).is_file():
+            raise FileNotFoundError(f"the audio of history entry {entry_id!r} is gone")
+        return document
+
+    def audio_path(self, record: dict[str, Any]) -> Path:
+        return self.outputs / Path(record["audio"]).name
+
+    def list(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Readable records, newest first (ids start with the UTC time); unreadable ones are logged and skipped."""
+        if not self.root.is_dir():
+            return []
+        records = []
+        for path in sorted(self.root.glob("*.json"), reverse=True):
+            if len(records) >= limit:
+                break
+            try:
+                records.append(self.get(path.stem))
+            except (ValueError, OSError) as e:
+                log.warning("skipping history entry %s: %s", path.name, e)
+        return records
+
+    def delete(self, entry_id: str) -> bool:
+        """Remove a record, its audio and its side files; False when there was none."""
+        path = self._record_path(entry_id)
+        if not path.is_file():
+            return False
+        try:
+            audio = json.loads(path.read_text(encoding="utf-8")).get("audio")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            audio = None
+        path.unlink()  # the record first: a half-deleted entry is then simply gone from the list
+        for side in self.root.glob(f"{entry_id}.*"):
+            side.unlink(missing_ok=True)
+        if isinstance(audio, str):
+            (self.outputs / Path(audio).name).unlink(missing_ok=True)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# the user's emotion presets
+
+EMOTION_PRESET_FORMAT_VERSION = 1
+MAX_EMOTION_PRESETS = 100
+USER_PRESET_MODES = ("same_as_voice", "vector", "text")   # audio mode needs a clip; presets keep none
+
+
+class EmotionPresetStore:
+    """User emotion presets (mode, 8 slider values, weight, emotion text) in one JSON file, shown
+    next to the built-in list. Saving a name that exists replaces it (names match case-insensitively)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.problem = ""
+        self._lock = threading.Lock()
+
+    def list(self) -> list[dict[str, Any]]:
+        self.problem = ""
+        if not self.path.is_file():
+            return []
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+            return [self._check(p) for p in document["presets"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            self.problem = f"{self.path.name} is unreadable and was ignored: {e}"
+            log.warning("emotion presets: %s", self.problem)
+            return []
+
+    @staticmethod
+    def _check(preset: Any) -> dict[str, Any]:
+        if not isinstance(preset, dict):
+            raise ValueError("a preset must be an object")
+        name = preset.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS \
+                or any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+            raise ValueError(f"name must be 1 to {MAX_NAME_CHARS} characters of text, got {name!r}")
+        mode = preset.get("mode")
+        if mode not in USER_PRESET_MODES:
+            raise ValueError(f"mode must be one of {', '.join(USER_PRESET_MODES)} (an emotion clip cannot be kept "
+                             f"in a preset), got {mode!r}")
+        sliders = preset.get("sliders")
+        if not isinstance(sliders, (list, tuple)) or len(sliders) != 8 or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in sliders):
+            raise ValueError("sliders must be 8 numbers in [0, 1]")
+        weight = preset.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ValueError(f"weight must be a number in [0, 1], got {weight!r}")
+        text = preset.get("text") or ""
+        if not isinstance(text, str) or len(text) > 1000:
+            raise ValueError("text must be at most 1000 characters")
+        return {"name": name.strip(), "mode": mode, "sliders": [float(v) for v in sliders], "weight": float(weight),
+                "text": text, "use_random": bool(preset.get("use_random", False))}
+
+    def save(self, preset: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Add or replace a preset; returns it and whether one was replaced. ValueError names the field."""
+        preset = self._check(preset)
+        with self._lock:
+            presets = self.list()
+            kept = [p for p in presets if p["name"].casefold() != preset["name"].casefold()]
+            replaced = len(kept) != len(presets)
+            if not replaced and len(kept) >= MAX_EMOTION_PRESETS:
+                raise ValueError(f"name: there are already {MAX_EMOTION_PRESETS} presets; delete one first")
+            self._save(kept + [preset])
+        return preset, replaced
+
+    def delete(self, name: str) -> bool:
+        with self._lock:
+            presets = self.list()
+            kept = [p for p in presets if not isinstance(name, str) or p["name"].casefold() != name.strip().casefold()]
+            if len(kept) == len(presets):
+                return False
+            self._save(kept)
+        return True
+
+    def _save(self, presets: list[dict[str, Any]]) -> None:
+        document = {"format_version": EMOTION_PRESET_FORMAT_VERSION, "presets": presets}
         atomic_write_text(self.path, json.dumps(document, ensure_ascii=False, indent=2))

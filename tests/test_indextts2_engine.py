@@ -282,3 +282,26 @@ def test_settings_beyond_the_model_are_clamped_to_its_position_tables(studio, mo
     assert len(result.segments) == len(segments)
     assert [m for m, _ in asked] == [cfg.max_mel_tokens] * len(segments)
     assert max(n for _, n in asked) <= cfg.max_text_tokens
+
+
+def test_inline_tags_give_each_part_its_emotion_vector(studio, monkeypatch):
+    """The tagged parts reach IndexTTS2 one by one, each with its own emotion vector."""
+    engine = studio.engine
+    seen = []
+    original = engine.emotion_vector
+
+    def spy(prompt, emotion, *args, **kwargs):
+        vector = original(prompt, emotion, *args, **kwargs)
+        seen.append((emotion.mode, vector.detach().clone()))
+        return vector
+
+    monkeypatch.setattr(engine, "emotion_vector", spy)
+    text = "Good morning. [sad:0.9] Good night. [pause 300ms] [angry] Go away."
+    result = studio.synth.synthesize(SynthesisRequest(text=text, voice=studio.voice, generation=FAST))
+    assert [mode for mode, _ in seen] == ["same_as_voice", "vector", "vector"]
+    assert not torch.allclose(seen[1][1], seen[2][1]) and not torch.allclose(seen[0][1], seen[1][1])
+    assert [s.emotion.split(" ")[0] for s in result.timeline] == ["same", "sad", "angry"]
+    audio = read_wav(result.path)
+    assert round(result.timeline[-1].end_s * OUTPUT_SAMPLE_RATE) == len(audio)
+    pause = round(result.timeline[2].start_s * OUTPUT_SAMPLE_RATE) - round(result.timeline[1].end_s * OUTPUT_SAMPLE_RATE)
+    assert pause == int(0.3 * OUTPUT_SAMPLE_RATE)

@@ -20,14 +20,20 @@ import gradio as gr
 
 from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, normalize_webui_vector
 from index_tts.engines.base import GenerationParams
-from index_tts.service import Busy, NotReady, Status, SynthesisRequest, Synthesizer, TimedOut, ValidationError
+from index_tts.dialogue import RoleSetting, compose, compose_from_history, parse_script, roles_of
+from index_tts.service import Busy, NotReady, Status, SynthesisRequest, Synthesizer, TimedOut, TimedSegment, ValidationError
+from index_tts.storage import atomic_write_bytes
+from index_tts.ui.creator import (SAME_AS_VOICE, VOICE_DEFAULT, choice_label, emotion_choices, emotion_from_choice,
+                                  history_rows, preset_widget_values, waveform_svg)
 from index_tts.ui.strings import LANGUAGES, emotion_label, t
 
 log = logging.getLogger(__name__)
 
 PRESETS_FILE = Path(__file__).with_name("emotion_presets.json")
 DEFAULTS = GenerationParams()
-HISTORY_LIMIT = 50
+HISTORY_LIMIT = 100
+OUTPUT_FORMATS = [("WAV", "wav"), ("MP3", "mp3"), ("FLAC", "flac"), ("OGG", "ogg")]
+MAX_UI_ROLES = 6
 
 CSS = """
 #status_banner .banner { padding: 10px 14px; border-radius: 8px; font-size: 15px; }
@@ -63,6 +69,11 @@ def load_emotion_presets(path: Path = PRESETS_FILE) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers (no widgets): status banner, request building
+
+
+def plain(message: str) -> str:
+    """A strings entry without its Markdown emphasis, for error toasts (which show text as is)."""
+    return message.replace("**", "")
 
 
 def render_banner(status: Status, lang: str) -> str:
@@ -124,15 +135,6 @@ def build_emotion(mode, weight, use_random, sliders, emo_text) -> EmotionSpec:
     )
 
 
-def _describe_emotion(spec: EmotionSpec, lang: str) -> str:
-    if spec.mode == "vector" and spec.vector:
-        top = sorted(zip(EMOTIONS, spec.vector), key=lambda kv: -kv[1])[:2]
-        return ", ".join(f"{emotion_label(lang, e)} {v:.2f}" for e, v in top if v > 0) or "-"
-    if spec.mode == "text":
-        return (spec.text or "(text)")[:30]
-    return spec.mode
-
-
 # ---------------------------------------------------------------------------------------------
 # the page
 
@@ -157,19 +159,32 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
         banner = gr.HTML(render_banner(get_synthesizer().status(), "en"), elem_id="status_banner")
         timer = gr.Timer(1.0)
 
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab(t("en", "tab_synth"), id="tab_synth", elem_id="tab_synth") as tab_synth:
                 with gr.Row():
                     with gr.Column(scale=1):
                         voice = tr(gr.Audio(sources=["upload", "microphone"], type="filepath", label=t("en", "voice_label"),
                                             elem_id="voice_audio", buttons=["download"]), label="voice_label")
+                        voice_pick = tr(gr.Radio([], label=t("en", "voice_pick"), elem_id="voice_pick"), label="voice_pick")
                     with gr.Column(scale=2):
                         text = tr(gr.Textbox(lines=5, max_lines=20, label=t("en", "text_label"), placeholder=t("en", "text_placeholder"),
                                              elem_id="text_in"), label="text_label", placeholder="text_placeholder")
-                        generate = tr(gr.Button(t("en", "generate"), variant="primary", elem_id="generate_btn"), value="generate")
+                        tags_help = tr(gr.Markdown(t("en", "tags_help"), elem_id="tags_help"), value="tags_help")
+                        with gr.Row():
+                            out_format = tr(gr.Radio(OUTPUT_FORMATS, value="wav", label=t("en", "out_format"), elem_id="out_format",
+                                                     scale=2), label="out_format")
+                            generate = tr(gr.Button(t("en", "generate"), variant="primary", elem_id="generate_btn", scale=1),
+                                          value="generate")
                         output = tr(gr.Audio(type="filepath", interactive=False, label=t("en", "output_label"), elem_id="out_audio",
                                              buttons=["download"]), label="output_label")
                         output_info = gr.Markdown("", elem_id="out_info")
+                        out_wave = gr.HTML("", elem_id="out_wave")
+                        out_srt = tr(gr.File(label=t("en", "out_srt"), interactive=False, elem_id="out_srt"), label="out_srt")
+                        with tr(gr.Accordion(t("en", "out_segments_label"), open=True, elem_id="out_segments_section"),
+                                label="out_segments_label"):
+                            out_segments = gr.Dataframe(headers=t("en", "out_segments_headers").split("|"),
+                                                        datatype=["number", "str", "number", "number", "str"], interactive=False,
+                                                        wrap=True, elem_id="out_segments", max_height=300)
 
                 with tr(gr.Accordion(t("en", "emo_section"), open=True, elem_id="emo_section"), label="emo_section"):
                     emo_mode = gr.Radio(mode_choices("en"), value="same_as_voice", label=t("en", "emo_mode_label"), elem_id="emo_mode")
@@ -178,6 +193,25 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                     with gr.Row(elem_classes="emo-preset-row"):
                         for p in presets:
                             preset_buttons.append(gr.Button(f"{p['en']} · {p['zh']}", size="sm", elem_id=f"emo_preset_{p['id']}"))
+                    emo_user_title = tr(gr.Markdown(t("en", "emo_user_label"), elem_id="emo_user_label"), value="emo_user_label")
+                    user_presets = gr.State([])
+                    with gr.Row(elem_classes="emo-preset-row", elem_id="emo_user_row"):
+                        @gr.render(inputs=[user_presets, lang])
+                        def render_user_presets(items, lang_value):
+                            # Real <button>s: reachable with Tab, pressed with Enter or Space.
+                            if not items:
+                                gr.Markdown(t(lang_value or "en", "emo_user_none"), elem_id="emo_user_empty")
+                            for i, item in enumerate(items or []):
+                                button = gr.Button(item["name"], size="sm", elem_id=f"emo_user_{i}", scale=0, min_width=90)
+                                button.click(lambda _i=item: [_i["mode"], _i["weight"], *_i["sliders"], _i.get("text", "")], None,
+                                             [emo_mode, emo_weight, *sliders, emo_text], api_visibility="private", **light)
+                    with gr.Row():
+                        emo_user_name = tr(gr.Textbox(label=t("en", "emo_user_name"), elem_id="emo_user_name", max_lines=1, scale=2),
+                                           label="emo_user_name")
+                        emo_user_save = tr(gr.Button(t("en", "emo_user_save"), elem_id="emo_user_save_btn", scale=0), value="emo_user_save")
+                        emo_user_delete = tr(gr.Button(t("en", "emo_user_delete"), variant="stop", elem_id="emo_user_delete_btn",
+                                                       scale=0), value="emo_user_delete")
+                    emo_user_info = gr.Markdown("", elem_id="emo_user_info")
                     with gr.Column(visible=False) as audio_box:
                         emo_audio = tr(gr.Audio(sources=["upload", "microphone"], type="filepath", label=t("en", "emo_audio_label"),
                                                 elem_id="emo_audio"), label="emo_audio_label")
@@ -239,7 +273,8 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
 
                 with tr(gr.Accordion(t("en", "segments_label"), open=True, elem_id="segments_section"), label="segments_label"):
                     segments_note = gr.Markdown("", elem_id="segments_note")
-                    segments = gr.Dataframe(headers=t("en", "segments_headers").split("|"), datatype=["number", "str", "number"],
+                    segments = gr.Dataframe(headers=t("en", "segments_headers").split("|"),
+                                            datatype=["number", "str", "number", "str", "number"],
                                             interactive=False, wrap=True, elem_id="segment_preview", max_height=300)
 
                 examples = gr.Examples(
@@ -251,16 +286,105 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                 )
 
                 with tr(gr.Accordion(t("en", "history_section"), open=True, elem_id="history_section"), label="history_section"):
-                    history = gr.State([])
                     history_table = gr.Dataframe(headers=t("en", "history_headers").split("|"), interactive=False, wrap=True,
-                                                 elem_id="history_table", max_height=240)
+                                                 elem_id="history_table", max_height=280)
                     with gr.Row():
-                        history_select = tr(gr.Dropdown([], label=t("en", "history_select"), elem_id="history_select"),
+                        history_select = tr(gr.Dropdown([], label=t("en", "history_select"), elem_id="history_select", scale=2),
                                             label="history_select")
+                        history_regen = tr(gr.Button(t("en", "history_regen"), elem_id="history_regen_btn", scale=0),
+                                           value="history_regen")
+                        history_delete = tr(gr.Button(t("en", "history_delete"), variant="stop", elem_id="history_delete_btn",
+                                                      scale=0), value="history_delete")
+                        history_refresh = tr(gr.Button(t("en", "history_refresh"), elem_id="history_refresh_btn", scale=0),
+                                             value="history_refresh")
+                    with gr.Row():
                         history_audio = tr(gr.Audio(type="filepath", interactive=False, label=t("en", "history_audio"),
                                                     elem_id="history_audio", buttons=["download"]), label="history_audio")
-                    history_files = tr(gr.File(file_count="multiple", interactive=False, label=t("en", "history_files"),
-                                               elem_id="history_files"), label="history_files")
+                        history_files = tr(gr.File(file_count="multiple", interactive=False, label=t("en", "history_files"),
+                                                   elem_id="history_files"), label="history_files")
+                    history_info = gr.Markdown("", elem_id="history_info")
+
+            with gr.Tab(t("en", "tab_library"), id="tab_library", elem_id="tab_library") as tab_library:
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        lib_voices = tr(gr.Radio([], label=t("en", "lib_voices"), elem_id="lib_voices"), label="lib_voices")
+                    with gr.Column(scale=2):
+                        # Autoplay: one click on a name in the list plays that voice.
+                        lib_audio = tr(gr.Audio(type="filepath", interactive=False, label=t("en", "lib_audio"), elem_id="lib_audio",
+                                                buttons=["download"], autoplay=True), label="lib_audio")
+                        lib_details = gr.Markdown("", elem_id="lib_details")
+                        lib_use = tr(gr.Button(t("en", "lib_use"), variant="primary", elem_id="lib_use_btn"), value="lib_use")
+                lib_info = gr.Markdown("", elem_id="lib_info")
+                with tr(gr.Accordion(t("en", "lib_new_section"), open=True, elem_id="lib_new_section"), label="lib_new_section"):
+                    with gr.Row():
+                        lib_new_audio = tr(gr.Audio(sources=["upload", "microphone"], type="filepath", label=t("en", "lib_new_audio"),
+                                                    elem_id="lib_new_audio"), label="lib_new_audio")
+                        with gr.Column():
+                            lib_name = tr(gr.Textbox(label=t("en", "lib_name"), elem_id="lib_name", max_lines=1), label="lib_name")
+                            lib_tags = tr(gr.Textbox(label=t("en", "lib_tags"), elem_id="lib_tags", max_lines=1), label="lib_tags")
+                            lib_note = tr(gr.Textbox(label=t("en", "lib_note"), elem_id="lib_note", lines=2), label="lib_note")
+                            lib_emotion = gr.Dropdown(emotion_choices(presets, [], "en", t("en", "emo_choice_same")), value=SAME_AS_VOICE,
+                                                      label=t("en", "lib_emotion"), elem_id="lib_emotion")
+                            lib_overwrite = tr(gr.Checkbox(False, label=t("en", "lib_overwrite"), elem_id="lib_overwrite"),
+                                               label="lib_overwrite")
+                            lib_save = tr(gr.Button(t("en", "lib_save"), variant="primary", elem_id="lib_save_btn"), value="lib_save")
+                with tr(gr.Accordion(t("en", "lib_manage_section"), open=False, elem_id="lib_manage_section"),
+                        label="lib_manage_section"):
+                    with gr.Row():
+                        lib_rename_to = tr(gr.Textbox(label=t("en", "lib_rename_to"), elem_id="lib_rename_to", max_lines=1, scale=2),
+                                           label="lib_rename_to")
+                        lib_rename = tr(gr.Button(t("en", "lib_rename"), elem_id="lib_rename_btn", scale=0), value="lib_rename")
+                        lib_delete = tr(gr.Button(t("en", "lib_delete"), variant="stop", elem_id="lib_delete_btn", scale=0),
+                                        value="lib_delete")
+                    with gr.Row():
+                        lib_export = tr(gr.Button(t("en", "lib_export"), elem_id="lib_export_btn", scale=0), value="lib_export")
+                        lib_export_file = tr(gr.File(label=t("en", "lib_export_file"), interactive=False, elem_id="lib_export_file"),
+                                             label="lib_export_file")
+                    with gr.Row():
+                        lib_import_file = tr(gr.File(label=t("en", "lib_import_file"), file_types=[".zip"], type="filepath",
+                                                     elem_id="lib_import_file"), label="lib_import_file")
+                        with gr.Column():
+                            lib_import_overwrite = tr(gr.Checkbox(False, label=t("en", "lib_import_overwrite"),
+                                                                  elem_id="lib_import_overwrite"), label="lib_import_overwrite")
+                            lib_import = tr(gr.Button(t("en", "lib_import"), elem_id="lib_import_btn"), value="lib_import")
+
+            with gr.Tab(t("en", "tab_dialogue"), id="tab_dialogue", elem_id="tab_dialogue") as tab_dialogue:
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        dlg_script = tr(gr.Textbox(lines=8, max_lines=40, label=t("en", "dlg_script"),
+                                                   placeholder=t("en", "dlg_script_placeholder"), elem_id="dlg_script"),
+                                        label="dlg_script", placeholder="dlg_script_placeholder")
+                    with gr.Column(scale=2):
+                        dlg_roles_title = tr(gr.Markdown(t("en", "dlg_roles_label"), elem_id="dlg_roles_label"), value="dlg_roles_label")
+                        dlg_role_rows = []
+                        for n in range(MAX_UI_ROLES):
+                            with gr.Row(visible=False) as row:
+                                role_name = gr.Textbox(label=t("en", "dlg_role", n=n + 1), interactive=False,
+                                                       elem_id=f"dlg_role_{n}_name", min_width=100)
+                                role_voice = gr.Dropdown([], label=t("en", "dlg_role_voice", n=n + 1), elem_id=f"dlg_role_{n}_voice",
+                                                         min_width=140)
+                                role_emotion = gr.Dropdown(emotion_choices(presets, [], "en", t("en", "emo_choice_same"),
+                                                                           t("en", "emo_choice_voice_default")),
+                                                           value=VOICE_DEFAULT, label=t("en", "dlg_role_emotion", n=n + 1),
+                                                           elem_id=f"dlg_role_{n}_emotion", min_width=140)
+                            dlg_role_rows.append((row, role_name, role_voice, role_emotion))
+                        dlg_roles_note = gr.Markdown("", elem_id="dlg_roles_note")
+                with gr.Row():
+                    dlg_pause = tr(gr.Slider(0, 3000, value=400, step=50, label=t("en", "dlg_pause"), elem_id="dlg_pause"),
+                                   label="dlg_pause")
+                    dlg_format = tr(gr.Radio(OUTPUT_FORMATS, value="wav", label=t("en", "out_format"), elem_id="dlg_format"),
+                                    label="out_format")
+                    dlg_generate = tr(gr.Button(t("en", "dlg_generate"), variant="primary", elem_id="dlg_generate_btn"),
+                                      value="dlg_generate")
+                dlg_audio = tr(gr.Audio(type="filepath", interactive=False, label=t("en", "dlg_audio"), elem_id="dlg_audio",
+                                        buttons=["download"]), label="dlg_audio")
+                dlg_info = gr.Markdown("", elem_id="dlg_info")
+                dlg_wave = gr.HTML("", elem_id="dlg_wave")
+                with gr.Row():
+                    dlg_zip = tr(gr.File(label=t("en", "dlg_zip"), interactive=False, elem_id="dlg_zip"), label="dlg_zip")
+                    dlg_srt = tr(gr.File(label=t("en", "dlg_srt"), interactive=False, elem_id="dlg_srt"), label="dlg_srt")
+                dlg_lines = gr.Dataframe(headers=t("en", "dlg_lines_headers").split("|"), interactive=False, wrap=True,
+                                         elem_id="dlg_lines", max_height=300)
 
             with gr.Tab(t("en", "tab_presets"), id="tab_presets", elem_id="tab_presets") as tab_presets:
                 presets_title = tr(gr.Markdown(t("en", "presets_section"), elem_id="presets_title"), value="presets_section")
@@ -294,7 +418,8 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                 return [], t(lang_value, key, pct=int(e.progress * 100))
             except ValidationError as e:
                 return [], str(e)
-            rows = [[i + 1, s.text, s.n_tokens] for i, s in enumerate(segs)]
+            rows = [[i + 1, s.text, s.n_tokens, s.emotion or t(lang_value, "segment_emotion_default"), s.pause_after_ms]
+                    for i, s in enumerate(segs)]
             note = t(lang_value, "segments_count", n=len(rows), max=int(max_tokens_value)) if rows else ""
             return rows, note
 
@@ -332,6 +457,38 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
 
         # -- synthesis -------------------------------------------------------------------------
 
+        def kind_label(lang_value):
+            return lambda kind: t(lang_value, f"kind_{kind}") if kind in ("speech", "dialogue") else kind
+
+        def history_view(lang_value, selected=None, message=""):
+            """The history table, the entry choices and a message, read from the data folder."""
+            records = get_synthesizer().history.list(HISTORY_LIMIT)
+            choices = [(f"{r['id'][:15]} · {r.get('title', '')[:40]}", r["id"]) for r in records]
+            ids = [r["id"] for r in records]
+            return (history_rows(records, kind_label(lang_value)),
+                    gr.update(choices=choices, value=selected if selected in ids else None), message)
+
+        def result_view(path, timeline, srt_path, lang_value):
+            rows = [[i + 1, s.text, round(s.start_s, 2), round(s.end_s, 2), s.emotion] for i, s in enumerate(timeline)]
+            return rows, waveform_svg(path, timeline, t(lang_value, "out_wave_label")), str(srt_path) if srt_path else None
+
+        def run_synthesis(request, lang_value, progress):
+            synth = get_synthesizer()
+            try:
+                result = synth.synthesize(request, lambda f, stage: progress(f, desc=stage))
+            except (ValidationError, NotReady, Busy, TimedOut) as e:
+                raise gr.Error(str(e), print_exception=False) from e
+            except Exception as e:  # an engine bug: tell the user plainly, keep the trace in the log
+                log.exception("synthesis failed")
+                raise gr.Error(f"synthesis failed: {type(e).__name__}: {e}") from e
+            info = t(lang_value, "output_info", duration=result.duration_s, elapsed=result.elapsed_s, engine=result.engine,
+                     name=result.path.name)
+            if result.emotion_model:
+                info += f" · {t(lang_value, 'emo_text_label')}: {result.emotion_model}"
+            rows, svg, srt = result_view(result.path, result.timeline, result.srt_path, lang_value)
+            table, select, _ = history_view(lang_value, result.history_id)
+            return str(result.path), info, rows, svg, srt, table, select
+
         # Parameter names and defaults here are what gradio_client callers of /synthesize see.
         def synthesize(voice, text, emo_mode="same_as_voice", emo_audio=None, emo_weight=DEFAULT_WEIGHT, emo_random=False,
                        happy=0.0, angry=0.0, sad=0.0, afraid=0.0, disgusted=0.0, melancholic=0.0, surprised=0.0, calm=0.0,
@@ -339,54 +496,282 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
                        top_k=DEFAULTS.top_k, num_beams=DEFAULTS.num_beams, repetition_penalty=DEFAULTS.repetition_penalty,
                        length_penalty=DEFAULTS.length_penalty, max_mel_tokens=DEFAULTS.max_mel_tokens,
                        max_tokens_per_segment=DEFAULTS.max_text_tokens_per_segment,
-                       interval_silence_ms=DEFAULTS.interval_silence_ms, seed=None, lang="en", history=None,
-                       use_glossary=True, progress=gr.Progress()):
-            synth = get_synthesizer()
+                       interval_silence_ms=DEFAULTS.interval_silence_ms, seed=None, lang="en",
+                       use_glossary=True, output_format="wav", progress=gr.Progress()):
             try:
                 emotion = build_emotion(emo_mode, emo_weight, emo_random,
                                         [happy, angry, sad, afraid, disgusted, melancholic, surprised, calm], emo_text)
                 generation = build_generation(do_sample, temperature, top_p, top_k, num_beams, repetition_penalty,
                                               length_penalty, max_mel_tokens, max_tokens_per_segment, interval_silence_ms, seed)
-                request = SynthesisRequest(text=text if text is not None else "", voice=voice, emotion=emotion,
-                                           generation=generation, emotion_audio=emo_audio,
-                                           use_glossary=True if use_glossary is None else bool(use_glossary))
-                result = synth.synthesize(request, lambda f, stage: progress(f, desc=stage))
+            except ValidationError as e:
+                raise gr.Error(str(e), print_exception=False) from e
+            request = SynthesisRequest(text=text if text is not None else "", voice=voice, emotion=emotion,
+                                       generation=generation, emotion_audio=emo_audio,
+                                       use_glossary=True if use_glossary is None else bool(use_glossary),
+                                       output_format=output_format or "wav")
+            return run_synthesis(request, lang or "en", progress)
+
+        result_outputs = [output, output_info, out_segments, out_wave, out_srt, history_table, history_select]
+        synth_inputs = [voice, text, emo_mode, emo_audio, emo_weight, emo_random, *sliders, emo_text,
+                        *generation_inputs, lang, use_glossary, out_format]
+        generate.click(synthesize, synth_inputs, result_outputs, api_name="synthesize", concurrency_limit=1, concurrency_id="engine")
+
+        # -- history (data/history: survives restarts) ---------------------------------------------
+
+        def show_entry(entry_id, lang_value):
+            if not entry_id:
+                return None, [], ""
+            history = get_synthesizer().history
+            try:
+                record = history.get(entry_id)
+            except (ValueError, OSError) as e:
+                return None, [], f"history: {e}"
+            files = [str(history.audio_path(record))]
+            files += [str(p) for p in (history.side_file(entry_id, ".srt"), history.side_file(entry_id, ".lines.zip")) if p.is_file()]
+            return files[0], files, ""
+
+        def delete_entry(entry_id, lang_value):
+            if not entry_id:
+                raise gr.Error(t(lang_value, "history_none"), print_exception=False)
+            try:
+                get_synthesizer().history.delete(entry_id)
+            except (ValueError, OSError) as e:
+                raise gr.Error(f"history: {e}", print_exception=False) from e
+            return (*history_view(lang_value, None, t(lang_value, "history_deleted", id=entry_id)), None, [])
+
+        def regenerate(entry_id, lang_value, progress=gr.Progress()):
+            if not entry_id:
+                raise gr.Error(t(lang_value, "history_none"), print_exception=False)
+            synth = get_synthesizer()
+            try:
+                kind = synth.history.get(entry_id).get("kind")
+                if kind == "dialogue":
+                    dialogue = compose_from_history(synth, entry_id, lambda f, stage: progress(f, desc=stage))
+                    table, select, _ = history_view(lang_value, dialogue.history_id)
+                    return (str(dialogue.path), t(lang_value, "dlg_info", n=len(dialogue.lines), duration=dialogue.duration_s,
+                                                  name=dialogue.path.name), [], "", str(dialogue.srt_path), table, select)
+                request = synth.request_from_history(entry_id)
+            except (ValidationError, NotReady, ValueError, OSError) as e:
+                raise gr.Error(str(e), print_exception=False) from e
+            return run_synthesis(request, lang_value, progress)
+
+        history_select.change(show_entry, [history_select, lang], [history_audio, history_files, history_info],
+                              api_visibility="private", **light)
+        history_delete.click(delete_entry, [history_select, lang],
+                             [history_table, history_select, history_info, history_audio, history_files],
+                             api_name="delete_history", **light)
+        history_regen.click(regenerate, [history_select, lang], result_outputs, api_name="regenerate",
+                            concurrency_limit=1, concurrency_id="engine")
+        history_refresh.click(history_view, [lang, history_select], [history_table, history_select, history_info],
+                              api_visibility="private", **light)
+        demo.load(history_view, [lang], [history_table, history_select, history_info], api_visibility="private", **light)
+
+        # -- the user's emotion presets --------------------------------------------------------------
+
+        def user_preset_list():
+            return get_synthesizer().emotion_presets.list()
+
+        def emotion_dropdowns(lang_value, users):
+            """Fresh choices for every emotion dropdown (library default, dialogue roles)."""
+            same = t(lang_value, "emo_choice_same")
+            return ([gr.update(choices=emotion_choices(presets, users, lang_value, same))]
+                    + [gr.update(choices=emotion_choices(presets, users, lang_value, same, t(lang_value, "emo_choice_voice_default")))
+                       for _ in dlg_role_rows])
+
+        def save_user_preset(name, mode, weight, use_random, *rest):
+            *slider_values, emo_text_value, lang_value = rest
+            store = get_synthesizer().emotion_presets
+            try:
+                saved, replaced = store.save({"name": name or "", "mode": mode, "weight": weight, "use_random": bool(use_random),
+                                              "sliders": [float(v or 0.0) for v in slider_values], "text": emo_text_value or ""})
+            except (ValueError, OSError) as e:
+                raise gr.Error(f"emotion_preset.{e}" if isinstance(e, ValueError) else str(e), print_exception=False) from e
+            users = store.list()
+            message = t(lang_value, "emo_user_replaced" if replaced else "emo_user_saved", name=saved["name"])
+            return [users, message, *emotion_dropdowns(lang_value, users)]
+
+        def delete_user_preset(name, lang_value):
+            store = get_synthesizer().emotion_presets
+            name = (name or "").strip()
+            try:
+                deleted = store.delete(name)
+            except OSError as e:
+                raise gr.Error(str(e), print_exception=False) from e
+            users = store.list()
+            return [users, t(lang_value, "emo_user_deleted" if deleted else "emo_user_missing", name=name),
+                    *emotion_dropdowns(lang_value, users)]
+
+        def load_user_presets(lang_value):
+            users = user_preset_list()
+            return [users, *emotion_dropdowns(lang_value, users)]
+
+        emotion_dropdown_outputs = [lib_emotion] + [r[3] for r in dlg_role_rows]
+        emo_user_save.click(save_user_preset, [emo_user_name, emo_mode, emo_weight, emo_random, *sliders, emo_text, lang],
+                            [user_presets, emo_user_info, *emotion_dropdown_outputs], api_name="save_emotion_preset", **light)
+        emo_user_delete.click(delete_user_preset, [emo_user_name, lang], [user_presets, emo_user_info, *emotion_dropdown_outputs],
+                              api_name="delete_emotion_preset", **light)
+        demo.load(load_user_presets, [lang], [user_presets, *emotion_dropdown_outputs], api_visibility="private", **light)
+
+        # -- voice library -------------------------------------------------------------------------
+
+        def library_names():
+            return [v.name for v in get_synthesizer().voices.scan()[0]]
+
+        def library_view(selected=None, message=""):
+            names = library_names()
+            value = selected if selected in names else None
+            pick = gr.update(choices=names, value=value)
+            roles = [gr.update(choices=names) for _ in dlg_role_rows]
+            return [gr.update(choices=names, value=value), pick, message, *roles]
+
+        library_outputs = [lib_voices, voice_pick, lib_info] + [r[2] for r in dlg_role_rows]
+
+        def show_voice(name, lang_value):
+            if not name:
+                return None, ""
+            try:
+                v = get_synthesizer().voices.get(name)
+            except (ValueError, OSError) as e:
+                return None, f"voice: {e}"
+            return str(v.audio_path), t(lang_value, "lib_details", name=v.name, tags=", ".join(v.tags) or "-",
+                                          emotion=choice_label(v.default_emotion, presets, lang_value), note=v.note)
+
+        def pick_voice(name, users):
+            """One click in the library list on the Synthesize tab: the voice, and its default emotion."""
+            if not name:
+                return [gr.update()] * 12
+            try:
+                v = get_synthesizer().voices.get(name)
+            except (ValueError, OSError) as e:
+                raise gr.Error(f"voice: {e}", print_exception=False) from e
+            values = preset_widget_values(v.default_emotion, presets, users or []) if isinstance(v.default_emotion, str) else None
+            if values is None:
+                return [str(v.audio_path)] + [gr.update()] * 11
+            mode, weight, slider_values, text_value = values
+            return [str(v.audio_path), mode, weight, *slider_values, text_value]
+
+        def use_voice(name, users, lang_value):
+            if not name:
+                raise gr.Error(t(lang_value, "lib_none"), print_exception=False)
+            return [*pick_voice(name, users), gr.update(value=name), t(lang_value, "lib_used", name=name),
+                    gr.Tabs(selected="tab_synth")]
+
+        def save_library_voice(audio, name, tags_value, note, emotion_choice, overwrite, lang_value):
+            try:
+                saved, replaced = get_synthesizer().save_voice(
+                    name or "", audio, tags=tags_value, note=note, overwrite=bool(overwrite),
+                    default_emotion=None if emotion_choice in (None, SAME_AS_VOICE) else emotion_choice)
+            except FileExistsError:
+                raise gr.Error(plain(t(lang_value, "lib_exists", name=(name or "").strip())), print_exception=False) from None
+            except ValidationError as e:
+                raise gr.Error(str(e) if e.field != "voice" else f"voice: {str(e).split(': ', 1)[-1]}", print_exception=False) from e
+            # The form empties so the next voice starts clean.
+            return [*library_view(saved.name, t(lang_value, "lib_replaced" if replaced else "lib_saved", name=saved.name)),
+                    None, "", "", "", False, SAME_AS_VOICE]
+
+        def rename_voice(name, new_name, lang_value):
+            if not name:
+                raise gr.Error(t(lang_value, "lib_none"), print_exception=False)
+            try:
+                renamed = get_synthesizer().voices.rename(name, new_name or "")
+            except FileExistsError:
+                raise gr.Error(plain(t(lang_value, "lib_exists", name=(new_name or "").strip())), print_exception=False) from None
+            except (ValueError, OSError) as e:
+                raise gr.Error(f"name: {e}", print_exception=False) from e
+            return library_view(renamed.name, t(lang_value, "lib_renamed", name=renamed.name))
+
+        def delete_voice(name, lang_value):
+            if not name:
+                raise gr.Error(t(lang_value, "lib_none"), print_exception=False)
+            try:
+                get_synthesizer().voices.delete(name)
+            except (ValueError, OSError) as e:
+                raise gr.Error(f"voice: {e}", print_exception=False) from e
+            return library_view(None, t(lang_value, "lib_deleted", name=name))
+
+        def export_library():
+            synth = get_synthesizer()
+            path = synth.data.root / "exports" / f"voice-library-{datetime.now():%Y%m%d-%H%M%S}.zip"
+            atomic_write_bytes(path, synth.export_voices())
+            return str(path)
+
+        def import_library(zip_path, overwrite, lang_value):
+            if not zip_path:
+                raise gr.Error("voices_zip: choose a library zip first", print_exception=False)
+            try:
+                imported, skipped = get_synthesizer().import_voices(zip_path, overwrite=bool(overwrite))
+            except ValidationError as e:
+                raise gr.Error(str(e), print_exception=False) from e
+            return library_view(None, t(lang_value, "lib_imported", imported=", ".join(imported) or "-",
+                                        skipped=", ".join(skipped) or "-"))
+
+        lib_voices.change(show_voice, [lib_voices, lang], [lib_audio, lib_details], api_visibility="private", **light)
+        voice_pick.input(pick_voice, [voice_pick, user_presets], [voice, emo_mode, emo_weight, *sliders, emo_text],
+                         api_visibility="private", **light)
+        lib_use.click(use_voice, [lib_voices, user_presets, lang],
+                      [voice, emo_mode, emo_weight, *sliders, emo_text, voice_pick, lib_info, tabs],
+                      api_visibility="private", **light)
+        lib_save.click(save_library_voice, [lib_new_audio, lib_name, lib_tags, lib_note, lib_emotion, lib_overwrite, lang],
+                       library_outputs + [lib_new_audio, lib_name, lib_tags, lib_note, lib_overwrite, lib_emotion],
+                       api_name="save_voice", **light)
+        lib_rename.click(rename_voice, [lib_voices, lib_rename_to, lang], library_outputs, api_name="rename_voice", **light)
+        lib_delete.click(delete_voice, [lib_voices, lang], library_outputs, api_name="delete_voice", **light)
+        lib_export.click(export_library, None, lib_export_file, api_name="export_voices", **light)
+        lib_import.click(import_library, [lib_import_file, lib_import_overwrite, lang], library_outputs,
+                         api_name="import_voices", **light)
+        demo.load(library_view, None, library_outputs, api_visibility="private", **light)
+
+        # -- dialogue --------------------------------------------------------------------------------
+
+        def detect_roles(script, lang_value, *current):
+            """Show one row per role of the script, keeping choices already made for a role."""
+            try:
+                names = roles_of(parse_script(script)) if (script or "").strip() else []
+                note = t(lang_value, "dlg_roles_found", roles=", ".join(names)) if names else ""
+            except ValidationError as e:
+                names, note = [], str(e)
+            if len(names) > MAX_UI_ROLES:
+                note = t(lang_value, "dlg_too_many_roles", n=len(names), max=MAX_UI_ROLES)
+            previous = {current[3 * i]: (current[3 * i + 1], current[3 * i + 2]) for i in range(MAX_UI_ROLES) if current[3 * i]}
+            updates = []
+            for n in range(MAX_UI_ROLES):
+                role = names[n] if n < len(names) else ""
+                voice_value, emotion_value = previous.get(role, (None, VOICE_DEFAULT))
+                updates += [gr.update(visible=bool(role)), role, gr.update(value=voice_value), gr.update(value=emotion_value)]
+            return [*updates, note]
+
+        role_widgets = [w for row in dlg_role_rows for w in row[1:]]
+        role_outputs = [w for row in dlg_role_rows for w in row]
+        dlg_script.change(detect_roles, [dlg_script, lang, *role_widgets], [*role_outputs, dlg_roles_note],
+                          api_visibility="private", **light)
+
+        def voice_dialogue(script, pause_ms, fmt, lang_value, *role_values, progress=gr.Progress()):
+            synth = get_synthesizer()
+            users = synth.emotion_presets.list()
+            roles = {}
+            for n in range(MAX_UI_ROLES):
+                role, voice_name, choice = role_values[3 * n: 3 * n + 3]
+                if role:
+                    default = synth.voices.get(voice_name).default_emotion if voice_name and synth.voices.exists(voice_name) else None
+                    roles[role] = RoleSetting(voice_name or "", emotion_from_choice(choice or VOICE_DEFAULT, presets, users, default))
+            try:
+                result = compose(synth, script or "", roles, pause_ms=_whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
+                                 progress=lambda f, stage: progress(f, desc=stage))
             except (ValidationError, NotReady, Busy, TimedOut) as e:
                 raise gr.Error(str(e), print_exception=False) from e
-            except Exception as e:  # an engine bug: tell the user plainly, keep the trace in the log
-                log.exception("synthesis failed")
-                raise gr.Error(f"synthesis failed: {type(e).__name__}: {e}") from e
-            lang = lang or "en"
-            entry = {
-                "time": datetime.now().strftime("%H:%M:%S"),
-                "text": request.text.strip()[:60],
-                "seconds": round(result.duration_s, 2),
-                "emotion": _describe_emotion(emotion, lang),
-                "path": str(result.path),
-            }
-            history = ([entry] + list(history or []))[:HISTORY_LIMIT]
-            info = t(lang, "output_info", duration=result.duration_s, elapsed=result.elapsed_s, engine=result.engine,
-                     name=result.path.name)
-            if result.emotion_model:
-                info += f" · {t(lang, 'emo_text_label')}: {result.emotion_model}"
-            return (
-                str(result.path),
-                info,
-                history,
-                [[h["time"], h["text"], h["seconds"], h["emotion"], Path(h["path"]).name] for h in history],
-                gr.update(choices=[(f"{h['time']} · {h['text'][:30]}", h["path"]) for h in history], value=None),
-                [h["path"] for h in history],
-            )
+            except Exception as e:
+                log.exception("dialogue failed")
+                raise gr.Error(f"dialogue failed: {type(e).__name__}: {e}") from e
+            rows = [[i + 1, r, v, text_value, round(s, 2), round(e, 2)] for i, (r, v, text_value, s, e) in enumerate(result.lines)]
+            info = t(lang_value, "dlg_info", n=len(result.lines), duration=result.duration_s, name=result.path.name)
+            timeline = get_synthesizer().history.get(result.history_id)["segments"]
+            svg = waveform_svg(result.path, [TimedSegment(seg['text'], seg['start'], seg['end'], seg['emotion']) for seg in timeline], t(lang_value, "out_wave_label"))
+            table, select, _ = history_view(lang_value, result.history_id)
+            return str(result.path), info, svg, str(result.zip_path), str(result.srt_path), rows, table, select
 
-        synth_inputs = [voice, text, emo_mode, emo_audio, emo_weight, emo_random, *sliders, emo_text,
-                        *generation_inputs, lang, history, use_glossary]
-        generate.click(synthesize, synth_inputs, [output, output_info, history, history_table, history_select, history_files],
-                       api_name="synthesize", concurrency_limit=1, concurrency_id="engine")
-
-        def replay(path):
-            return path or None
-
-        history_select.change(replay, history_select, history_audio, api_visibility="private", **light)
+        dlg_generate.click(voice_dialogue, [dlg_script, dlg_pause, dlg_format, lang, *role_widgets],
+                           [dlg_audio, dlg_info, dlg_wave, dlg_zip, dlg_srt, dlg_lines, history_table, history_select],
+                           api_name="dialogue", concurrency_limit=1, concurrency_id="engine")
 
         # -- saved presets ---------------------------------------------------------------------
 
@@ -521,19 +906,37 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
 
         # -- language switch -------------------------------------------------------------------
 
-        def switch_language(lang_value, text_value, max_tokens_value):
+        # Table headers follow the language too (the segment preview is refilled below with its rows).
+        tables = [(out_segments, "out_segments_headers"), (history_table, "history_headers"), (dlg_lines, "dlg_lines_headers")]
+
+        def retitle(table_value, key, lang_value):
+            """A table's rows under headers in `lang_value` (a Dataframe takes its headers from its value)."""
+            headers = t(lang_value, key).split("|")
+            rows = table_value.values.tolist() if hasattr(table_value, "values") else list(table_value or [])
+            rows = [r for r in rows if len(r) == len(headers) and any(str(c).strip() for c in r)]
+            return gr.update(value={"data": rows, "headers": headers}, headers=headers)
+
+        def switch_language(lang_value, text_value, max_tokens_value, users, *table_values):
             updates = [gr.update(**make(lang_value)) for _, make in translatable]
             updates.append(gr.update(choices=mode_choices(lang_value), label=t(lang_value, "emo_mode_label")))
             updates += [gr.update(label=emotion_label(lang_value, e)) for e in EMOTIONS]
-            updates.append(gr.update(label=t(lang_value, "tab_synth")))
-            updates.append(gr.update(label=t(lang_value, "tab_presets")))
+            updates += [gr.update(label=t(lang_value, key)) for key in ("tab_synth", "tab_library", "tab_dialogue", "tab_presets")]
+            for n in range(MAX_UI_ROLES):
+                updates += [gr.update(label=t(lang_value, key, n=n + 1)) for key in ("dlg_role", "dlg_role_voice", "dlg_role_emotion")]
+            updates.append(gr.update(label=t(lang_value, "lib_emotion")))
+            updates += [retitle(value, key, lang_value) for value, (_, key) in zip(table_values, tables)]
             updates.append(render_banner(get_synthesizer().status(), lang_value))
-            updates += list(preview(text_value, max_tokens_value, lang_value))[1:]
+            rows, note = preview(text_value, max_tokens_value, lang_value)
+            updates += [retitle(rows, "segments_headers", lang_value), note]
             return updates
 
-        lang.change(switch_language, [lang, text, max_tokens],
-                    [c for c, _ in translatable] + [emo_mode, *sliders, tab_synth, tab_presets, banner, segments_note],
+        lang.change(switch_language, [lang, text, max_tokens, user_presets, *(table for table, _ in tables)],
+                    [c for c, _ in translatable] + [emo_mode, *sliders, tab_synth, tab_library, tab_dialogue, tab_presets]
+                    + [w for row in dlg_role_rows for w in row[1:]] + [lib_emotion] + [table for table, _ in tables]
+                    + [banner, segments, segments_note],
                     api_visibility="private", **light)
+        lang.change(lambda lang_value, users: emotion_dropdowns(lang_value, users or []), [lang, user_presets],
+                    emotion_dropdown_outputs, api_visibility="private", **light)
 
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
