@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="allow browser pages from this origin (e.g. https://app.example.com) to call the API; "
                         "repeatable. Default: none (no CORS headers at all)")
     p.add_argument("--fault-injection", action="store_true",
-                   help="TESTING AID ONLY: text markers like [[fault:raise]] make the engine fail on purpose")
+                   help="TESTING AID ONLY: text markers like {{fault:raise}} make the engine fail on purpose")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
     if not 0 < args.port < 65536:

@@ -2,7 +2,7 @@
 a full queue, corrupt voice/preset files, the token on every route, and a SIGKILL mid-generation
 followed by `./start_app.sh start`.
 
-The server runs with `--fault-injection` (a test aid: text markers such as [[fault:raise]] make
+The server runs with `--fault-injection` (a test aid: text markers such as {{fault:raise}} make
 the engine fail on purpose; see index_tts/engines/faults.py)."""
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ def test_corrupt_voice_and_preset_files_are_reported_and_skipped(server):
 def test_an_engine_exception_is_a_clean_500_and_the_next_request_works(server):
     with server.client() as http:
         before = outputs(server)
-        failed = speak(http, "This will fail [[fault:raise]] halfway.")
+        failed = speak(http, "This will fail {{fault:raise}} halfway.")
         assert failed.status_code == 500
         assert "injected engine fault" in failed.json()["error"]["message"]
-        streamed = speak(http, "Streaming fails too [[fault:raise]].", stream=True)
+        streamed = speak(http, "Streaming fails too {{fault:raise}}.", stream=True)
         assert streamed.status_code == 500 and "injected engine fault" in streamed.json()["error"]["message"]
         assert outputs(server) == before
         assert speak(http, "And now it works again.").status_code == 200
@@ -139,7 +139,7 @@ def test_an_engine_exception_is_a_clean_500_and_the_next_request_works(server):
 def test_a_request_past_its_timeout_gets_504_and_writes_nothing(server):
     with server.client() as http:
         before = outputs(server)
-        r = speak(http, "Too slow [[fault:slow=60]].")
+        r = speak(http, "Too slow {{fault:slow=60}}.")
         assert r.status_code == 504
         assert f"longer than {TIMEOUT_S} s" in r.json()["error"]["message"]
         assert outputs(server) == before
@@ -152,7 +152,7 @@ def test_a_client_that_hangs_up_cancels_its_work(server, stream):
     # The engine would take 60 s; the request timeout (5 s) must not be what ends it, so the
     # client leaves after 1.5 s and the queue must empty well before the timeout.
     with server.client(timeout=1.5) as http, pytest.raises(httpx.ReadTimeout):
-        speak(http, "Nobody waits for this [[fault:slow=60]].", stream=stream, response_format="pcm")
+        speak(http, "Nobody waits for this {{fault:slow=60}}.", stream=stream, response_format="pcm")
     assert wait_until(lambda: queue(server) == 0, TIMEOUT_S - 1.5 - 0.5)
     assert outputs(server) == before
     assert server.leftovers() == []
@@ -163,7 +163,7 @@ def test_a_full_queue_answers_429_with_retry_after(server):
 
     def slow():
         with server.client() as http:
-            answers.append(speak(http, "Holding the engine [[fault:slow=1.5]].").status_code)
+            answers.append(speak(http, "Holding the engine {{fault:slow=1.5}}.").status_code)
 
     # One running + one waiting fill --max-queue 1; both finish within the 5 s request timeout.
     threads = [threading.Thread(target=slow) for _ in range(2)]
@@ -197,7 +197,7 @@ def test_sigkill_mid_generation_then_start_recovers_cleanly(tmp_path):
         def doomed():
             try:
                 with reference.open("rb") as f:
-                    httpx.post(f"{url}/v1/audio/speech", data={"input": "Cut short [[fault:slow=60]]", "response_format": "wav"},
+                    httpx.post(f"{url}/v1/audio/speech", data={"input": "Cut short {{fault:slow=60}}", "response_format": "wav"},
                                files={"voice_file": ("ref.wav", f)}, timeout=120)
             except httpx.HTTPError:
                 pass  # the server dies under it

@@ -2,8 +2,8 @@
 the text make it misbehave on purpose, the way a real engine can (an exception mid-request, a
 generation that takes long). The fault tests start a real server with it; nobody else should.
 
-    [[fault:raise]]      report some progress, then raise RuntimeError("injected engine fault")
-    [[fault:slow=S]]     spend S seconds "generating" (reporting progress every 50 ms), then speak
+    {{fault:raise}}      report some progress, then raise RuntimeError("injected engine fault")
+    {{fault:slow=S}}     spend S seconds "generating" (reporting progress every 50 ms), then speak
 
 Markers are removed before the wrapped engine sees the text.
 """
@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from index_tts.engines.base import Engine, EngineOutput, EngineRequest, ProgressFn, SegmentFn, no_progress
 
-_MARKER = re.compile(r"\[\[fault:(raise|slow=(\d+(?:\.\d+)?))\]\]")
+_MARKER = re.compile(r"\{\{fault:(raise|slow=(\d+(?:\.\d+)?))\}\}")
 
 
 class InjectedFault(RuntimeError):
