@@ -12,11 +12,13 @@ cd "$ROOT"
 # (skipped while requirements*.txt are unchanged).
 ./start_app.sh install --dev
 
-# Debian packages the tests use: chromium for the browser tests (never `playwright install`)
-# and shellcheck for the launcher lint test. One `apt-get update`, then one install.
+# Debian packages the tests use: chromium for the browser tests (never `playwright install`),
+# the shellcheck binary for the launcher lint test, and a CJK font so zh screenshots show text.
+# One `apt-get update`, then one install.
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+[[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]] || missing+=(fonts-wqy-zenhei)
 if [[ ${#missing[@]} -gt 0 ]]; then
     if command -v apt-get >/dev/null; then
         sudo_cmd=()

@@ -2,7 +2,7 @@
 
 One data folder, two server lives: the first saves two voices and speaks a tagged text; the
 second (a restart) reuses a saved voice, shows the first life's history, and voices a dialogue.
-Screenshots of the new pages go to docs/ for the README.
+Screenshots of the new pages go to docs/ for the README when INDEX_TTS_UPDATE_SCREENSHOTS=1 (tests/screens.py).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pytest
 import soundfile as sf
 
 from index_tts.subtitles import parse_srt
+from tests.screens import screenshot_path
 from tests.test_webui_e2e import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DOCS = ROOT / "docs"
 TAGGED = "It starts quite calmly. [happy] What wonderful news this is! [sad:0.6] But then the rain came."
 
 
@@ -121,7 +121,7 @@ def test_first_life_library_and_inline_tags(browser, data_dir, tmp_path):
         expect(page.locator("#lib_voices")).to_contain_text("High voice")
         page.locator("#lib_voices").get_by_text("Low voice", exact=True).click()
         expect(page.locator("#lib_details")).to_contain_text("deep, narrator", timeout=20000)
-        page.screenshot(path=str(DOCS / "screenshot-library.png"), full_page=True)
+        page.screenshot(path=str(screenshot_path("screenshot-library.png")), full_page=True)
         # Saving under a taken name is refused unless "replace" is ticked.
         page.locator("#lib_new_audio input[type=file]").set_input_files(str(tmp_path / "220.wav"))
         page.locator('#lib_new_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
@@ -179,7 +179,7 @@ def test_first_life_library_and_inline_tags(browser, data_dir, tmp_path):
         duration = sf.info(io.BytesIO(audio_bytes)).duration
         assert abs(cues[-1][2] - duration) < 0.1, (cues[-1], duration)
         expect(page.locator("#history_table")).to_contain_text("It starts quite calmly")
-        page.screenshot(path=str(DOCS / "screenshot-inline-tags.png"), full_page=True)
+        page.screenshot(path=str(screenshot_path("screenshot-inline-tags.png")), full_page=True)
         page.close()
     finally:
         server.stop()
@@ -248,7 +248,7 @@ def test_second_life_reuse_history_and_dialogue(browser, data_dir):
         assert [e.split(" ")[0] for e in emotions] == ["same", "happy", "happy", "happy"], emotions
         _, srt = fetch(page, server, "#dlg_srt")
         assert [c[0].split(":")[0] for c in parse_srt(srt.decode("utf-8"))] == ["Ann", "Ben", "Ann", "Ben"]
-        page.screenshot(path=str(DOCS / "screenshot-dialogue.png"), full_page=True)
+        page.screenshot(path=str(screenshot_path("screenshot-dialogue.png")), full_page=True)
 
         # The new pages follow the zh/en switch: tabs, role labels and table headers.
         page.locator("#lang_switch").get_by_text("中文").click()

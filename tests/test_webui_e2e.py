@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.screens import screenshot_path
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +30,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
-SCREENSHOT = ROOT / "docs" / "screenshot-ui.png"
 
 
 def free_port() -> int:
@@ -156,8 +157,7 @@ def test_generate_with_angry_preset_in_the_browser(server, browser, tmp_path):
     page.locator("#lang_switch").get_by_text("English").click()
     expect(page.locator("#generate_btn")).to_have_text("Generate", timeout=10000)
 
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_path("screenshot-ui.png")), full_page=True)
     page.close()
 
 
