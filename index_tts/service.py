@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE = 22050
 OUTPUT_FORMATS = ("wav",)
-WEIGHTS_HELP = "To use IndexTTS2, put the official weights in cache_hub/IndexTTS-2/ (see cache_hub/README.md) and restart."
+WEIGHTS_HELP = "To use IndexTTS2, fetch its weights with `python -m index_tts download` (or ./start_app.sh restart) and restart; docs/models.md explains the model store."
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
 
 # A voice: a file path, or (sample_rate, samples) as Gradio's numpy audio gives it.

@@ -172,7 +172,7 @@ def test_eight_parallel_requests_on_the_quick_voice(tmp_path):
     synth = Synthesizer(factory, data_dir=tmp_path, selection_reason=reason).start()
     assert synth.wait_until_loaded(30) == "ready"
     status = synth.status()
-    assert status.is_quick_voice and "cache_hub/README.md" in status.help
+    assert status.is_quick_voice and "python -m index_tts download" in status.help
     texts = [f"Request number {i} says hello." for i in range(8)]
 
     def one(i):
@@ -206,8 +206,8 @@ def test_engine_selection(tmp_path):
 
     factory, reason = select_engine("auto", tmp_path / "empty-model-dir")
     assert factory.__module__ == "index_tts.engines.quick"
-    assert reason.startswith("quick voice") and "cache_hub/README.md" in reason
-    with pytest.raises(EngineUnavailable, match="cache_hub/README.md"):
+    assert reason.startswith("quick voice") and "python -m index_tts download" in reason
+    with pytest.raises(EngineUnavailable, match="python -m index_tts download"):
         select_engine("indextts2", tmp_path / "empty-model-dir")
     with pytest.raises(ValueError, match="engine"):
         select_engine("fastest", tmp_path)
