@@ -264,9 +264,15 @@ class Status:
     selection_reason: str      # why this engine was chosen
     error: str = ""            # the load error, when failed
     help: str = ""             # how to get IndexTTS2, when the quick voice speaks
+    model_store: dict = field(default_factory=dict)  # doctor's findings at start-up (model_store.doctor.Report.as_dict)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @property
+    def weights_revision(self) -> str:
+        """The active IndexTeam/IndexTTS-2 revision ('' for a flat model folder or when unknown)."""
+        return str(self.model_store.get("revision") or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,8 +288,10 @@ class Synthesizer:
         selection_reason: str = "",
         limits: Limits = Limits(),
         load_delay_s: float = 0.0,
+        model_store: dict | None = None,
     ):
         self._factory = factory
+        self.model_store = dict(model_store or {})
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
         self.presets = PresetStore(self.data.presets)
         self.glossary = GlossaryStore(self.data.glossary)
@@ -370,7 +378,8 @@ class Synthesizer:
             is_quick_voice=quick,
             selection_reason=self.selection_reason,
             error=error,
-            help=WEIGHTS_HELP if quick else "",
+            help=(self.model_store.get("fix") or WEIGHTS_HELP) if quick else "",
+            model_store=dict(self.model_store),
         )
 
     def _ready_engine(self) -> Engine:
