@@ -8,7 +8,8 @@ It speaks the part of the Hub's URL scheme that huggingface_hub's downloads use:
 
 Files count as LFS (ETag = sha256 of the content) unless they are small text files, whose
 ETag is the git blob sha1, as on the Hub. Faults for tests: `cut_once[path] = n` sends the
-full Content-Length but only n bytes of the next GET of that file, then drops the connection.
+full Content-Length but only n bytes of the next GET of that file, then drops the connection;
+a file whose name is in `deny` answers 404 although the listing names it.
 Every request is recorded in `requests` (method, path, Range, Authorization).
 """
 
@@ -45,6 +46,7 @@ class HubServer:
             repo.revisions.setdefault("main", repo.commit)
         self.requests: list[tuple[str, str, str, str]] = []
         self.cut_once: dict[str, int] = {}
+        self.deny: set[str] = set()
         self._meta: dict[Path, dict] = {}
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -145,7 +147,7 @@ class HubServer:
                 if found is None:
                     return self._error(404, "RevisionNotFound", f"{repo_id}@{rev} not found")
                 repo, commit = found
-                if name not in repo.files:
+                if name not in repo.files or name.rsplit("/", 1)[-1] in server.deny:
                     return self._error(404, "EntryNotFound", f"{name} not in {repo_id}", commit)
                 disk = repo.files[name]
                 m = server.meta(disk)
