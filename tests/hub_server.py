@@ -65,10 +65,12 @@ class HubServer:
     def meta(self, path: Path) -> dict:
         """size, lfs flag and ETag of one served file (hashed once)."""
         if path not in self._meta:
-            data = path.read_bytes()
-            lfs = not path.name.endswith(TEXT_SUFFIXES)
-            self._meta[path] = {"size": len(data), "lfs": lfs,
-                                "etag": hashlib.sha256(data).hexdigest() if lfs else _git_sha1(data)}
+            size, lfs = path.stat().st_size, not path.name.endswith(TEXT_SUFFIXES)
+            h = hashlib.sha256() if lfs else hashlib.sha1(b"blob %d\0" % size)
+            with open(path, "rb") as f:  # in chunks: served files may be gigabytes
+                while chunk := f.read(8 << 20):
+                    h.update(chunk)
+            self._meta[path] = {"size": size, "lfs": lfs, "etag": h.hexdigest()}
         return self._meta[path]
 
     def _resolve(self, repo_id: str, rev: str) -> tuple[Repo, str] | None:

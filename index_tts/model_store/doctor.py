@@ -18,7 +18,7 @@ from typing import Callable
 
 import yaml
 
-from index_tts.model_store.integrity import CHUNK, Expected, check_hash, read_record
+from index_tts.model_store.integrity import CHUNK, Expected, check_hash, hash_file, read_record
 from index_tts.model_store.layout import COMMIT_RE, ModelFiles, load_manifest
 
 SLOW_MB_S = 100.0              # below this a mount is called slow (issue #4)
@@ -146,8 +146,8 @@ def check_file(files: ModelFiles, name: str, required: bool, verify: bool, on_by
         return check
     if verify:
         reference = expected if expected and (expected.sha256 or expected.git_sha1) else _blob_hash(path)
-        if reference is None:
-            check.detail = "no reference hash known"
+        if reference is None:  # nothing to compare with: print the hash so a person can
+            check.detail = f"sha256 {hash_file(path, on_bytes=on_bytes)}, no reference to compare"
         elif why := check_hash(path, reference, on_bytes):
             check.state, check.detail = "hash mismatch", why
         else:
