@@ -253,6 +253,38 @@ def test_revisions_sit_side_by_side(hub, dummy_source, tmp_path):
     assert "IndexTeam/IndexTTS-2 @ v2.1 (bbbbbbbbbb)" in render_banner(status, "en")
 
 
+def test_copy_local_stages_a_flat_folder_that_loads_the_same_files(hub, tmp_path):
+    from index_tts.engines.model_files import missing_files
+
+    cache, local = tmp_path / "cache_hub", tmp_path / "local" / "IndexTTS-2"
+    assert cli("download", "--cache-hub", str(cache), hub=hub).returncode == 0
+    copied = cli("doctor", "--cache-hub", str(cache), "--copy-local", str(local))
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert f"--model-dir {local}" in copied.stdout
+    hub_files = ModelFiles.hub(cache)
+    assert missing_files(local) == []
+    for name, _ in hub_sources(hub).items():
+        assert (local / name).read_bytes() == hub_files.path(name).read_bytes(), name
+    assert not any(p.name.endswith(".partial") for p in local.rglob("*"))
+    # A flat folder has no record to compare with: --verify prints each hash instead.
+    flat = cli("doctor", "--model-dir", str(local), "--verify")
+    assert flat.returncode == 0 and "no reference to compare" in flat.stdout
+
+
+def test_doctor_names_the_mount_and_warns_when_reads_are_slow(hub, tmp_path, monkeypatch):
+    from index_tts.model_store import doctor
+
+    cache = tmp_path / "cache_hub"
+    assert cli("download", "--cache-hub", str(cache), hub=hub).returncode == 0
+    mount = doctor.find_mount(cache)
+    assert mount is not None and str(cache.resolve()).startswith(mount.mountpoint) and mount.kind in ("local", "network", "fuse")
+    report = doctor.inspect(ModelFiles.hub(cache), measure=True)
+    assert report.complete and report.throughput_mb_s > 0 and report.free_bytes > 0
+    monkeypatch.setattr(doctor, "measure_throughput", lambda path: 42.0)  # what an rclone mount over a slow link reads at
+    slow = doctor.inspect(ModelFiles.hub(cache), measure=True)
+    assert any("42 MB/s" in w and "--copy-local" in w for w in slow.warnings)
+
+
 # ---------------------------------------------------------------------------------------------
 # starting without all the files
 
@@ -367,3 +399,32 @@ def test_a_read_only_cache_hub_loads_and_is_left_untouched(offline_app):
     assert stat.S_IMODE(cache.stat().st_mode) & 0o222 == 0
     # Root ignores mode bits, so compare the tree itself: no new lock, file or changed time.
     assert tree_state(cache) == offline_app["before"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the launcher
+
+
+def test_launcher_fetches_weights_on_first_start_unless_no_download(hub, tmp_path):
+    from tests.test_start_app import Launcher, assert_ok
+
+    launcher = Launcher(tmp_path)
+    cache = tmp_path / "cache_hub"
+    launcher.env = {k: v for k, v in launcher.env.items() if not k.startswith("HF_")}
+    launcher.env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"), INDEX_TTS_CACHE_HUB=str(cache))
+    try:
+        skipped = launcher("start", "--no-download", engine="auto")
+        assert_ok(skipped)
+        assert hub.requests == [] and not cache.exists()
+        ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{launcher.port}/readyz", timeout=10).read())
+        assert ready["quick_voice"] is True and ready["model_store"]["complete"] is False
+        assert "python -m index_tts download" in ready["model_store"]["fix"]
+
+        fetched = launcher("start", engine="auto")  # replaces the first instance
+        assert_ok(fetched)
+        assert "Done: 15 files" in fetched.stdout
+        from index_tts.engines.model_files import missing_files
+
+        assert missing_files(ModelFiles.hub(cache)) == []
+    finally:
+        launcher.cleanup()
