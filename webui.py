@@ -72,12 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     from index_tts.service import init_synthesizer, get_synthesizer
 
     files = open_model_files(args.model_dir, args.cache_hub, args.revision)
-    store = inspect(files)  # no throughput test here: `python -m index_tts doctor` measures it
     log.info("model: %s", files.describe())
-    for warning in store.warnings:
+    try:
+        store = inspect(files).as_dict()  # no throughput test here: `python -m index_tts doctor` measures it
+    except Exception:  # a report is a courtesy; it must never keep the studio from starting
+        log.exception("could not inspect the model store")
+        store = {}
+    for warning in store.get("warnings", []):
         log.warning("model store: %s", warning)
-    if args.engine != "quick" and not store.complete:
-        log.warning("model store: %s", store.fix)
+    if args.engine != "quick" and store.get("fix"):
+        log.warning("model store: %s", store["fix"])
     try:
         factory, reason = select_engine(args.engine, files)
     except EngineUnavailable as e:
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log.info("engine: %s", reason)
     synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay,
-                                   model_store=store.as_dict())
+                                   model_store=store)
     log.info("data folder: %s", synthesizer.data.root.resolve())
 
     import uvicorn

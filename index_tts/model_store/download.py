@@ -29,7 +29,7 @@ from index_tts.storage import atomic_write_text
 LISTING_TIMEOUT_S = 15.0
 HEAD_TIMEOUT_S = 15.0
 
-EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 3, 130
 FIX_COMMAND = "python -m index_tts download"
 
 
@@ -67,8 +67,10 @@ def _endpoint() -> str:
 
 
 def _explain(e: Exception, repo: str) -> DownloadError:
-    """A huggingface_hub / network exception -> one sentence that says what to do."""
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    """A huggingface_hub / network / disk exception -> one sentence that says what to do."""
+    import httpx2  # huggingface_hub's HTTP client
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
 
     if isinstance(e, GatedRepoError):
         return DownloadError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN ({e})")
@@ -78,10 +80,13 @@ def _explain(e: Exception, repo: str) -> DownloadError:
         return DownloadError(f"{repo} was not found at {_endpoint()} (a private mirror may need HF_TOKEN): {e}")
     if isinstance(e, HfHubHTTPError):
         return DownloadError(f"{_endpoint()} refused {repo}: {e}")
-    return DownloadError(
-        f"cannot reach {_endpoint()} for {repo} ({type(e).__name__}: {e}). Check the network, or set HF_ENDPOINT "
-        "to a mirror and HTTPS_PROXY to your proxy (docs/models.md), then run `python -m index_tts download` again.",
-        EXIT_UNREACHABLE)
+    if isinstance(e, (httpx2.TransportError, LocalEntryNotFoundError, ConnectionError, TimeoutError)):
+        return DownloadError(
+            f"cannot reach {_endpoint()} for {repo} ({type(e).__name__}: {e}). Check the network, or set HF_ENDPOINT "
+            f"to a mirror and HTTPS_PROXY to your proxy (docs/models.md), then run `{FIX_COMMAND}` again.",
+            EXIT_UNREACHABLE)
+    # Disk full, a read-only cache_hub, a size mismatch after the transfer, ...
+    return DownloadError(f"{repo}: {type(e).__name__}: {e}; run `{FIX_COMMAND}` again once that is fixed")
 
 
 def _wanted(repo: ManifestRepo, listing: dict[str, Expected]) -> dict[str, Expected]:
@@ -157,11 +162,14 @@ def finish_repo(cache_hub: Path, plan: RepoPlan) -> None:
     repo_dir = cache_hub / plan.repo.folder
     record = record_json(plan.repo.id, plan.revision, plan.commit, _endpoint(), {f.path: f.expected for f in plan.files})
     path = record_path(repo_dir, plan.commit)
-    if not path.is_file() or path.read_text(encoding="utf-8") != record:
-        atomic_write_text(path, record)
-    if plan.revision != plan.commit and resolve_commit(cache_hub, plan.repo, plan.revision) != plan.commit:
-        # Last: a revision names a commit only once all of its files are here.
-        atomic_write_text(repo_dir / "refs" / plan.revision, plan.commit)
+    try:
+        if not path.is_file() or path.read_text(encoding="utf-8") != record:
+            atomic_write_text(path, record)
+        if plan.revision != plan.commit and resolve_commit(cache_hub, plan.repo, plan.revision) != plan.commit:
+            # Last: a revision names a commit only once all of its files are here.
+            atomic_write_text(repo_dir / "refs" / plan.revision, plan.commit)
+    except OSError as e:
+        raise DownloadError(f"cannot write to the model store {repo_dir}: {e.strerror or e}") from e
 
 
 def _human(n: float | None) -> str:
@@ -188,8 +196,6 @@ def complete_locally(cache_hub: Path, revision: str | None) -> bool:
 def download(cache_hub: Path, revision: str | None = None, *, dry_run: bool = False, verify: bool = False,
              if_missing: bool = False, out: TextIO = sys.stdout) -> int:
     """Fetch (or with dry_run, list) what the cache lacks. Returns an exit code; messages go to `out`."""
-    from tqdm.auto import tqdm
-
     cache_hub = Path(cache_hub)
     if if_missing and complete_locally(cache_hub, revision):
         print(f"All model files are present in {cache_hub}; nothing to fetch (no network used).", file=out)
@@ -211,16 +217,32 @@ def download(cache_hub: Path, revision: str | None = None, *, dry_run: bool = Fa
     print(f"To fetch: {count} files, {_human(fetch_bytes)}.", file=out)
     if dry_run:
         return EXIT_OK
-
-    cache_hub.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=fetch_bytes, unit="B", unit_scale=True, desc="total", position=0,
-              disable=os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1") as total_bar:
-        try:
-            for plan in plans:
-                fetch_repo(cache_hub, plan, total_bar, out)
+    try:
+        if count == 0:
+            for plan in plans:  # e.g. a cache copied without refs/: point them
                 finish_repo(cache_hub, plan)
-        except DownloadError as e:
-            print(f"\nerror: {e}", file=out)
-            return e.exit_code
+            print("Nothing to fetch: every file is present and the right size.", file=out)
+            return EXIT_OK
+        _fetch_all(cache_hub, plans, fetch_bytes, out)
+    except DownloadError as e:
+        print(f"\nerror: {e}", file=out)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished files are kept; `{FIX_COMMAND}` fetches the rest", file=out)
+        return EXIT_INTERRUPTED
     print(f"Done: {count} files in {cache_hub}.", file=out)
     return EXIT_OK
+
+
+def _fetch_all(cache_hub: Path, plans: list[RepoPlan], fetch_bytes: int, out: TextIO) -> None:
+    from tqdm.auto import tqdm
+
+    try:
+        cache_hub.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"cannot create the model store {cache_hub}: {e.strerror or e}") from e
+    with tqdm(total=fetch_bytes, unit="B", unit_scale=True, desc="total", position=0,
+              disable=os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1") as total_bar:
+        for plan in plans:
+            fetch_repo(cache_hub, plan, total_bar, out)
+            finish_repo(cache_hub, plan)
