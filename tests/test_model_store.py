@@ -218,6 +218,10 @@ def test_if_missing_uses_no_network_once_complete(hub, tmp_path):
     again = cli("download", "--if-missing", "--cache-hub", str(cache), hub=hub)
     assert again.returncode == 0 and "nothing to fetch" in again.stdout
     assert hub.requests == []
+    # Without --if-missing it asks the server (listings only) and fetches nothing.
+    checked = cli("download", "--cache-hub", str(cache), hub=hub)
+    assert checked.returncode == 0 and "Nothing to fetch" in checked.stdout
+    assert resolve_gets(hub) == [] and hub.count("GET", "/api/models/") == 5
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path):
@@ -227,6 +231,17 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path):
     result = cli("download", "--cache-hub", str(tmp_path / "cache_hub"), env={"HF_ENDPOINT": f"http://127.0.0.1:{port}"})
     assert result.returncode == 3
     assert "cannot reach" in result.stdout and "HF_ENDPOINT" in result.stdout and "IndexTeam/IndexTTS-2" in result.stdout
+
+
+def test_requests_go_through_the_https_proxy_variables(dummy_source, tmp_path):
+    """The endpoint is a name that does not resolve; only the proxy (a second local Hub that
+    answers proxy-style absolute URLs) can serve it."""
+    with HubServer(repos_from(dummy_source["source"], dummy_source["extra"])) as proxy:
+        env = {"HF_ENDPOINT": "http://hub.invalid", "HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "NO_PROXY": "", "no_proxy": ""}
+        result = cli("download", "--dry-run", "--cache-hub", str(tmp_path / "cache_hub"), env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "To fetch: 15 files" in result.stdout
+        assert proxy.count("GET", "/api/models/IndexTeam/IndexTTS-2") == 1
 
 
 def test_revisions_sit_side_by_side(hub, dummy_source, tmp_path):
@@ -251,6 +266,9 @@ def test_revisions_sit_side_by_side(hub, dummy_source, tmp_path):
     status = Status(state="ready", progress=1.0, message="ready", engine="IndexTTS2", device="cpu", version="2.0",
                     is_quick_voice=False, selection_reason="", model_store={"revision": v21.revision})
     assert "IndexTeam/IndexTTS-2 @ v2.1 (bbbbbbbbbb)" in render_banner(status, "en")
+    status = Status(state="ready", progress=1.0, message="ready", engine="IndexTTS2", device="cpu", version="2.0",
+                    is_quick_voice=False, selection_reason="", model_store={"warnings": ["cache_hub is on a fuse filesystem"]})
+    assert "fuse filesystem" in render_banner(status, "zh")
 
 
 def test_copy_local_stages_a_flat_folder_that_loads_the_same_files(hub, tmp_path):
