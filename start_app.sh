@@ -64,7 +64,7 @@ Options (environment variable in brackets):
   --timeout SEC    seconds to wait for /healthz, default 120 [INDEX_TTS_TIMEOUT]
   --no-install     skip the venv/requirements check          [INDEX_TTS_NO_INSTALL=1]
   --no-download    do not fetch missing IndexTTS2 weights    [INDEX_TTS_NO_DOWNLOAD=1]
-                   (by default a start runs `python -m index_tts download --if-missing`
+                   (by default a start runs "python -m index_tts download --if-missing"
                    unless --engine quick; it uses no network when every file is present)
   --cache-hub DIR  the model store, default ./cache_hub      [INDEX_TTS_CACHE_HUB]
   --revision REV   IndexTeam/IndexTTS-2 revision, default main [INDEX_TTS_REVISION]
