@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 OUTPUT_SAMPLE_RATE = 22050
 OUTPUT_FORMATS = ("wav",)
 WEIGHTS_HELP = "To use IndexTTS2, fetch its weights with `python -m index_tts download` (or ./start_app.sh restart) and restart; docs/models.md explains the model store."
+# When the neural engine fails to load, a damaged weight file is the likely cause.
+LOAD_FAILED_HELP = ("Check the weights with `python -m index_tts doctor --verify`; "
+                    "`python -m index_tts download --verify` fetches damaged files again.")
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
 
 # A voice: a file path, or (sample_rate, samples) as Gradio's numpy audio gives it.
@@ -263,7 +266,7 @@ class Status:
     is_quick_voice: bool
     selection_reason: str      # why this engine was chosen
     error: str = ""            # the load error, when failed
-    help: str = ""             # how to get IndexTTS2, when the quick voice speaks
+    help: str = ""             # how to get IndexTTS2 (quick voice), or how to check its weights (failed load)
     model_store: dict = field(default_factory=dict)  # doctor's findings at start-up (model_store.doctor.Report.as_dict)
 
     def as_dict(self) -> dict:
@@ -378,7 +381,7 @@ class Synthesizer:
             is_quick_voice=quick,
             selection_reason=self.selection_reason,
             error=error,
-            help=(self.model_store.get("fix") or WEIGHTS_HELP) if quick else "",
+            help=(self.model_store.get("fix") or WEIGHTS_HELP) if quick else LOAD_FAILED_HELP if state == "failed" else "",
             model_store=dict(self.model_store),
         )
 

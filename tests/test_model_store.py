@@ -348,6 +348,20 @@ def test_incomplete_cache_runs_the_quick_voice_with_a_banner_naming_what_is_miss
     assert hub.requests == []  # none of this touched the network
 
 
+def test_damaged_weights_fail_the_load_with_the_command_that_finds_them(hub, tmp_path):
+    from index_tts.engines import select_engine
+    from index_tts.service import Synthesizer
+    from index_tts.ui.app import render_banner
+
+    cache = tmp_path / "cache_hub"
+    assert cli("download", "--cache-hub", str(cache), hub=hub).returncode == 0
+    factory, _ = select_engine("auto", ModelFiles.hub(cache))  # every file is there, but they are random bytes
+    synth = Synthesizer(factory, data_dir=tmp_path / "data").start()
+    assert synth.wait_until_loaded(300) == "failed"
+    banner = render_banner(synth.status(), "en")
+    assert "python -m index_tts doctor --verify" in banner and "download --verify" in banner
+
+
 # ---------------------------------------------------------------------------------------------
 # the real app on the tiny model: offline, and from a read-only cache_hub
 

@@ -132,6 +132,7 @@ def test_failed_load_is_reported(tmp_path):
     assert synth.wait_until_loaded(10) == "failed"
     status = synth.status()
     assert status.state == "failed" and "gpt.pth is truncated" in status.error
+    assert "python -m index_tts doctor --verify" in status.help  # the command that finds the damaged file
     with pytest.raises(NotReady, match="failed to load.*gpt.pth is truncated") as info:
         synth.synthesize(SynthesisRequest(text="hi", voice=voice()))
     assert info.value.state == "failed"
