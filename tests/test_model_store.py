@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -29,7 +30,8 @@ BIG = 24 << 20  # gpt.pth in the dummy set: over huggingface_hub's 10 MiB chunk,
 def cli(*args: str, hub: HubServer | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("INDEX_TTS_", "HF_"))}
     full_env.update(HF_HUB_DISABLE_TELEMETRY="1", HF_TOKEN="test-token", PYTHONUNBUFFERED="1",
-                    HF_HOME=str(Path(os.environ.get("PYTEST_HF_HOME", "/tmp")) / "index-tts-test-hf-home"))
+                    # huggingface_hub's own small caches (not the model store) stay out of ~/.cache
+                    HF_HOME=str(Path(tempfile.gettempdir()) / "index-tts-test-hf-home"))
     if hub is not None:
         full_env["HF_ENDPOINT"] = hub.url
     full_env.update(env or {})
