@@ -452,6 +452,7 @@ def test_launcher_fetches_weights_on_first_start_unless_no_download(hub, tmp_pat
         assert hub.requests == [] and not cache.exists()
         ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{launcher.port}/readyz", timeout=10).read())
         assert ready["quick_voice"] is True and ready["model_store"]["complete"] is False
+        assert "No IndexTTS2 weights" in ready["model_store"]["fix"]  # a fresh install: one short sentence
         assert "python -m index_tts download" in ready["model_store"]["fix"]
 
         fetched = launcher("start", engine="auto")  # replaces the first instance

@@ -72,6 +72,8 @@ class Report:
         """One sentence: what is wrong and the command that fixes it ('' when nothing is)."""
         if self.complete:
             return ""
+        if all(f.state == "missing" for f in self.files if f.required):  # a fresh install: nothing to list
+            return f"No IndexTTS2 weights in {self.layout} yet. Fetch them (about {_required_gb():.1f} GB) with `{FIX_DOWNLOAD}` (then restart)."
         named = ", ".join(f"{f.origin} ({f.state})" for f in self.problems[:6])
         more = f" and {len(self.problems) - 6} more" if len(self.problems) > 6 else ""
         return f"IndexTTS2 needs {named}{more}. Fetch them with `{FIX_DOWNLOAD}` (then restart)."
@@ -83,6 +85,10 @@ class Report:
             "free_bytes": self.free_bytes, "mount": asdict(self.mount) if self.mount else None,
             "throughput_mb_s": self.throughput_mb_s, "warnings": list(self.warnings),
         }
+
+
+def _required_gb() -> float:
+    return sum(f.size or 0 for r in load_manifest() for f in r.files if f.required) / 1e9
 
 
 # ---------------------------------------------------------------------------------------------
