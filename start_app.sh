@@ -20,6 +20,8 @@ readonly EXIT_TIMEOUT=5       # /healthz did not answer within --timeout (the se
 readonly EXIT_STOP_FAILED=6   # our process survived SIGTERM and SIGKILL
 readonly EXIT_NOT_RUNNING=7   # status: no instance of ours is running
 readonly EXIT_UNHEALTHY=8     # status: our process runs but /healthz does not answer
+# A failed model download is not an exit code: the app starts anyway (quick voice, with a banner
+# naming what is missing and the command that fetches it).
 
 HOST="${INDEX_TTS_HOST:-127.0.0.1}"
 PORT="${INDEX_TTS_PORT:-7860}"
@@ -34,6 +36,9 @@ WEBUI="${INDEX_TTS_WEBUI:-$ROOT/webui.py}"
 # Extra pip arguments, e.g. "--extra-index-url https://download.pytorch.org/whl/cpu" off this network.
 PIP_ARGS="${INDEX_TTS_PIP_ARGS:-}"
 AUTH_TOKEN="${INDEX_TTS_TOKEN:-}"
+NO_DOWNLOAD="${INDEX_TTS_NO_DOWNLOAD:-0}"
+CACHE_HUB="${INDEX_TTS_CACHE_HUB:-}"
+REVISION="${INDEX_TTS_REVISION:-}"
 
 LOG_MAX_BYTES=$((10 * 1024 * 1024))
 STOP_GRACE_SECONDS=10
@@ -58,6 +63,11 @@ Options (environment variable in brackets):
   --engine NAME    auto | quick | indextts2, default auto   [INDEX_TTS_ENGINE]
   --timeout SEC    seconds to wait for /healthz, default 120 [INDEX_TTS_TIMEOUT]
   --no-install     skip the venv/requirements check          [INDEX_TTS_NO_INSTALL=1]
+  --no-download    do not fetch missing IndexTTS2 weights    [INDEX_TTS_NO_DOWNLOAD=1]
+                   (by default a start runs "python -m index_tts download --if-missing"
+                   unless --engine quick; it uses no network when every file is present)
+  --cache-hub DIR  the model store, default ./cache_hub      [INDEX_TTS_CACHE_HUB]
+  --revision REV   IndexTeam/IndexTTS-2 revision, default main [INDEX_TTS_REVISION]
   --auth-token T   token required on every route but /healthz [INDEX_TTS_TOKEN]
                    (given to webui.py in the environment, not argv)
   -h, --help       show this help
@@ -134,6 +144,11 @@ while [[ $# -gt 0 ]]; do
         --auth-token) need_value "$1" $# && AUTH_TOKEN=$2 && shift ;;
         --auth-token=*) AUTH_TOKEN=${1#*=} ;;
         --no-install) NO_INSTALL=1 ;;
+        --no-download) NO_DOWNLOAD=1 ;;
+        --cache-hub) need_value "$1" $# && CACHE_HUB=$2 && shift ;;
+        --cache-hub=*) CACHE_HUB=${1#*=} ;;
+        --revision) need_value "$1" $# && REVISION=$2 && shift ;;
+        --revision=*) REVISION=${1#*=} ;;
         --dev) INSTALL_DEV=1 ;;
         -f | --follow) FOLLOW=1 ;;
         -n) need_value "$1" $# && LOG_LINES=$2 && shift ;;
@@ -156,6 +171,13 @@ case "$NO_INSTALL" in
     "" | 0 | false | no) NO_INSTALL=0 ;;
     *) NO_INSTALL=1 ;;
 esac
+case "$NO_DOWNLOAD" in
+    "" | 0 | false | no) NO_DOWNLOAD=0 ;;
+    *) NO_DOWNLOAD=1 ;;
+esac
+# The model store and revision reach webui.py through the environment (like the token).
+if [[ -n $CACHE_HUB ]]; then export INDEX_TTS_CACHE_HUB="$CACHE_HUB"; fi
+if [[ -n $REVISION ]]; then export INDEX_TTS_REVISION="$REVISION"; fi
 # The engine name is deliberately not validated here: webui.py owns that list, and an
 # invalid name makes it exit, which the health wait reports with the log tail.
 
@@ -394,11 +416,27 @@ show_log_tail() {
     say "---- end of log ----"
 }
 
+# ---------------------------------------------------------------- model weights
+
+# First start: fetch what the model store lacks. Nothing to do (and no network) when every file
+# is present; a failure (offline, proxy, disk) is reported and the app starts anyway.
+fetch_weights() {
+    if [[ $NO_DOWNLOAD == 1 || $ENGINE == quick ]]; then
+        return 0
+    fi
+    say "Checking the IndexTTS2 weights in ${INDEX_TTS_CACHE_HUB:-$ROOT/cache_hub} (skip with --no-download)"
+    if ! "$PY" -m index_tts download --if-missing; then
+        warn "could not fetch the IndexTTS2 weights (see above); starting anyway."
+        warn "the app will use the quick voice until you run: $PY -m index_tts download"
+    fi
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
     ensure_venv
     [[ -f $WEBUI ]] || die "$EXIT_USAGE" "$WEBUI not found"
+    fetch_weights
 
     # 1. Our previous instance (same pid, same start time, our webui.py): replace it.
     if our_instance; then

@@ -30,7 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--engine", choices=["auto", "quick", "indextts2"], default="auto",
                    help="auto: IndexTTS2 when its weights are present, else the offline quick voice")
-    p.add_argument("--model-dir", default=os.path.join("cache_hub", "IndexTTS-2"), help="IndexTTS2 weights folder")
+    p.add_argument("--cache-hub", default=None, metavar="DIR",
+                   help="the model store, a Hugging Face hub cache (default $INDEX_TTS_CACHE_HUB or ./cache_hub)")
+    p.add_argument("--revision", default=os.environ.get("INDEX_TTS_REVISION") or None, metavar="REV",
+                   help="IndexTeam/IndexTTS-2 revision to load from the store (default: main)")
+    p.add_argument("--model-dir", default=None, metavar="DIR",
+                   help="load a flat IndexTTS2 model folder instead of the store (docs/weights.md)")
     p.add_argument("--data-dir", default=None, help="where outputs and presets go (default $INDEX_TTS_DATA or ./data)")
     p.add_argument("--auth-token", default=None,
                    help="require this token on every route but /healthz (default $INDEX_TTS_TOKEN)")
@@ -81,15 +86,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log = logging.getLogger("webui")
 
-    # Before gradio is imported: no version check, no analytics, no Hub telemetry.
+    # Before gradio (and huggingface_hub) are imported: no version check, no analytics, no Hub
+    # telemetry, and no Hub requests at all. The app only reads the model store; fetching is
+    # `python -m index_tts download`'s job, so it can never hang on the network.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
 
     from index_tts.engines import EngineUnavailable, select_engine
+    from index_tts.model_store.doctor import inspect
+    from index_tts.model_store.layout import open_model_files
     from index_tts.service import Limits, get_synthesizer, init_synthesizer
 
+    files = open_model_files(args.model_dir, args.cache_hub, args.revision)
+    log.info("model: %s", files.describe())
     try:
-        factory, reason = select_engine(args.engine, args.model_dir)
+        store = inspect(files).as_dict()  # no throughput test here: `python -m index_tts doctor` measures it
+    except Exception:  # a report is a courtesy; it must never keep the studio from starting
+        log.exception("could not inspect the model store")
+        store = {}
+    for warning in store.get("warnings", []):
+        log.warning("model store: %s", warning)
+    if args.engine != "quick" and store.get("fix"):
+        log.warning("model store: %s", store["fix"])
+    try:
+        factory, reason = select_engine(args.engine, files)
     except EngineUnavailable as e:
         log.error("cannot start with --engine %s: %s", args.engine, e)
         return 2
@@ -104,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_queue=args.max_queue,
                     request_timeout_s=args.request_timeout)
     synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay,
-                                   limits=limits)
+                                   limits=limits, model_store=store)
     log.info("data folder: %s", synthesizer.data.root.resolve())
 
     import uvicorn

@@ -45,7 +45,10 @@ from index_tts.timestretch import MAX_SPEED, MIN_SPEED, time_stretch
 log = logging.getLogger(__name__)
 
 OUTPUT_SAMPLE_RATE = 22050
-WEIGHTS_HELP = "To use IndexTTS2, put the official weights in cache_hub/IndexTTS-2/ (see cache_hub/README.md) and restart."
+WEIGHTS_HELP = "To use IndexTTS2, fetch its weights with `python -m index_tts download` (or ./start_app.sh restart) and restart; docs/models.md explains the model store."
+# When the neural engine fails to load, a damaged weight file is the likely cause.
+LOAD_FAILED_HELP = ("Check the weights with `python -m index_tts doctor --verify`; "
+                    "`python -m index_tts download --verify` fetches damaged files again.")
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
 
 MAX_IMPORT_VOICES = 500
@@ -372,10 +375,16 @@ class Status:
     is_quick_voice: bool
     selection_reason: str      # why this engine was chosen
     error: str = ""            # the load error, when failed
-    help: str = ""             # how to get IndexTTS2, when the quick voice speaks
+    help: str = ""             # how to get IndexTTS2 (quick voice), or how to check its weights (failed load)
+    model_store: dict = field(default_factory=dict)  # doctor's findings at start-up (model_store.doctor.Report.as_dict)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @property
+    def weights_revision(self) -> str:
+        """The active IndexTeam/IndexTTS-2 revision ('' for a flat model folder or when unknown)."""
+        return str(self.model_store.get("revision") or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,8 +400,10 @@ class Synthesizer:
         selection_reason: str = "",
         limits: Limits = Limits(),
         load_delay_s: float = 0.0,
+        model_store: dict | None = None,
     ):
         self._factory = factory
+        self.model_store = dict(model_store or {})
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
         self.data.remove_crash_leftovers()  # a previous process may have been killed mid-write
         self.presets = PresetStore(self.data.presets)
@@ -487,7 +498,8 @@ class Synthesizer:
             is_quick_voice=quick,
             selection_reason=self.selection_reason,
             error=error,
-            help=WEIGHTS_HELP if quick else "",
+            help=(self.model_store.get("fix") or WEIGHTS_HELP) if quick else LOAD_FAILED_HELP if state == "failed" else "",
+            model_store=dict(self.model_store),
         )
 
     def _ready_engine(self) -> Engine:

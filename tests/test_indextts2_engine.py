@@ -21,6 +21,7 @@ import yaml
 
 from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.engines import select_engine
+from index_tts.model_store.layout import ModelFiles
 from index_tts.engines.base import GenerationParams
 from index_tts.engines.indextts2 import QWEN_DIR_DEFAULT, IndexTTS2Engine
 from index_tts.quickvoice.lexicon import text_to_emotion
@@ -74,7 +75,7 @@ def studio(tiny_model_dir, tmp_path_factory):
 def test_auto_picks_indextts2_when_the_model_dir_is_complete(tiny_model_dir):
     for kind in ("auto", "indextts2"):
         factory, reason = select_engine(kind, tiny_model_dir)
-        assert factory.func == IndexTTS2Engine.load and factory.args == (Path(tiny_model_dir),)
+        assert factory.func == IndexTTS2Engine.load and factory.args == (ModelFiles.flat(tiny_model_dir),)
         assert "IndexTTS2" in reason and str(tiny_model_dir) in reason
 
 
@@ -164,7 +165,7 @@ EMOTION_REQUESTS = {
 
 @pytest.mark.parametrize("mode", list(EMOTION_REQUESTS))
 def test_every_emotion_mode_synthesizes(studio, mode):
-    assert not (Path(studio.engine.model_dir) / QWEN_DIR_DEFAULT).exists()  # so text mode must fall back
+    assert not (studio.engine.model_dir / QWEN_DIR_DEFAULT).exists()  # so text mode must fall back
     result = studio.synth.synthesize(SynthesisRequest(text=TEXT, voice=studio.voice, generation=FAST, **EMOTION_REQUESTS[mode]))
     audio = read_wav(result.path)
     assert len(audio) == round(result.segments[-1][2] * OUTPUT_SAMPLE_RATE) and np.abs(audio).max() > 0

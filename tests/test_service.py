@@ -132,6 +132,7 @@ def test_failed_load_is_reported(tmp_path):
     assert synth.wait_until_loaded(10) == "failed"
     status = synth.status()
     assert status.state == "failed" and "gpt.pth is truncated" in status.error
+    assert "python -m index_tts doctor --verify" in status.help  # the command that finds the damaged file
     with pytest.raises(NotReady, match="failed to load.*gpt.pth is truncated") as info:
         synth.synthesize(SynthesisRequest(text="hi", voice=voice()))
     assert info.value.state == "failed"
@@ -172,7 +173,7 @@ def test_eight_parallel_requests_on_the_quick_voice(tmp_path):
     synth = Synthesizer(factory, data_dir=tmp_path, selection_reason=reason).start()
     assert synth.wait_until_loaded(30) == "ready"
     status = synth.status()
-    assert status.is_quick_voice and "cache_hub/README.md" in status.help
+    assert status.is_quick_voice and "python -m index_tts download" in status.help
     texts = [f"Request number {i} says hello." for i in range(8)]
 
     def one(i):
@@ -206,8 +207,8 @@ def test_engine_selection(tmp_path):
 
     factory, reason = select_engine("auto", tmp_path / "empty-model-dir")
     assert factory.__module__ == "index_tts.engines.quick"
-    assert reason.startswith("quick voice") and "cache_hub/README.md" in reason
-    with pytest.raises(EngineUnavailable, match="cache_hub/README.md"):
+    assert reason.startswith("quick voice") and "python -m index_tts download" in reason
+    with pytest.raises(EngineUnavailable, match="python -m index_tts download"):
         select_engine("indextts2", tmp_path / "empty-model-dir")
     with pytest.raises(ValueError, match="engine"):
         select_engine("fastest", tmp_path)

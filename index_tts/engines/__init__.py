@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from index_tts.engines.base import Engine, ProgressFn
+from index_tts.model_store.layout import ModelFiles, as_model_files
 
 EngineKind = Literal["auto", "quick", "indextts2"]
 ENGINE_KINDS: tuple[EngineKind, ...] = ("auto", "quick", "indextts2")
 EngineFactory = Callable[[ProgressFn], Engine]
 
-WEIGHTS_HELP = "see cache_hub/README.md for where to put the IndexTTS2 weights"
+WEIGHTS_HELP = "fetch them with `python -m index_tts download` (see docs/models.md)"
 
 
 class EngineUnavailable(RuntimeError):
@@ -34,14 +35,16 @@ def _indextts2_module():
         return None, f"the IndexTTS2 engine needs a missing package ({e.name})"
 
 
-def indextts2_unavailable_reason(model_dir: str | Path) -> str:
-    """'' when IndexTTS2 can load from `model_dir`, otherwise why not (in words)."""
+def indextts2_unavailable_reason(model: ModelFiles | str | Path) -> str:
+    """'' when IndexTTS2 can load from `model` (ModelFiles or a flat folder), otherwise why not."""
     from index_tts.engines.model_files import missing_files
 
-    missing = missing_files(Path(model_dir))
+    files = as_model_files(model)
+    missing = missing_files(files)
     if missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        return f"IndexTTS2 weights missing in {model_dir}: {shown}"
+        named = [files.origin(n) if files.kind == "hub" else n for n in missing]
+        shown = ", ".join(named[:5]) + (f", ... ({len(named)} in all)" if len(named) > 5 else "")
+        return f"IndexTTS2 weights missing in {files.describe()}: {shown}"
     # Only now import the neural engine (torch, transformers): a missing package is a reason too.
     module, reason = _indextts2_module()
     return reason
@@ -53,7 +56,7 @@ def _quick_factory() -> EngineFactory:
     return QuickVoiceEngine.load
 
 
-def select_engine(kind: str, model_dir: str | Path) -> tuple[EngineFactory, str]:
+def select_engine(kind: str, model: ModelFiles | str | Path) -> tuple[EngineFactory, str]:
     """Pick the engine factory for `kind` and say why in one sentence.
 
     "auto" runs IndexTTS2 when every weight file is present and the quick voice otherwise.
@@ -62,11 +65,12 @@ def select_engine(kind: str, model_dir: str | Path) -> tuple[EngineFactory, str]
     if kind not in ENGINE_KINDS:
         raise ValueError(f"engine must be one of {', '.join(ENGINE_KINDS)}, got {kind!r}")
     if kind in ("auto", "indextts2"):
-        reason = indextts2_unavailable_reason(model_dir)
+        files = as_model_files(model)
+        reason = indextts2_unavailable_reason(files)
         if not reason:
             module, _ = _indextts2_module()
-            factory = functools.partial(module.IndexTTS2Engine.load, Path(model_dir))
-            return factory, f"IndexTTS2 weights found in {model_dir}"
+            factory = functools.partial(module.IndexTTS2Engine.load, files)
+            return factory, f"IndexTTS2 weights found in {files.describe()}"
         if kind == "indextts2":
             raise EngineUnavailable(f"{reason}; {WEIGHTS_HELP}")
         return _quick_factory(), f"quick voice: {reason}; {WEIGHTS_HELP}"

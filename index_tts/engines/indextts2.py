@@ -33,6 +33,7 @@ from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.model_files import missing_files  # noqa: F401  (part of the engine contract)
+from index_tts.model_store.layout import ModelFiles, as_model_files
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
 from index_tts.modules.generation import generate
@@ -92,8 +93,9 @@ class IndexTTS2Engine:
     name = "IndexTTS2"
     version = VERSION
 
-    def __init__(self, model_dir: Path, device: str = "cpu"):
-        self.model_dir = Path(model_dir)
+    def __init__(self, model_dir: ModelFiles | Path, device: str = "cpu"):
+        # Logical name -> real path (`model_dir / "gpt.pth"`): a flat folder or the cache_hub hub cache.
+        self.model_dir = as_model_files(model_dir)
         self.device = device
         self.cfg = yaml.safe_load((self.model_dir / "config.yaml").read_text(encoding="utf-8"))
         self.version = str(self.cfg.get("version", VERSION))
@@ -104,12 +106,13 @@ class IndexTTS2Engine:
         self.qwen = None
 
     @classmethod
-    def load(cls, model_dir: str | Path, progress: ProgressFn = no_progress, device: str | None = None) -> "IndexTTS2Engine":
+    def load(cls, model_dir: ModelFiles | str | Path, progress: ProgressFn = no_progress, device: str | None = None) -> "IndexTTS2Engine":
         device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-        missing = missing_files(Path(model_dir))
+        files = as_model_files(model_dir)
+        missing = missing_files(files)
         if missing:
-            raise FileNotFoundError(f"IndexTTS2 model directory {model_dir} lacks: {', '.join(missing)}")
-        engine = cls(Path(model_dir), device)
+            raise FileNotFoundError(f"IndexTTS2 model ({files.describe()}) lacks: {', '.join(missing)}")
+        engine = cls(files, device)
         engine._load_modules(progress)
         return engine
 

@@ -1,9 +1,12 @@
-"""Which files an IndexTTS2 model directory needs. Torch-free, so the studio can decide which
-engine to run without importing the neural engine (the layout is in engines/indextts2.py)."""
+"""Which files an IndexTTS2 model needs. Torch-free, so the studio can decide which engine to run
+without importing the neural engine (the layout is in engines/indextts2.py). Names are logical;
+`ModelFiles` says where each one really is (a flat folder or the cache_hub hub cache)."""
 
-from pathlib import Path
+import os
 
 import yaml
+
+from index_tts.model_store.layout import ModelFiles, as_model_files
 
 # Files an IndexTTS2 model directory must hold (besides those config.yaml names).
 AUX_FILES = (
@@ -21,14 +24,20 @@ def _config_files(cfg: dict) -> list[str]:
             cfg["w2v_stat"], cfg["dataset"]["bpe_model"]]
 
 
-def missing_files(model_dir: Path) -> list[str]:
-    """The files IndexTTS2 needs that `model_dir` lacks (empty when it can load)."""
-    model_dir = Path(model_dir)
-    config = model_dir / "config.yaml"
-    if not config.is_file():
+def required_files(model: "ModelFiles | str | os.PathLike") -> list[str]:
+    """Logical names of every file IndexTTS2 needs (config.yaml first); raises on a bad config."""
+    files = as_model_files(model)
+    cfg = yaml.safe_load(files.path("config.yaml").read_text(encoding="utf-8"))
+    return ["config.yaml", *_config_files(cfg), *AUX_FILES]
+
+
+def missing_files(model: "ModelFiles | str | os.PathLike") -> list[str]:
+    """The files IndexTTS2 needs that `model` (a ModelFiles or a flat folder) lacks; empty when it can load."""
+    files = as_model_files(model)
+    if not files.path("config.yaml").is_file():
         return ["config.yaml"]
     try:
-        names = _config_files(yaml.safe_load(config.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, KeyError, TypeError) as e:
+        names = required_files(files)
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
         return [f"config.yaml (unreadable: {e})"]
-    return [n for n in (*names, *AUX_FILES) if not (model_dir / n).is_file()]
+    return [n for n in names if not files.path(n).is_file()]

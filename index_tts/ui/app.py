@@ -86,6 +86,12 @@ def render_banner(status: Status, lang: str) -> str:
         body = t(lang, "banner_ready", engine=html.escape(status.engine), version=html.escape(status.version), device=html.escape(status.device))
     else:
         body = t(lang, "banner_failed", error=html.escape(status.error))
+        if status.help and not status.is_quick_voice:
+            body += f'<div class="quick">{html.escape(status.help)}</div>'
+    if status.weights_revision and not status.is_quick_voice:
+        body += f'<div class="quick">{t(lang, "banner_weights", revision=html.escape(status.weights_revision))}</div>'
+    for warning in status.model_store.get("warnings", []):  # e.g. the store is on a network mount
+        body += f'<div class="quick">{t(lang, "banner_store_warning", warning=html.escape(warning))}</div>'
     if status.is_quick_voice:
         body += f'<div class="quick">{t(lang, "banner_quick", help=html.escape(status.help))}</div>'
     return f'<div class="banner {status.state}" data-state="{status.state}">{body}</div>'

@@ -1,0 +1,97 @@
+"""`python -m index_tts <command>`: the model-store commands.
+
+    download  fetch the IndexTTS2 weights into cache_hub/ (see docs/models.md)
+    doctor    check the model files, disk, storage speed and which engine will run
+
+(Other tools are their own modules: `python -m index_tts.tools.make_model_dir`, ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-hub", default=None, metavar="DIR",
+                   help="the model store (a Hugging Face hub cache); default $INDEX_TTS_CACHE_HUB or ./cache_hub")
+    p.add_argument("--revision", default=None, metavar="REV",
+                   help="IndexTeam/IndexTTS-2 branch, tag or commit (default $INDEX_TTS_REVISION or the manifest's 'main')")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m index_tts", description="IndexTTS Studio model store.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("download", help="fetch the IndexTTS2 weights into the model store",
+                       description="Fetch every repo in the manifest into the model store (resumable; "
+                                   "honours HF_ENDPOINT, HF_TOKEN and HTTPS_PROXY).")
+    _store_args(d)
+    d.add_argument("--dry-run", action="store_true", help="list what would be fetched and how much, fetch nothing")
+    d.add_argument("--verify", action="store_true", help="also re-hash files already present and re-fetch those that differ")
+    d.add_argument("--if-missing", action="store_true",
+                   help="do nothing (and use no network) when every required file is already present")
+
+    c = sub.add_parser("doctor", help="check model files, disk, storage speed and the engine that will run",
+                       description="Exits 1 when the IndexTTS2 set is incomplete.")
+    _store_args(c)
+    c.add_argument("--model-dir", default=None, metavar="DIR", help="check a flat model folder instead of the store")
+    c.add_argument("--verify", action="store_true", help="re-hash every file (sha256) against the recorded hashes")
+    c.add_argument("--copy-local", default=None, metavar="DIR",
+                   help="copy the weights to DIR on local disk (then start with --model-dir DIR)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser.parse_args(argv)
+
+
+def _cache_hub(args) -> Path:
+    from index_tts.model_store.layout import default_cache_hub
+
+    return Path(args.cache_hub) if args.cache_hub else default_cache_hub()
+
+
+def _revision(args) -> str | None:
+    import os
+
+    return args.revision or os.environ.get("INDEX_TTS_REVISION") or None
+
+
+def cmd_download(args) -> int:
+    from index_tts.model_store.download import download
+
+    return download(_cache_hub(args), _revision(args), dry_run=args.dry_run, verify=args.verify, if_missing=args.if_missing)
+
+
+def cmd_doctor(args) -> int:
+    from index_tts.engines import indextts2_unavailable_reason
+    from index_tts.model_store.doctor import copy_local, format_report, inspect
+    from index_tts.model_store.layout import open_model_files
+
+    files = open_model_files(args.model_dir, _cache_hub(args), _revision(args))
+    report = inspect(files, verify=args.verify, measure=True)
+    engine = "quick voice (the IndexTTS2 set is incomplete)"
+    if report.complete:
+        reason = indextts2_unavailable_reason(files)
+        engine = f"quick voice ({reason})" if reason else "IndexTTS2"
+    if args.json:
+        print(json.dumps({**report.as_dict(), "engine": engine, "files": [vars(f) for f in report.files]}, indent=1))
+    else:
+        print(format_report(report, engine))
+    if args.copy_local:
+        if not report.complete:
+            print(f"error: not copying an incomplete set. {report.fix}", file=sys.stderr)
+            return 1
+        print(f"Copying the weights to {args.copy_local} ...")
+        copy_local(files, Path(args.copy_local))
+        print(f"Done. Start with: ./start_app.sh -- --model-dir {args.copy_local}   (or webui.py --model-dir {args.copy_local})")
+    return 0 if report.complete else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return {"download": cmd_download, "doctor": cmd_doctor}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
