@@ -18,7 +18,7 @@ import soundfile as sf
 
 from index_tts.subtitles import parse_srt
 from tests.screens import screenshot_path
-from tests.test_webui_e2e import CHROMIUM, CHROMIUM_ARGS, ROOT, Server
+from tests.test_webui_e2e import ROOT, Server, browser  # noqa: F401  (browser is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,20 +41,6 @@ def median_f0(audio: np.ndarray, rate: int) -> float:
     voiced = f0[f0 > 0]
     assert voiced.size > 10, "no voiced frames"
     return float(np.median(voiced))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
