@@ -100,6 +100,8 @@ class UnifiedVoiceConfig:
 class Conv1D(nn.Module):
     """HF GPT-2's linear layer: weight stored [in, out], y = x @ W + b."""
 
+    weight_in_out = True  # lets packed_linear.pack_linears swap it for a oneDNN-packed layer
+
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.02)
