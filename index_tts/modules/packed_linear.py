@@ -18,8 +18,14 @@ the packed copy does not follow later changes to `weight`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+_plain = threading.local()  # set by `unpacked()`: multiply with the original weights instead
 
 
 def onednn_packing_available() -> bool:
@@ -43,6 +49,9 @@ class PackedLinear(nn.Module):
         self.out_features = w_out_in.size(0)
 
     def forward(self, x: Tensor) -> Tensor:
+        if getattr(_plain, "on", False):
+            w = self.weight.t() if self.weight_in_out else self.weight
+            return F.linear(x, w, self.bias)
         rows = x.reshape(-1, x.size(-1))
         bias = None if self.bias is None else self.bias.detach()
         y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
@@ -73,3 +82,16 @@ def pack_linears(model: nn.Module) -> int:
                 setattr(parent, name, PackedLinear(child.weight, child.bias, getattr(child, "weight_in_out", False)))
                 count += 1
     return count
+
+
+@contextlib.contextmanager
+def unpacked():
+    """Within this block (this thread only), packed layers multiply with their original weights
+    through torch's default kernels, as an unpacked model would. Used by the benchmark's
+    original-style path, so both paths run in one process on one set of weights."""
+    before = getattr(_plain, "on", False)
+    _plain.on = True
+    try:
+        yield
+    finally:
+        _plain.on = before
