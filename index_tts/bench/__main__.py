@@ -106,6 +106,10 @@ def format_table(result: dict) -> str:
                  + (f", original-style {orig['foreign_cores']}" if orig else "")
                  + ("" if ours["all_clean"] and (not orig or orig["all_clean"]) else
                     f"  -- NOT clean (> {machine.CLEAN_CORES} cores): figures distorted"))
+    rss = result.get("rss_at_end_gib", {})
+    if rss:
+        lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous + "
+                     f"{rss.get('RssFile', 0):.2f} file-backed (memory-mapped checkpoint pages); load took {result['load_s']:.1f} s")
     floor = result.get("decode_floor")
     if floor:
         lines.append(f"decode floor: {floor['gpt_weight_bytes_per_step'] / 1e9:.3f} GB of GPT weights per step / "
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
     result = {
         "workload": workload.name, "workload_description": workload.description, "mode": args.mode,
         "prompt": args.prompt, "machine": machine.machine_info(), "load_s": load_s,
-        "model_dir": str(args.model_dir),
+        "model_dir": str(args.model_dir), "rss_after_load_gib": machine.rss_breakdown_gib(),
     }
     log(f"ours ({args.mode}, {args.prompt} prompt): {args.warmup} warm-up + {args.runs} runs")
     result["ours"] = runner.summarise(runner.measure(
@@ -153,6 +157,7 @@ def main(argv=None) -> int:
     if args.quality_check:
         result["quality_check"] = runner.quality_check(engine, workload)
 
+    result["rss_at_end_gib"] = machine.rss_breakdown_gib()
     print(format_table(result))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")

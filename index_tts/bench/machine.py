@@ -111,6 +111,21 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def rss_breakdown_gib() -> dict:
+    """Current RSS split into anonymous memory and file-backed pages. Weights loaded with mmap
+    are file-backed: resident once read, but clean, so the kernel can drop them under pressure."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key = line.split(":")[0]
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    out[key] = int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return out
+
+
 def memory_read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
     """Best-of-`repeats` read bandwidth (bytes/s) of summing a float32 array much larger than
     the caches, with torch's threads: what streaming weights from RAM can reach here."""
