@@ -208,3 +208,24 @@ def test_bench_command_measures_both_paths(tiny_model_dir, tmp_path, capsys):
     assert result["ours"]["first_audio_s"] < result["ours"]["total_s"]
     table = capsys.readouterr().out
     assert "| DiT / CFM (s) |" in table and "original-style" in table
+
+
+def test_weight_norm_computed_once_gives_the_same_output_and_restores_the_hooks():
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    from index_tts.modules.weight_norm import weight_normed, weights_computed_once
+
+    torch.manual_seed(0)
+    model = nn.Sequential(weight_normed(nn.Conv1d(4, 6, 3)), nn.Tanh(), weight_normed(nn.Conv1d(6, 2, 1)))
+    x = torch.randn(2, 4, 9)
+    hooks = lambda: sum(isinstance(h, WeightNorm) for m in model.modules() for h in m._forward_pre_hooks.values())
+    with torch.no_grad():
+        plain = model(x)
+        with weights_computed_once(model):
+            assert hooks() == 0
+            once = model(x)
+        assert hooks() == 2
+        model[0].weight_g.mul_(2)  # after the block the weight follows its parameters again
+        changed = model(x)
+    assert torch.equal(once, plain)
+    assert not torch.allclose(changed, plain)
