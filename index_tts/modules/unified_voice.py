@@ -168,7 +168,10 @@ class GPT2Attention(nn.Module):
             cache.v[layer, :b].index_copy_(2, input_pos, v)
             n = kv_len if kv_len is not None else int(input_pos.max()) + 1
             keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]   # [B, H, n, Dh]
-            visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
+            if s == 1 and kv_len is not None:
+                visible = None  # a decode row sits at position kv_len - 1 and sees every cached one
+            else:
+                visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
         return self.c_proj(out.transpose(1, 2).reshape(b, s, d))
 
@@ -371,9 +374,14 @@ class UnifiedVoice(nn.Module):
 
     def decode_step(self, codes: torch.Tensor, mel_pos: int, input_pos: int, cache: KVCache,
                     kv_len: int | None = None) -> torch.Tensor:
-        """codes [B] fed at sequence row `input_pos` with mel position `mel_pos` -> logits [B, V]."""
+        """codes [B] fed at sequence row `input_pos` with mel position `mel_pos` -> logits [B, V].
+
+        kv_len: cache positions attended over, input_pos + 1 unless given (then the row must be
+        the last of them)."""
         dev = codes.device
         x = self.embed_mel(codes.view(-1, 1), torch.tensor([mel_pos], device=dev))   # [B, 1, d]
+        # Keys up to and including this row; given, so no layer has to read input_pos back.
+        kv_len = input_pos + 1 if kv_len is None else kv_len
         h = self.gpt(x, cache, torch.tensor([input_pos], device=dev), kv_len)
         return self.logits(h[:, -1])
 
