@@ -58,6 +58,7 @@ QWEN_DIR_DEFAULT = "qwen0.6bemo4-merge"
 
 # on_segment(segment index, int16 samples, sample rate)
 SegmentCallback = Callable[[int, np.ndarray, int], None]
+
 # ---------------------------------------------------------------------------------------------
 # Value objects
 
