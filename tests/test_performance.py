@@ -229,3 +229,17 @@ def test_weight_norm_computed_once_gives_the_same_output_and_restores_the_hooks(
         changed = model(x)
     assert torch.equal(once, plain)
     assert not torch.allclose(changed, plain)
+
+
+@pytest.mark.parametrize("rows", [[0, 1, 2], [1, 0, 2], [2, 0, 1], [1, 1, 0], [2, 2, 2]])
+def test_kv_cache_reorder_matches_index_select(rows):
+    from index_tts.modules.unified_voice import KVCache
+
+    cache = KVCache(layers=2, batch=3, heads=2, max_len=7, head_dim=4, dtype=torch.float32, device="cpu")
+    cache.k.normal_(), cache.v.normal_()
+    k, v = cache.k.clone(), cache.v.clone()
+    cache.reorder(torch.tensor(rows), length=5)
+    index = torch.tensor(rows)
+    assert torch.equal(cache.k[:, :, :, :5], k[:, :, :, :5].index_select(1, index))
+    assert torch.equal(cache.v[:, :, :, :5], v[:, :, :, :5].index_select(1, index))
+    assert torch.equal(cache.k[:, :, :, 5:], k[:, :, :, 5:])  # positions not yet filled are left alone

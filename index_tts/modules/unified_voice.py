@@ -134,13 +134,20 @@ class KVCache:
     def reorder(self, rows: torch.Tensor, length: int | None = None) -> None:
         """Beam search: row b becomes old row rows[b], in place (buffers kept).
 
-        Only the first `length` positions are filled, so only those are copied: copying the
-        whole preallocated buffer every step would dominate decoding at full size.
+        Only rows that change are written, and only their first `length` (filled) positions:
+        usually one or two beams move per step, and a strided index_select of the whole cache
+        cost as much as the decode forward itself at full size (docs/performance.md).
         """
         n = self.max_len if length is None else length
+        moved = [(b, s) for b, s in enumerate(rows.tolist()) if s != b]
+        if not moved:
+            return
         for buf in (self.k, self.v):
             filled = buf[:, :, :, :n]
-            filled.copy_(filled.index_select(1, rows))
+            # A source row may itself be overwritten below: copy every source out first.
+            saved = {s: filled[:, s].clone() for s in {s for _, s in moved}}
+            for b, s in moved:
+                filled[:, b].copy_(saved[s])
 
     def copy_row_to_all(self, row: int = 0, length: int | None = None) -> None:
         """After a batch-1 prefill, start every beam from the same prompt."""
