@@ -328,7 +328,13 @@ class IndexTTS2Engine:
         trace(f"{prefix}cond", cond)
         ref_mel, prompt_condition, steps = prompt.ref_mel, prompt.prompt_condition, CFM_STEPS
         if params.quality == "fast":
-            ref_mel, prompt_condition = ref_mel[..., :FAST_PROMPT_FRAMES], prompt_condition[:, :FAST_PROMPT_FRAMES]
+            P, keep = ref_mel.size(-1), min(ref_mel.size(-1), FAST_PROMPT_FRAMES)
+            if z is None:
+                # Exact mode's noise draw, so the new frames start from the same noise in both
+                # modes (the prompt frames' noise is never used): fast approximates the same sample.
+                z = torch.randn(1, ref_mel.size(1), P + cond.size(1), generator=generator, device=dev, dtype=cond.dtype)
+            z = torch.cat([z[..., :keep], z[..., P:]], dim=-1)  # [1, M, keep + target_len]
+            ref_mel, prompt_condition = ref_mel[..., :keep], prompt_condition[:, :keep]
             steps = FAST_CFM_STEPS
         mu = torch.cat([prompt_condition, cond], dim=1)  # [1, P + target_len, C]
         out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
