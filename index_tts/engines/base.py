@@ -43,6 +43,12 @@ class GenerationParams:
     max_text_tokens_per_segment: int = 120  # 20 .. 600
     interval_silence_ms: int = 200    # 0 .. 5000, silence between segments
     seed: int | None = None           # None: a fresh seed per request
+    # "exact": upstream's computation. "fast": a quality trade-off for CPUs (fewer flow-matching
+    # steps, a shorter voice prompt for the mel decoder); its measured effect is in
+    # docs/performance.md. Engines without such a trade-off treat both alike.
+    quality: str = "exact"
+
+    QUALITIES = ("exact", "fast")
 
     RANGES = {
         "temperature": (0.1, 2.0),
@@ -71,6 +77,8 @@ class GenerationParams:
                 raise ValueError(f"generation.{name} must be a whole number, got {v!r}")
             if not math.isfinite(v) or not lo <= v <= hi:
                 raise ValueError(f"generation.{name} must be in [{lo}, {hi}], got {v!r}")
+        if self.quality not in self.QUALITIES:
+            raise ValueError(f"generation.quality must be one of {', '.join(self.QUALITIES)}, got {self.quality!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32):
             raise ValueError(f"generation.seed must be a whole number in [0, 2^32), got {self.seed!r}")
 

@@ -144,12 +144,14 @@ def rope_cos_sin(positions: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x [B, T, H, Dh]: rotates interleaved pairs (x[2j], x[2j+1]), gpt-fast style (not halves)."""
-    xp = x.float().reshape(*x.shape[:-1], -1, 2)  # [B, T, H, Dh/2, 2]
-    x0, x1 = xp[..., 0], xp[..., 1]
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
-    out = torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1)
-    return out.flatten(3).type_as(x)
+    """x [B, T, H, Dh]: rotates interleaved pairs (x[2j], x[2j+1]), gpt-fast style (not halves).
+
+    As one complex product (x0 + i x1)(cos + i sin), the same arithmetic as the pairwise formula
+    (equal results here) but one vectorised op instead of strided broadcasts: ~25x faster on CPU,
+    where the pairwise version was the largest elementwise cost of the DiT (docs/performance.md)."""
+    rot = torch.complex(cos, sin)[None, :, None, :]                       # [1, T, 1, Dh/2]
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))        # [B, T, H, Dh/2]
+    return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
 
 
 class Attention(nn.Module):

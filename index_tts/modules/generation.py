@@ -37,6 +37,9 @@ class DecodeParams:
     length_penalty: float = 0.0
     max_mel_tokens: int = 1500    # most new codes, stop token included
     seed: int | None = None
+    # Not a user setting: the benchmark forces an exact code count (HF min_new_tokens: the stop
+    # token is impossible before this many codes), so runs with random weights compare.
+    min_new_tokens: int = 0
 
     @classmethod
     def from_any(cls, params) -> "DecodeParams":
@@ -143,6 +146,14 @@ def generate(model: UnifiedVoice, spk_cond_emb: torch.Tensor, text_tokens: torch
     return result
 
 
+def _forbid_early_stop(scores: torch.Tensor, step: int, p: DecodeParams, stop: int) -> torch.Tensor:
+    """HF MinNewTokensLengthLogitsProcessor: stop scores -inf while fewer than min_new_tokens codes."""
+    if step < p.min_new_tokens:
+        scores = scores.clone()  # may alias the raw logits, which are recorded
+        scores[:, stop] = float("-inf")
+    return scores
+
+
 def _initial_seen(model: UnifiedVoice, rows: int, prompt_len: int, device) -> torch.Tensor:
     """Ids in upstream's fake prompt `input_ids`: s ones, then the start token."""
     seen = torch.zeros(rows, model.cfg.number_mel_codes, dtype=torch.bool, device=device)
@@ -168,7 +179,7 @@ def _decode_single(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, g
     generated: list[int] = []
     result = GenerationResult(codes=torch.empty(0), code_len=0, spk_latent=torch.empty(0))
     for step in range(p.max_mel_tokens):
-        scores = process_scores(logits.float(), seen, p, min_keep=1)
+        scores = _forbid_early_stop(process_scores(logits.float(), seen, p, min_keep=1), step, p, stop)
         if step < record_steps:
             result.step_logits.append(logits.float().clone())
             result.step_scores.append(scores.clone())
@@ -251,7 +262,8 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
 
     for step in range(p.max_mel_tokens):
         logprobs = F.log_softmax(logits.float(), dim=-1)
-        scores = process_scores(logprobs, seen, p, min_keep=2) + beam_scores[:, None]   # [nb, V]
+        scores = _forbid_early_stop(process_scores(logprobs, seen, p, min_keep=2), step, p, stop)
+        scores = scores + beam_scores[:, None]   # [nb, V]
         flat = scores.reshape(1, nb * vocab)
         n_keep = 2 * nb
         if p.do_sample:

@@ -100,6 +100,8 @@ class UnifiedVoiceConfig:
 class Conv1D(nn.Module):
     """HF GPT-2's linear layer: weight stored [in, out], y = x @ W + b."""
 
+    weight_in_out = True  # lets packed_linear.pack_linears swap it for a oneDNN-packed layer
+
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.02)
@@ -132,13 +134,20 @@ class KVCache:
     def reorder(self, rows: torch.Tensor, length: int | None = None) -> None:
         """Beam search: row b becomes old row rows[b], in place (buffers kept).
 
-        Only the first `length` positions are filled, so only those are copied: copying the
-        whole preallocated buffer every step would dominate decoding at full size.
+        Only rows that change are written, and only their first `length` (filled) positions:
+        usually one or two beams move per step, and a strided index_select of the whole cache
+        cost as much as the decode forward itself at full size (docs/performance.md).
         """
         n = self.max_len if length is None else length
+        moved = [(b, s) for b, s in enumerate(rows.tolist()) if s != b]
+        if not moved:
+            return
         for buf in (self.k, self.v):
             filled = buf[:, :, :, :n]
-            filled.copy_(filled.index_select(1, rows))
+            # A source row may itself be overwritten below: copy every source out first.
+            saved = {s: filled[:, s].clone() for s in {s for _, s in moved}}
+            for b, s in moved:
+                filled[:, b].copy_(saved[s])
 
     def copy_row_to_all(self, row: int = 0, length: int | None = None) -> None:
         """After a batch-1 prefill, start every beam from the same prompt."""
@@ -166,7 +175,10 @@ class GPT2Attention(nn.Module):
             cache.v[layer, :b].index_copy_(2, input_pos, v)
             n = kv_len if kv_len is not None else int(input_pos.max()) + 1
             keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]   # [B, H, n, Dh]
-            visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
+            if s == 1 and kv_len is not None:
+                visible = None  # a decode row sits at position kv_len - 1 and sees every cached one
+            else:
+                visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
         return self.c_proj(out.transpose(1, 2).reshape(b, s, d))
 
@@ -369,9 +381,14 @@ class UnifiedVoice(nn.Module):
 
     def decode_step(self, codes: torch.Tensor, mel_pos: int, input_pos: int, cache: KVCache,
                     kv_len: int | None = None) -> torch.Tensor:
-        """codes [B] fed at sequence row `input_pos` with mel position `mel_pos` -> logits [B, V]."""
+        """codes [B] fed at sequence row `input_pos` with mel position `mel_pos` -> logits [B, V].
+
+        kv_len: cache positions attended over, input_pos + 1 unless given (then the row must be
+        the last of them)."""
         dev = codes.device
         x = self.embed_mel(codes.view(-1, 1), torch.tensor([mel_pos], device=dev))   # [B, 1, d]
+        # Keys up to and including this row; given, so no layer has to read input_pos back.
+        kv_len = input_pos + 1 if kv_len is None else kv_len
         h = self.gpt(x, cache, torch.tensor([input_pos], device=dev), kv_len)
         return self.logits(h[:, -1])
 

@@ -1,0 +1,245 @@
+"""The fast paths and the benchmark: packed linears, forced code counts, the original-style decode
+loop, the fast preset, per-segment streaming, and `python -m index_tts.bench` on the tiny model.
+
+Nothing here asserts a time: speed is what `python -m index_tts.bench` reports
+(docs/performance.md). These tests check that the fast paths compute what the plain ones do,
+and that the benchmark measures the work it claims to.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from index_tts.bench import machine
+from index_tts.bench.__main__ import main as bench_main
+from index_tts.bench.original import LegacyGPT
+from index_tts.bench.workloads import WORKLOADS, reference_signal
+from index_tts.emotion import EmotionSpec
+from index_tts.engines.base import EngineRequest, GenerationParams
+from index_tts.engines.indextts2 import CFM_STEPS, FAST_CFM_STEPS, SAMPLE_RATE, IndexTTS2Engine
+from index_tts.modules.generation import DecodeParams, generate
+from index_tts.modules.packed_linear import PackedLinear, onednn_packing_available, pack_linears, unpacked
+from index_tts.modules.unified_voice import Conv1D
+from tests.test_generation import TINY, inputs, tiny_model
+
+needs_onednn = pytest.mark.skipif(not onednn_packing_available(), reason="this torch build has no oneDNN packed linear")
+
+
+# ---------------------------------------------------------------------------------------------
+# packed linears
+
+
+@needs_onednn
+def test_packed_linears_compute_the_plain_layers_and_keep_the_state_dict():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(24, 40), nn.GELU(), Conv1D(40, 16), nn.Linear(16, 8, bias=False))
+    x = torch.randn(3, 5, 24)
+    with torch.no_grad():
+        plain = model(x)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    assert pack_linears(model) == 3
+    assert all(isinstance(model[i], PackedLinear) for i in (0, 2, 3))
+    with torch.no_grad():
+        packed = model(x)
+        with unpacked():
+            again = model(x)
+    assert packed.shape == plain.shape == (3, 5, 8)
+    torch.testing.assert_close(packed, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, plain, atol=0, rtol=0)  # the original weights, the default kernel
+    assert model.state_dict().keys() == state.keys()  # no packed copy in the checkpoint keys
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+@needs_onednn
+def test_packing_the_gpt_keeps_generation_identical():
+    model = tiny_model()
+    spk, text, emo = inputs()
+    params = DecodeParams(do_sample=False, num_beams=3, max_mel_tokens=12)
+    plain = generate(model, spk, text, emo, params)
+    pack_linears(model)
+    packed = generate(model, spk, text, emo, params)
+    assert packed.codes.tolist() == plain.codes.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# forced code counts and the original-style decode loop
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_min_new_tokens_forbids_the_stop_code_until_the_count(num_beams):
+    model = tiny_model()
+    with torch.no_grad():
+        model.mel_head.bias[TINY.stop_mel_token] = 1e4  # the model always wants to stop at once
+    spk, text, emo = inputs()
+    base = DecodeParams(do_sample=False, num_beams=num_beams, max_mel_tokens=12)
+    assert generate(model, spk, text, emo, base).code_len == 0
+    forced = generate(model, spk, text, emo, replace(base, min_new_tokens=7))
+    assert forced.code_len == 7 and forced.codes[0, 7] == TINY.stop_mel_token
+    exact = generate(model, spk, text, emo, replace(base, min_new_tokens=12))
+    assert exact.code_len == 12 and TINY.stop_mel_token not in exact.codes[0].tolist()
+
+
+@pytest.mark.parametrize("params", [
+    DecodeParams(do_sample=False, num_beams=1, max_mel_tokens=14),
+    DecodeParams(do_sample=False, num_beams=3, max_mel_tokens=14),
+    DecodeParams(do_sample=True, num_beams=3, max_mel_tokens=14, seed=5),
+], ids=["greedy", "beam", "beam-sample"])
+def test_the_original_style_loop_does_the_same_decoding(params):
+    """Growing torch.cat cache, beam re-indexing, eager attention: same codes as our decoder, so
+    the benchmark's side-by-side ratio compares the same work."""
+    model = tiny_model(logit_scale=3.0)
+    spk, text, emo = inputs()
+    ours = generate(model, spk, text, emo, params, generator=torch.Generator().manual_seed(3))
+    legacy = generate(LegacyGPT(model), spk, text, emo, params, generator=torch.Generator().manual_seed(3))
+    assert legacy.codes.tolist() == ours.codes.tolist()
+    assert legacy.codes.size(1) > 3
+
+
+# ---------------------------------------------------------------------------------------------
+# machine probes
+
+
+def test_cpu_window_attributes_our_own_work_to_us():
+    """Burn 0.5 s of our own CPU time (whatever the machine's load): the window, read from
+    /proc, must count that much for us, at tick resolution."""
+    with machine.cpu_window() as w:
+        start = time.process_time()
+        while time.process_time() - start < 0.5:
+            pass
+        used = time.process_time() - start
+    own_cpu_s = w.own_cores * w.wall_s
+    assert abs(own_cpu_s - used) < 0.05 + 2 / machine.CLOCK_TICKS
+    assert w.foreign_cores >= 0.0
+
+
+def test_reference_signal_is_the_baseline_formula():
+    x = reference_signal(5.0)
+    assert x.dtype == np.float32 and x.size == 120000
+    assert abs(float(np.abs(x).max()) - 0.5) < 1e-4  # peak-normalised to 0.5, 16-bit quantised
+    assert np.allclose(x * 32768, np.round(x * 32768))
+
+
+def test_workload_ids_wrap_into_small_vocabularies():
+    w = WORKLOADS["ref5s-100tok"]
+    assert w.text_ids(12000) == [list(range(1000, 1020))]
+    small = w.text_ids(256)[0]
+    assert len(small) == 20 and min(small) >= 2 and max(small) < 256
+
+
+# ---------------------------------------------------------------------------------------------
+# the engine: fast preset and streaming
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return IndexTTS2Engine.load(tiny_model_dir, device="cpu")
+
+
+def _request(quality="exact", text="It was a cold day. The clocks were striking thirteen. He went in.") -> EngineRequest:
+    voice = reference_signal(3.5)
+    return EngineRequest(text=text, voice=voice, voice_sr=24000, voice_key="perf-test-voice", emotion=EmotionSpec(),
+                         generation=GenerationParams(max_mel_tokens=50, max_text_tokens_per_segment=20,
+                                                     seed=7, quality=quality))
+
+
+def test_quality_must_be_a_known_preset():
+    with pytest.raises(ValueError, match=r"generation\.quality"):
+        GenerationParams(quality="turbo").validate()
+    GenerationParams(quality="fast").validate()
+
+
+def test_segments_stream_in_order_and_join_to_the_output(engine):
+    seen = []
+    out = engine.synthesize(_request(), on_segment=lambda i, pcm, sr: seen.append((i, pcm, sr)))
+    assert len(seen) >= 2 and [i for i, _, _ in seen] == list(range(len(seen)))
+    assert all(sr == SAMPLE_RATE and pcm.dtype == np.int16 for _, pcm, sr in seen)
+    gap = np.zeros(int(SAMPLE_RATE * 0.2), dtype=np.int16)
+    joined = np.concatenate([p for k, (_, pcm, _) in enumerate(seen) for p in ((gap, pcm) if k else (pcm,))])
+    assert np.array_equal(joined, out.audio)
+
+
+def test_fast_preset_runs_fewer_dit_steps_on_a_capped_prompt(engine, monkeypatch):
+    calls = []
+    estimator = engine.s2mel.cfm.estimator
+    real = estimator.forward
+    monkeypatch.setattr(estimator, "forward", lambda x, *a: (calls.append(x.shape[-1]), real(x, *a))[1])
+    request = _request(text="Good morning.")
+    long_voice = replace(request, voice=reference_signal(5.0), voice_key="perf-test-5s")
+    exact = engine.synthesize(long_voice)
+    exact_calls, calls[:] = list(calls), []
+    fast = engine.synthesize(replace(long_voice, generation=replace(long_voice.generation, quality="fast")))
+    assert len(exact_calls) == CFM_STEPS and len(calls) == FAST_CFM_STEPS
+    # Same codes (the GPT is untouched), so the DiT sequence shrinks by exactly the prompt cut.
+    assert exact.audio.size == fast.audio.size
+    prompt_frames = exact_calls[0] - (exact.audio.size // 256)
+    assert prompt_frames > 258 and calls[0] == exact_calls[0] - (prompt_frames - 258)
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark command
+
+
+def test_bench_command_measures_both_paths(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = bench_main(["--model-dir", str(tiny_model_dir), "--workload", "smoke", "--runs", "1", "--warmup", "0",
+                       "--compare-original", "--no-floor", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    # smoke: 2 segments x 20 codes -> 34 mel frames x 256 samples each, plus 200 ms between.
+    expected_s = (2 * 34 * 256 + int(SAMPLE_RATE * 0.2)) / SAMPLE_RATE
+    for path in ("ours", "original_style"):
+        s = result[path]
+        assert s["audio_s"] == pytest.approx(expected_s)
+        assert all(s["stages_s"][k] > 0 for k in ("reference", "conditioning", "gpt_prefill", "gpt_decode", "latent", "dit", "vocoder"))
+        assert sum(s["stages_s"].values()) <= s["total_s"] + 1e-6
+        assert s["rtf"] == pytest.approx(s["total_s"] / expected_s)
+        assert s["peak_rss_gib"] > 0 and len(s["foreign_cores"]) == 1
+    assert result["ours"]["probes_ms"]["dit_forward"] > 0 and result["original_style"]["probes_ms"]["dit_forward"] > 0
+    # ours streams: the first segment is out before the whole request is done
+    assert result["ours"]["first_audio_s"] < result["ours"]["total_s"]
+    table = capsys.readouterr().out
+    assert "| DiT / CFM (s) |" in table and "original-style" in table
+
+
+def test_weight_norm_computed_once_gives_the_same_output_and_restores_the_hooks():
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    from index_tts.modules.weight_norm import weight_normed, weights_computed_once
+
+    torch.manual_seed(0)
+    model = nn.Sequential(weight_normed(nn.Conv1d(4, 6, 3)), nn.Tanh(), weight_normed(nn.Conv1d(6, 2, 1)))
+    x = torch.randn(2, 4, 9)
+    hooks = lambda: sum(isinstance(h, WeightNorm) for m in model.modules() for h in m._forward_pre_hooks.values())
+    with torch.no_grad():
+        plain = model(x)
+        with weights_computed_once(model):
+            assert hooks() == 0
+            once = model(x)
+        assert hooks() == 2
+        model[0].weight_g.mul_(2)  # after the block the weight follows its parameters again
+        changed = model(x)
+    assert torch.equal(once, plain)
+    assert not torch.allclose(changed, plain)
+
+
+@pytest.mark.parametrize("rows", [[0, 1, 2], [1, 0, 2], [2, 0, 1], [1, 1, 0], [2, 2, 2]])
+def test_kv_cache_reorder_matches_index_select(rows):
+    from index_tts.modules.unified_voice import KVCache
+
+    cache = KVCache(layers=2, batch=3, heads=2, max_len=7, head_dim=4, dtype=torch.float32, device="cpu")
+    cache.k.normal_(), cache.v.normal_()
+    k, v = cache.k.clone(), cache.v.clone()
+    cache.reorder(torch.tensor(rows), length=5)
+    index = torch.tensor(rows)
+    assert torch.equal(cache.k[:, :, :, :5], k[:, :, :, :5].index_select(1, index))
+    assert torch.equal(cache.v[:, :, :, :5], v[:, :, :, :5].index_select(1, index))
+    assert torch.equal(cache.k[:, :, :, 5:], k[:, :, :, 5:])  # positions not yet filled are left alone
