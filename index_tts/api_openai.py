@@ -84,6 +84,8 @@ class GenerationBody(BaseModel):
     max_text_tokens_per_segment: int | None = None
     interval_silence_ms: int | None = None
     seed: int | None = None
+    quality: str | None = Field(None, description='"exact" (default: upstream\'s computation) or "fast" (fewer DiT steps and a '
+                                                  'shorter DiT prompt: a labelled quality trade-off, see docs/performance.md)')
 
 
 class SpeechBody(BaseModel):

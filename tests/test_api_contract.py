@@ -185,6 +185,7 @@ def test_voice_library(studio_server, tmp_path):
     ({"model": "m", "input": "hi", "voice": "alice", "generation": {"top_k": 1000}}, "generation.top_k"),
     ('{"model": "m", "input": "hi", "voice": "alice", "generation": {"temperature": Infinity}}', "generation.temperature"),
     ({"model": "m", "input": "hi", "voice": "alice", "generation": {"top_p": "lots"}}, "generation.top_p"),
+    ({"model": "m", "input": "hi", "voice": "alice", "generation": {"quality": "turbo"}}, "generation.quality"),
     ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "vector", "vector": [0.5, 0.5]}}, "emotion.vector"),
     ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "vector", "vector": {"joy": 1}}}, "emotion.vector"),
     ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "joyful"}}, "emotion.mode"),

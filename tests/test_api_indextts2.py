@@ -43,5 +43,12 @@ def test_speech_and_streaming_through_indextts2(server):
         streamed = response.read()
     np.testing.assert_array_equal(np.frombuffer(streamed, "<i2"), audio)  # same seed, same samples
 
+    # The fast preset reaches the engine: the same seed gives the same codes (same length) but
+    # fewer DiT steps, so different samples.
+    fast = client.audio.speech.create(model="tts-1", voice="v", input="Hello there.", response_format="wav",
+                                      extra_body={"generation": {"seed": 1234, "quality": "fast"}})
+    fast_audio, _ = sf.read(io.BytesIO(fast.content), dtype="int16")
+    assert len(fast_audio) == len(audio) and not np.array_equal(fast_audio, audio)
+
     with pytest.raises(openai.UnprocessableEntityError, match="generation.num_beams"):
         client.audio.speech.create(model="tts-1", voice="v", input="Hi.", extra_body={"generation": {"num_beams": 0}})
