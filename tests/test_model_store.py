@@ -18,8 +18,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from index_tts.model_store import doctor
 from index_tts.model_store.layout import MAIN_REPO, ModelFiles, load_manifest, open_model_files
 from tests.hub_server import HubServer, Repo
 
@@ -463,3 +465,57 @@ def test_launcher_fetches_weights_on_first_start_unless_no_download(hub, tmp_pat
         assert missing_files(ModelFiles.hub(cache)) == []
     finally:
         launcher.cleanup()
+
+
+def test_read_ahead_reads_a_file_once_front_to_back(tmp_path, monkeypatch):
+    from index_tts.model_store import readahead
+
+    data = np.random.default_rng(0).integers(0, 256, 5 * 2**20 + 123, dtype=np.uint8).tobytes()
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    offsets = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def readinto(self, buffer):
+            offsets.append(self.f.tell())
+            return self.f.readinto(buffer)
+
+    monkeypatch.setattr(readahead, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    assert readahead.read_ahead(path, chunk=2**20) == len(data)
+    # 6 chunk reads in file order, then the empty read at the end of the file
+    assert offsets == [i * 2**20 for i in range(6)] + [len(data)]
+
+    monkeypatch.setenv(readahead.ENV, "0")
+    assert not readahead.wanted(path)
+    monkeypatch.setenv(readahead.ENV, "1")
+    assert readahead.wanted(path)
+    monkeypatch.delenv(readahead.ENV)
+    monkeypatch.setattr(readahead, "find_mount", lambda p: doctor.Mount("/mnt/s3", "fuse.rclone", "fuse"))
+    assert readahead.wanted(path)
+    monkeypatch.setattr(readahead, "find_mount", lambda p: doctor.Mount("/", "ext4", "local"))
+    assert not readahead.wanted(path)
+
+
+def test_loading_from_a_mount_reads_each_weight_file_ahead_once_in_load_order(tiny_model_dir, monkeypatch):
+    from index_tts.engines.indextts2 import IndexTTS2Engine
+    from index_tts.model_store import readahead
+
+    seen = []
+    monkeypatch.setenv(readahead.ENV, "1")  # as on an rclone mount
+    monkeypatch.setattr(readahead, "read_ahead", lambda path: seen.append(Path(path).relative_to(tiny_model_dir).as_posix()))
+    IndexTTS2Engine.load(tiny_model_dir, device="cpu")
+    assert seen == ["gpt.pth", "s2mel.pth", "w2v_bert/model.safetensors", "semantic_codec_model.safetensors",
+                    "campplus_cn_common.bin", "bigvgan/bigvgan_generator.pt"]

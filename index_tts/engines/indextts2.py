@@ -34,6 +34,7 @@ from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.model_files import missing_files  # noqa: F401  (part of the engine contract)
+from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
@@ -140,8 +141,14 @@ class IndexTTS2Engine:
         ]
         if text:  # the conformance fixtures give token ids and need no text front end
             steps.append(("text front end", self._load_text))
+        weights = {"GPT": [cfg["gpt_checkpoint"]], "s2mel": [cfg["s2mel_checkpoint"]], "w2v-BERT": ["w2v_bert/model.safetensors"],
+                   "semantic codec": ["semantic_codec_model.safetensors"], "CAMPPlus": ["campplus_cn_common.bin"],
+                   "BigVGAN": ["bigvgan/bigvgan_generator.pt"]}
         for i, (what, step) in enumerate(steps):
             progress(i / len(steps), f"loading {what}")
+            for name in weights.get(what, []):
+                if readahead.wanted(d / name):  # slow mounts: one sequential pass, then the load reads memory
+                    readahead.read_ahead(d / name)
             step()
         for m in (self.gpt, self.s2mel, self.w2v, self.codec, self.campplus, self.bigvgan):
             m.to(self.device).eval()
