@@ -18,22 +18,13 @@ import openai
 import pytest
 
 from tests.http_server import StudioServer, write_voice
-from tests.test_start_app import assert_ok, read_pid_file
+from tests.test_start_app import assert_ok, read_pid_file, wait_until
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "fault-test-token"
 TIMEOUT_S = 5
 ALLOWED_ORIGIN = "https://app.example"
-
-
-def wait_until(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 @pytest.fixture(scope="module")

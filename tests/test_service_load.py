@@ -11,7 +11,6 @@ import pytest
 import soundfile as sf
 
 from index_tts.emotion import EmotionSpec
-from index_tts.engines import select_engine
 from index_tts.engines.base import EngineOutput, GenerationParams, Segment
 from index_tts.service import (
     OUTPUT_SAMPLE_RATE,
@@ -23,6 +22,7 @@ from index_tts.service import (
     TimedOut,
     ValidationError,
 )
+from tests.test_service import quick_synth  # noqa: F401  (a fixture)
 
 SR = 16000
 
@@ -130,15 +130,6 @@ def test_bad_speed_is_refused_by_name(tmp_path, speed):
         synth.synthesize(SynthesisRequest(text="hello", voice=voice(), speed=speed))
     assert caught.value.field == "speed"
     assert engine.started.acquire(timeout=0) is False  # refused before the engine ran
-
-
-@pytest.fixture(scope="module")
-def quick_synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quick-load")
-    factory, reason = select_engine("quick", root / "no-model")
-    synth = Synthesizer(factory, data_dir=root, selection_reason=reason).start()
-    assert synth.wait_until_loaded(30) == "ready"
-    return synth
 
 
 def test_speed_changes_the_duration_and_streams_what_is_written(quick_synth):
