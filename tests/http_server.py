@@ -33,7 +33,11 @@ def write_voice(path: Path, f0: float = 130.0, seconds: float = 2.0, sr: int = 1
 
 
 class StudioServer:
-    def __init__(self, data_dir: Path, *extra: str, token: str | None = None, ready_timeout: float = 180):
+    """`wait_for`: the route that must answer 200 before the constructor returns: /readyz (the
+    engine is loaded) or /healthz (the process serves, the engine may still be loading)."""
+
+    def __init__(self, data_dir: Path, *extra: str, token: str | None = None, ready_timeout: float = 180,
+                 wait_for: str = "/readyz"):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,13 +57,13 @@ class StudioServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"webui.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/readyz", headers=self.headers, timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{wait_for}", headers=self.headers, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"webui.py did not become ready:\n{self.log.read_text()}")
+        raise RuntimeError(f"webui.py did not answer {wait_for}:\n{self.log.read_text()}")
 
     def alive(self) -> bool:
         return self.proc.poll() is None and httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200

@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,46 +19,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.http_server import ROOT, StudioServer, free_port, write_voice
 from tests.screens import screenshot_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(StudioServer):
+    """A studio that serves pages (/healthz) but may still be loading its engine."""
 
-
-class Server:
     def __init__(self, data_dir: Path, *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "server.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("INDEX_TTS_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "webui.py", "--port", str(self.port), "--data-dir", str(data_dir), "--engine", "quick", *extra],
-            cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"webui.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"webui.py did not answer /healthz:\n{self.log.read_text()}")
+        super().__init__(data_dir, *extra, ready_timeout=90, wait_for="/healthz")
 
     def wait_ready(self, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -70,22 +44,6 @@ class Server:
                 return r.json()
             time.sleep(0.3)
         raise AssertionError(f"not ready: {r.status_code} {r.text}")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def voice_wav(path: Path) -> Path:
-    sr = 16000
-    t = np.arange(int(2.0 * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(130 + 15 * np.sin(2 * np.pi * 3 * t)) / sr
-    wave = sum(np.sin(k * phase) / k for k in range(1, 15))
-    sf.write(path, (0.25 * wave / np.abs(wave).max()).astype(np.float32), sr)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +90,7 @@ def test_generate_with_angry_preset_in_the_browser(server, browser, tmp_path):
     expect(page.locator("#status_banner")).to_contain_text("ready", timeout=20000)
     expect(page.locator("#status_banner")).to_contain_text("quick voice")  # says plainly it is not IndexTTS2
 
-    page.locator("#voice_audio input[type=file]").set_input_files(str(voice_wav(tmp_path / "voice.wav")))
+    page.locator("#voice_audio input[type=file]").set_input_files(str(write_voice(tmp_path / "voice.wav")))
     page.locator('#voice_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
     page.locator("#text_in textarea").fill("This is simply not acceptable. Fix it now!")
     expect(page.locator("#segment_preview")).to_contain_text("acceptable", timeout=20000)
@@ -167,7 +125,7 @@ def test_gradio_client_synthesize(server, tmp_path):
     server.wait_ready()
     client = Client(server.url + "/", verbose=False)
     result = client.predict(
-        voice=handle_file(str(voice_wav(tmp_path / "v.wav"))),
+        voice=handle_file(str(write_voice(tmp_path / "v.wav"))),
         text="Hello from the API.",
         emo_mode="vector",
         happy=0.8,
@@ -176,7 +134,7 @@ def test_gradio_client_synthesize(server, tmp_path):
     audio_path = Path(result[0])
     check_wav(audio_path.read_bytes(), 0.5, 15.0)
     # The file was written under the server's data folder with a collision-free name.
-    outputs = list((server.log.parent / "outputs").glob("*.wav"))
+    outputs = list((server.data_dir / "outputs").glob("*.wav"))
     assert any(p.name == audio_path.name for p in outputs)
     with pytest.raises(Exception, match="text"):
         client.predict(voice=handle_file(str(tmp_path / "v.wav")), text="   ", api_name="/synthesize")
@@ -189,7 +147,7 @@ def test_gradio_client_synthesize(server, tmp_path):
     assert Path(loaded[0]).read_bytes() == (tmp_path / "v.wav").read_bytes()
     assert loaded[2:4] == ("vector", 0.7)
     client.predict("Angry narrator", api_name="/delete_preset")
-    assert not (server.log.parent / "presets" / "Angry narrator").exists()
+    assert not (server.data_dir / "presets" / "Angry narrator").exists()
 
 
 def test_loading_state_is_shown(browser, tmp_path):
@@ -249,7 +207,7 @@ def test_indextts2_in_the_browser(browser, tiny_model_dir, tmp_path):
         expect(banner).to_contain_text("IndexTTS2")
         expect(banner).not_to_contain_text("quick voice")
 
-        page.locator("#voice_audio input[type=file]").set_input_files(str(voice_wav(tmp_path / "voice.wav")))
+        page.locator("#voice_audio input[type=file]").set_input_files(str(write_voice(tmp_path / "voice.wav")))
         page.locator('#voice_audio [data-testid="download-link"]').first.wait_for(state="attached", timeout=20000)
         page.locator("#text_in textarea").fill("This is simply not acceptable!")
         # IndexTTS2's text front end upper-cases English, as upstream's does.
