@@ -22,8 +22,8 @@ import math
 import os
 import threading
 import time
-from contextlib import contextmanager
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Union
@@ -32,10 +32,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from index_tts.emotion import EmotionSpec
+from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.encoding import audio_format, encode
-from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, Segment, no_progress
-from index_tts.emotion import EMOTIONS
+from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, no_progress
 from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
                                atomic_write_text, default_data_dir, sanitize_name)
 from index_tts.subtitles import to_srt
