@@ -37,6 +37,7 @@ DEFAULT_MAX_GB = 5.0
 GB = 10**9
 
 _ENTRY_ID = re.compile(r"^[0-9A-Za-z_]{1,80}$")
+_OUTPUT_ID = re.compile(r"^\d{8}T\d{6}_\d{6}Z_[0-9a-f]+$")  # the stem unique_output_name gives
 _VOICE_COPY = re.compile(r"^(?:[0-9a-f]{1,32}|voice)\.wav$")  # what keep_voice names a copy
 
 
@@ -244,7 +245,7 @@ class HistoryStore:
             named = {name for e in entries for name in e.voices} | self._pending
             if self.root.is_dir():
                 removed += [p for p in self.root.iterdir() if p.is_file() and p.suffix != ".json"
-                            and _ENTRY_ID.match(p.name.split(".")[0]) and p.name.split(".")[0] not in ids]
+                            and _OUTPUT_ID.match(p.name.split(".")[0]) and p.name.split(".")[0] not in ids]
             if self.voices.is_dir():
                 removed += [p for p in self.voices.iterdir()
                             if p.is_file() and _VOICE_COPY.match(p.name) and p.name not in named]
@@ -256,10 +257,13 @@ class HistoryStore:
         """Every entry with a record, oldest first; an unreadable record still owns its files."""
         if not self.root.is_dir():
             return []
+        # An entry's id is its output's stem, so its own files are found by name even when its
+        # record cannot be read.
         by_id: dict[str, list[Path]] = {}
-        for path in self.root.iterdir():
-            if path.is_file() and not path.name.startswith("."):
-                by_id.setdefault(path.name.split(".")[0], []).append(path)
+        for folder in (self.root, self.outputs):
+            for path in folder.iterdir() if folder.is_dir() else ():
+                if path.is_file() and not path.name.startswith("."):
+                    by_id.setdefault(path.name.split(".")[0], []).append(path)
         entries = []
         for entry_id in sorted(by_id):
             record_path = self.root / f"{entry_id}.json"
@@ -271,7 +275,7 @@ class HistoryStore:
                 record = None
             own = sorted(by_id[entry_id], key=lambda p: p != record_path)  # the record first
             audio = record.get("audio") if isinstance(record, dict) else None
-            if isinstance(audio, str):
+            if isinstance(audio, str) and self.outputs / Path(audio).name not in own:
                 own.append(self.outputs / Path(audio).name)
             entries.append(_Entry(entry_id, tuple(own), frozenset(voice_copies_named(record))))
         return entries
