@@ -67,7 +67,7 @@ def test_delete_of_an_unreadable_record_still_removes_its_files(tmp_path):
     assert store.delete(entry) is True
     # The audio shares the entry's id; only the voice copy's name was in the broken record.
     assert files(store) == {"voices/aa.wav"}
-    assert store.remove_orphans() == [store.voices / "aa.wav"]  # at the next start
+    assert store.remove_orphans() == [store.voice_dir / "aa.wav"]  # at the next start
 
 
 def test_retention_by_count_removes_the_oldest_first(tmp_path):
@@ -75,7 +75,7 @@ def test_retention_by_count_removes_the_oldest_first(tmp_path):
     ids = [add_entry(store, n, voice="cafe" if n in (0, 4) else f"{n:02x}") for n in range(5)]
     assert [r["id"] for r in store.list()] == ids[:1:-1]
     # Entry 0 is gone but the voice it shared with entry 4 stays; entry 1's voice went with it.
-    assert {p.name for p in store.voices.iterdir()} == {"cafe.wav", "02.wav", "03.wav"}
+    assert {p.name for p in store.voice_dir.iterdir()} == {"cafe.wav", "02.wav", "03.wav"}
     assert sorted(p.name for p in store.outputs.iterdir()) == [f"{i}.wav" for i in ids[2:]]
     assert store.usage()[0] == 3
 
@@ -86,7 +86,7 @@ def test_retention_by_size_counts_shared_voices_once(tmp_path):
     assert [r["id"] for r in store.list()] == ids[:1:-1]  # two of 100 kB fit, a third would not
     entries, used = store.usage()
     assert entries == 2 and 200_000 < used <= 250_000
-    assert (store.voices / "aa.wav").is_file()
+    assert (store.voice_dir / "aa.wav").is_file()
 
 
 def test_the_newest_entry_stays_even_when_it_alone_is_over_the_limit(tmp_path):
@@ -110,13 +110,13 @@ def test_a_voice_kept_for_a_record_not_yet_written_survives_deletes(tmp_path):
     old = add_entry(store, 1, voice="aa")
     name = store.keep_voice("aa", b"v")  # a request in flight reuses the copy...
     store.delete(old)                    # ...while the only entry naming it is deleted
-    assert (store.voices / name).is_file()
+    assert (store.voice_dir / name).is_file()
     audio = store.outputs / "20260101T000009_000000Z_0009.wav"
     audio.write_bytes(b"a")
     store.add(audio, {"request": {"voice": name}})
     assert store.voice_file(name).is_file()
     store.delete("20260101T000009_000000Z_0009")
-    assert not (store.voices / name).exists()  # once written and deleted, it goes
+    assert not (store.voice_dir / name).exists()  # once written and deleted, it goes
 
 
 def test_a_failing_clean_up_does_not_fail_the_new_entry(tmp_path, monkeypatch):

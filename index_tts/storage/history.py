@@ -88,11 +88,8 @@ def voice_copies_named(record: Any) -> set[str]:
 class _Entry:
     id: str
     own_files: tuple[Path, ...]   # record, side files, audio: removed with the entry
+    own_bytes: int
     voices: frozenset[str]        # voice copies it names: removed when no other entry does
-
-    @property
-    def own_bytes(self) -> int:
-        return sum(_size(p) for p in self.own_files)
 
 
 def _size(path: Path) -> int:
@@ -118,11 +115,14 @@ class HistoryStore:
     def __init__(self, root: str | os.PathLike, outputs: str | os.PathLike, retention: Retention | None = None):
         self.root = Path(root)
         self.outputs = Path(outputs)
-        self.voices = self.root / "voices"
+        self.voice_dir = self.root / "voices"
         self.retention = retention if retention is not None else Retention.from_env()
         self._lock = threading.RLock()
         # Voice copies kept for a record not written yet: no delete may take them meanwhile.
         self._pending: set[str] = set()
+        # What each record names, by id with its mtime: records are written once, and reading
+        # them all again for every new entry would cost more than the retention is worth.
+        self._read_cache: dict[str, tuple[int, str | None, frozenset[str]]] = {}
 
     def _record_path(self, entry_id: str) -> Path:
         if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
@@ -138,14 +138,14 @@ class HistoryStore:
         The record that names it must follow through `add`."""
         name = f"{re.sub(r'[^0-9a-f]', '', key)[:32] or 'voice'}.wav"
         with self._lock:
-            path = self.voices / name
+            path = self.voice_dir / name
             if not path.is_file():
                 atomic_write_bytes(path, wav_bytes)
             self._pending.add(name)
         return name
 
     def voice_file(self, name: str) -> Path:
-        path = self.voices / Path(str(name)).name
+        path = self.voice_dir / Path(str(name)).name
         if not path.is_file():
             raise FileNotFoundError(f"the voice file {path.name} of this history entry is missing")
         return path
@@ -212,8 +212,7 @@ class HistoryStore:
         """(entries, bytes their files take, shared voice copies counted once)."""
         with self._lock:
             entries = self._entries()
-            voices = {name for e in entries for name in e.voices} | self._pending
-            return len(entries), sum(e.own_bytes for e in entries) + sum(_size(self.voices / n) for n in voices)
+            return len(entries), self._bytes(entries, {name for e in entries for name in e.voices})
 
     def prune(self, keep: str | None = None) -> list[str]:
         """Remove the oldest entries (never `keep`) until the retention holds; returns their ids."""
@@ -222,8 +221,7 @@ class HistoryStore:
         with self._lock:
             entries = self._entries()
             used = Counter(name for e in entries for name in e.voices)
-            voices = set(used) | self._pending
-            total = sum(e.own_bytes for e in entries) + sum(_size(self.voices / n) for n in voices)
+            total = self._bytes(entries, set(used))
             for entry in entries:  # oldest first
                 if len(entries) - len(removed) <= limit.max_entries and total <= limit.max_bytes:
                     break
@@ -246,8 +244,8 @@ class HistoryStore:
             if self.root.is_dir():
                 removed += [p for p in self.root.iterdir() if p.is_file() and p.suffix != ".json"
                             and _OUTPUT_ID.match(p.name.split(".")[0]) and p.name.split(".")[0] not in ids]
-            if self.voices.is_dir():
-                removed += [p for p in self.voices.iterdir()
+            if self.voice_dir.is_dir():
+                removed += [p for p in self.voice_dir.iterdir()
                             if p.is_file() and _VOICE_COPY.match(p.name) and p.name not in named]
             for path in removed:
                 path.unlink(missing_ok=True)
@@ -259,26 +257,43 @@ class HistoryStore:
             return []
         # An entry's id is its output's stem, so its own files are found by name even when its
         # record cannot be read.
-        by_id: dict[str, list[Path]] = {}
+        by_id: dict[str, dict[Path, os.stat_result]] = {}
         for folder in (self.root, self.outputs):
-            for path in folder.iterdir() if folder.is_dir() else ():
-                if path.is_file() and not path.name.startswith("."):
-                    by_id.setdefault(path.name.split(".")[0], []).append(path)
+            if folder.is_dir():
+                with os.scandir(folder) as found:
+                    for item in found:
+                        if not item.name.startswith(".") and item.is_file(follow_symlinks=False):
+                            by_id.setdefault(item.name.split(".")[0], {})[Path(item.path)] = item.stat()
         entries = []
         for entry_id in sorted(by_id):
+            files = by_id[entry_id]
             record_path = self.root / f"{entry_id}.json"
-            if record_path not in by_id[entry_id] or not _ENTRY_ID.match(entry_id):
+            if record_path not in files or not _ENTRY_ID.match(entry_id):
                 continue
+            audio, voices = self._names_in(entry_id, record_path, files[record_path].st_mtime_ns)
+            own = sorted(files, key=lambda p: p != record_path)  # the record first
+            if audio is not None and self.outputs / audio not in files:
+                own.append(self.outputs / audio)
+            entries.append(_Entry(entry_id, tuple(own), sum(st.st_size for st in files.values()), voices))
+        self._read_cache = {k: v for k, v in self._read_cache.items() if k in by_id}
+        return entries
+
+    def _names_in(self, entry_id: str, record_path: Path, mtime_ns: int) -> tuple[str | None, frozenset[str]]:
+        """The audio file and the voice copies a record names (None, {} when it is unreadable)."""
+        cached = self._read_cache.get(entry_id)
+        if cached is None or cached[0] != mtime_ns:
             try:
                 record = json.loads(record_path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 record = None
-            own = sorted(by_id[entry_id], key=lambda p: p != record_path)  # the record first
             audio = record.get("audio") if isinstance(record, dict) else None
-            if isinstance(audio, str) and self.outputs / Path(audio).name not in own:
-                own.append(self.outputs / Path(audio).name)
-            entries.append(_Entry(entry_id, tuple(own), frozenset(voice_copies_named(record))))
-        return entries
+            cached = (mtime_ns, Path(audio).name if isinstance(audio, str) else None, frozenset(voice_copies_named(record)))
+            self._read_cache[entry_id] = cached
+        return cached[1], cached[2]
+
+    def _bytes(self, entries: list[_Entry], named: set[str]) -> int:
+        """What the entries' files take, each voice copy (named or pending) counted once."""
+        return sum(e.own_bytes for e in entries) + sum(_size(self.voice_dir / n) for n in named | self._pending)
 
     def _remove(self, entry: _Entry, named: Counter) -> int:
         """Delete an entry's own files (the record first: a half-deleted entry is then simply gone
@@ -287,5 +302,5 @@ class HistoryStore:
         for name in entry.voices:
             named[name] -= 1
             if named[name] <= 0 and name not in self._pending:
-                freed += _unlink(self.voices / name)
+                freed += _unlink(self.voice_dir / name)
         return freed
