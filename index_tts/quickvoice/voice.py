@@ -145,10 +145,10 @@ def _syllables_and_power(wav: np.ndarray, voiced: np.ndarray) -> tuple[int, floa
     n = len(wav) // hop
     if n < 3:
         return 0, 0.0, np.zeros(0)
-    per_5ms = int(round(10 / FRAME_PERIOD_MS))
+    frames_per_hop = int(round(10 / FRAME_PERIOD_MS))  # 5 ms F0 frames per 10 ms
     v = np.zeros(n, bool)
-    m = min(len(voiced) // per_5ms, n)
-    v[:m] = voiced[: m * per_5ms].reshape(m, per_5ms).any(axis=1)
+    m = min(len(voiced) // frames_per_hop, n)
+    v[:m] = voiced[: m * frames_per_hop].reshape(m, frames_per_hop).any(axis=1)
     power = np.mean(wav[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1)
     sos = signal.butter(2, [300, 3000], btype="bandpass", fs=SAMPLE_RATE, output="sos")
     band = signal.sosfiltfilt(sos, wav.astype(np.float64))
