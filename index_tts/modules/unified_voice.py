@@ -369,7 +369,7 @@ class UnifiedVoice(nn.Module):
 
     def setup_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,
                     device: torch.device | None = None) -> KVCache:
-        p = self.mel_head.weight
+        p = self.final_norm.weight  # a layer norm: never repacked, in the GPT's dtype and device
         d, h = self.cfg.model_dim, self.cfg.heads
         return KVCache(self.cfg.layers, batch, h, max_len, d // h, dtype or p.dtype, device or p.device)
 

@@ -1,0 +1,70 @@
+"""Kernels and precision of the IndexTTS2 engine, per machine and per quality mode.
+
+- exact: upstream's computation. fp32 on CPU with each linear shape's fastest fp32 kernel on this
+  machine (torch's default or oneDNN-packed, measured and cached, `modules/kernels.py`); on CUDA
+  the GPT in fp16 as upstream's use_fp16, everything else fp32.
+- balanced: the GPT and everything feeding it exactly as in exact mode (same codes for the same
+  seed); the DiT/CFM and BigVGAN, which only turn the codes into sound, in bf16 where the hardware
+  has it: on a CPU with native bf16 (AVX512-BF16 or AMX, detected from the CPU flags) each layer
+  whose bf16 kernel measured fastest; on CUDA under autocast (bf16). Elsewhere fp32, as exact.
+- fast: balanced plus fewer DiT steps and a shorter DiT prompt (engines/indextts2.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from index_tts.modules.kernels import KernelTable, native_bf16
+from index_tts.modules.packed_linear import apply_kernels, conv_input_lengths, detach_from_file, reduced_precision
+
+REDUCED_MODES = ("balanced", "fast")
+# Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
+# the conditioners' ~5 s of features, the DiT's 2 CFG branches x (prompt + new) frames.
+GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
+DIT_ROWS = 1204
+FEATURE_ROWS = 256
+BIGVGAN_EXAMPLE_FRAMES = 32
+
+
+def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
+    """Put each CPU module's layers on their measured kernels and hold each weight once.
+
+    kernels="plain" keeps torch's default fp32 layers untouched (the bench's original-style path).
+    Returns {module: {kernel: layer count}}.
+    """
+    modules = {"gpt": engine.gpt, "s2mel": engine.s2mel, "w2v": engine.w2v, "codec": engine.codec,
+               "campplus": engine.campplus, "bigvgan": engine.bigvgan}
+    counts: dict[str, dict[str, int]] = {}
+    if kernels != "plain":
+        table = KernelTable()
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS)
+        counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
+        counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)
+        for name in ("w2v", "codec", "campplus"):
+            counts[name] = apply_kernels(modules[name], table, FEATURE_ROWS)
+        example = torch.zeros(1, engine.bigvgan.cfg.num_mels, BIGVGAN_EXAMPLE_FRAMES)
+        counts["bigvgan"] = apply_kernels(engine.bigvgan, table, FEATURE_ROWS, reduced_ok=True,
+                                          conv_lengths=conv_input_lengths(engine.bigvgan, example))
+    for module in modules.values():
+        detach_from_file(module)
+    return counts
+
+
+def reduced_precision_note(device: str) -> str:
+    """What the balanced/fast modes run the DiT and BigVGAN in, on this device."""
+    if device.startswith("cuda"):
+        return "bf16 (CUDA autocast)"
+    if native_bf16():
+        return "bf16 where measured faster (the CPU has native bf16)"
+    return "fp32 (this CPU has no native bf16: balanced computes as exact)"
+
+
+def decoder_precision(device: str, quality: str):
+    """Context for the DiT/CFM and BigVGAN calls of one segment in this quality mode."""
+    if quality not in REDUCED_MODES:
+        return contextlib.nullcontext()
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return reduced_precision()
