@@ -34,7 +34,7 @@ from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.model_files import missing_files  # noqa: F401  (part of the engine contract)
-from index_tts.engines.precision import decoder_precision, prepare_cpu
+from index_tts.engines.precision import decode_model, decoder_precision, prepare_cpu, prepare_cuda
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
 from index_tts.modules.bigvgan import load_bigvgan
@@ -157,7 +157,7 @@ class IndexTTS2Engine:
         for m in (self.gpt, self.s2mel, self.w2v, self.codec, self.campplus, self.bigvgan):
             m.to(self.device).eval()
         if self.device.startswith("cuda"):
-            self.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+            prepare_cuda(self)
         else:
             self.kernel_counts = prepare_cpu(self, self.kernels)
         progress(1.0, "ready")
@@ -322,7 +322,7 @@ class IndexTTS2Engine:
         """One text segment (int ids [1, L]) -> float waveform [N] scaled to ±32767."""
         dev = self.device
         text_tokens = text_tokens.to(dev)
-        result = generate(self.gpt, prompt.spk_cond_emb, text_tokens, emovec, params,
+        result = generate(decode_model(self), prompt.spk_cond_emb, text_tokens, emovec, params,
                           generator=generator, spk_latent=prompt.spk_latent)
         codes = result.codes[:, : result.code_len]
         trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)

@@ -13,11 +13,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
 from index_tts.modules.kernels import KernelTable, native_bf16
 from index_tts.modules.packed_linear import apply_kernels, conv_input_lengths, detach_from_file, reduced_precision
+from index_tts.modules.static_decode import StaticStepGPT
+
+# CUDA only, off by default until measured on a GPU (docs/performance.md): capture the GPT decode
+# step as a CUDA graph (static-shape step), and torch.compile the DiT.
+CUDA_GRAPHS_ENV = "INDEX_TTS_CUDA_GRAPHS"
+COMPILE_DIT_ENV = "INDEX_TTS_COMPILE_DIT"
 
 REDUCED_MODES = ("balanced", "fast")
 # Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
@@ -68,3 +75,22 @@ def decoder_precision(device: str, quality: str):
     if device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return reduced_precision()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def prepare_cuda(engine) -> None:
+    engine.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+    if _flag(COMPILE_DIT_ENV):
+        engine.s2mel.cfm.estimator = torch.compile(engine.s2mel.cfm.estimator, dynamic=True)
+
+
+def decode_model(engine):
+    """What `generate` decodes with: the GPT, or its static step captured as a CUDA graph."""
+    if engine.device.startswith("cuda") and _flag(CUDA_GRAPHS_ENV):
+        if getattr(engine, "_static_gpt", None) is None:
+            engine._static_gpt = StaticStepGPT(engine.gpt, graphs=True)
+        return engine._static_gpt
+    return engine.gpt

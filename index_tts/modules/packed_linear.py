@@ -100,29 +100,27 @@ PackedLinear = KernelLinear  # the name other modules and tests know
 
 
 class Bf16Conv(nn.Module):
-    """A Conv1d/ConvTranspose1d that runs in bf16 inside `reduced_precision()`, as itself outside."""
+    """A Conv1d/ConvTranspose1d (same parameters, same keys) that runs in bf16 inside
+    `reduced_precision()` and as itself outside."""
 
     def __init__(self, conv: nn.Module):
         super().__init__()
-        self.conv = conv
+        self.weight, self.bias = conv.weight, conv.bias
+        self.transposed = isinstance(conv, nn.ConvTranspose1d)
+        self.options = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
+        if self.transposed:
+            self.options["output_padding"] = conv.output_padding
         self._bf16: tuple[Tensor, Tensor | None] | None = None
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        self.conv._save_to_state_dict(destination, prefix, keep_vars)  # the wrapped layer's keys
-
     def forward(self, x: Tensor) -> Tensor:
+        conv = F.conv_transpose1d if self.transposed else F.conv1d
         if not _reduced():
-            return self.conv(x)
+            return conv(x, self.weight, self.bias, **self.options)
         if self._bf16 is None:
-            b = self.conv.bias
-            self._bf16 = (self.conv.weight.detach().bfloat16(), None if b is None else b.detach().bfloat16())
+            b = self.bias
+            self._bf16 = (self.weight.detach().bfloat16(), None if b is None else b.detach().bfloat16())
         w, b = self._bf16
-        c = self.conv
-        if isinstance(c, nn.ConvTranspose1d):
-            y = F.conv_transpose1d(x.bfloat16(), w, b, c.stride, c.padding, c.output_padding, c.groups, c.dilation)
-        else:
-            y = F.conv1d(x.bfloat16(), w, b, c.stride, c.padding, c.dilation, c.groups)
-        return y.float()
+        return conv(x.bfloat16(), w, b, **self.options).float()
 
 
 def _linear_like(module: nn.Module) -> bool:
