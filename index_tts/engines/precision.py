@@ -82,7 +82,8 @@ def _flag(name: str) -> bool:
 
 
 def prepare_cuda(engine) -> None:
-    engine.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+    if getattr(engine, "fp16_gpt", True):
+        engine.gpt.half()  # as upstream's use_fp16; every other module stays fp32
     if _flag(COMPILE_DIT_ENV):
         engine.s2mel.cfm.estimator = torch.compile(engine.s2mel.cfm.estimator, dynamic=True)
 
