@@ -54,7 +54,7 @@ def test_the_table_measures_each_class_once_and_caches_it_per_machine(tmp_path, 
     assert set(saved["times"]["linear 24->40 rows 3"]) == {"default", "onednn"}
 
     again = kernels.KernelTable()  # read back: nothing is timed a second time
-    monkeypatch.setattr(kernels, "time_linear", lambda *a: pytest.fail("a cached class was timed again"))
+    monkeypatch.setattr(kernels, "linear_op", lambda *a: pytest.fail("a cached class was timed again"))
     assert again.linear(24, 40, 3, ("default", "onednn")) == choice
     other = dict(kernels.machine_key(), threads=kernels.machine_key()["threads"] + 1)
     assert kernels.cache_path(other) != table.path  # another thread count is another machine

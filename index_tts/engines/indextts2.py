@@ -351,9 +351,10 @@ class IndexTTS2Engine:
         with decoder_precision(dev, params.quality):  # balanced/fast: bf16 where the hardware has it
             out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
                                            n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator).float()
-            trace(f"{prefix}cfm_out", out)
-            mel = out[:, :, ref_mel.size(-1):]
-            trace(f"{prefix}mel", mel)
+        trace(f"{prefix}cfm_out", out)
+        mel = out[:, :, ref_mel.size(-1):]
+        trace(f"{prefix}mel", mel)
+        with decoder_precision(dev, params.quality):  # a block of its own: the DiT's bf16 copies are gone
             wav = self.bigvgan(mel)[0, 0].float()
         return torch.clamp(32767 * wav, -32767, 32767).cpu()
 

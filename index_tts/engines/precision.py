@@ -56,7 +56,30 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
                                           conv_lengths=conv_input_lengths(engine.bigvgan, example))
     for module in modules.values():
         detach_from_file(module)
+    _return_freed_memory()
     return counts
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps memory freed during loading (checkpoint buffers, unpacked originals, timing
+    tensors) in its heap; hand it back so it does not count as ours for the whole process life."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def weights_gib(engine) -> float:
+    """Bytes of every parameter and buffer the engine holds (packed ones included), in GiB."""
+    seen, total = set(), 0
+    for name in ("gpt", "s2mel", "w2v", "codec", "campplus", "bigvgan"):
+        for t in [*getattr(engine, name).parameters(), *getattr(engine, name).buffers()]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                total += t.numel() * t.element_size()
+    return total / 2**30
 
 
 def reduced_precision_note(device: str) -> str:

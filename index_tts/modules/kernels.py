@@ -93,32 +93,36 @@ def forced() -> str | None:
 # Timing
 
 
-def _best_ms(fn, repeats: int = 5) -> float:
-    fn(), fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return 1000 * best
+def interleaved_ms(ops: dict[str, "callable"], rounds: int = 7) -> dict[str, float]:
+    """Best-of-`rounds` ms per candidate, the candidates timed in turn within each round, so a
+    burst of foreign load on a shared machine hits all of them rather than one."""
+    for op in ops.values():
+        op(), op()
+    best = {name: float("inf") for name in ops}
+    for _ in range(rounds):
+        for name, op in ops.items():
+            start = time.perf_counter()
+            op()
+            best[name] = min(best[name], 1000 * (time.perf_counter() - start))
+    return best
 
 
-def time_linear(candidate: str, n_in: int, n_out: int, rows: int) -> float:
-    """ms for one [rows, n_in] x [n_in, n_out] product (+ bias) with this candidate."""
+def linear_op(candidate: str, n_in: int, n_out: int, rows: int):
+    """One [rows, n_in] x [n_in, n_out] product (+ bias) with this candidate, as a call to time."""
     g = torch.Generator().manual_seed(0)
     w, b = torch.randn(n_out, n_in, generator=g), torch.randn(n_out, generator=g)
     x = torch.randn(rows, n_in, generator=g)
     if candidate == "default":
-        return _best_ms(lambda: F.linear(x, w, b))
+        return lambda: F.linear(x, w, b)
     if candidate == "onednn":
         packed = torch.ops.mkldnn._reorder_linear_weight(w)
-        return _best_ms(lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], ""))
+        return lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
     packed, b16 = torch.ops.mkldnn._reorder_linear_weight(w.bfloat16()), b.bfloat16()
-    return _best_ms(lambda: torch.ops.mkldnn._linear_pointwise(x.bfloat16(), packed, b16, "none", [], "").float())
+    return lambda: torch.ops.mkldnn._linear_pointwise(x.bfloat16(), packed, b16, "none", [], "").float()
 
 
-def time_conv(candidate: str, signature: dict, length: int) -> float:
-    """ms for one Conv1d/ConvTranspose1d of this signature on [1, in, length]."""
+def conv_op(candidate: str, signature: dict, length: int):
+    """One Conv1d/ConvTranspose1d of this signature on [1, in, length], as a call to time."""
     g = torch.Generator().manual_seed(0)
     s = signature
     transposed = s["transposed"]
@@ -129,8 +133,8 @@ def time_conv(candidate: str, signature: dict, length: int) -> float:
     kw = dict(stride=s["stride"], padding=s["padding"], dilation=s["dilation"], groups=s["groups"])
     if candidate == "bf16":
         w16, b16 = w.bfloat16(), b.bfloat16()
-        return _best_ms(lambda: conv(x.bfloat16(), w16, b16, **kw).float())
-    return _best_ms(lambda: conv(x, w, b, **kw))
+        return lambda: conv(x.bfloat16(), w16, b16, **kw).float()
+    return lambda: conv(x, w, b, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,32 +155,32 @@ class KernelTable:
         except (OSError, ValueError):
             pass
 
-    def _measure(self, key: str, candidate: str, timer) -> float:
-        with _lock:
-            row = self.times.setdefault(key, {})
-            if candidate not in row:
-                row[candidate] = round(timer(candidate), 4)
-                self.dirty = True
-            return row[candidate]
-
-    def best(self, key: str, candidates: tuple[str, ...], timer) -> str:
-        """The fastest of `candidates` for this class (a forced one wins when it is allowed)."""
+    def best(self, key: str, candidates: tuple[str, ...], make_op) -> str:
+        """The fastest of `candidates` for this class (a forced one wins when it is allowed).
+        make_op(candidate) -> a call to time; only classes not in the cache are timed."""
         force = forced()
         if force is not None:
             return force if force in candidates else candidates[0]
         if len(candidates) == 1:
             return candidates[0]
-        return min(candidates, key=lambda c: self._measure(key, c, timer))
+        with _lock:
+            row = self.times.setdefault(key, {})
+            todo = [c for c in candidates if c not in row]
+            if todo:
+                measured = interleaved_ms({c: make_op(c) for c in candidates})
+                row.update({c: round(measured[c], 4) for c in todo})
+                self.dirty = True
+            return min(candidates, key=lambda c: row[c])
 
     def linear(self, n_in: int, n_out: int, rows: int, candidates: tuple[str, ...]) -> str:
         return self.best(f"linear {n_in}->{n_out} rows {rows}", candidates,
-                         lambda c: time_linear(c, n_in, n_out, rows))
+                         lambda c: linear_op(c, n_in, n_out, rows))
 
     def conv(self, signature: dict, length: int, candidates: tuple[str, ...]) -> str:
         s = signature
         key = (f"{'convT' if s['transposed'] else 'conv'}1d {s['in']}->{s['out']} k{s['k']} s{s['stride']} "
                f"d{s['dilation']} g{s['groups']} len {length}")
-        return self.best(key, candidates, lambda c: time_conv(c, signature, length))
+        return self.best(key, candidates, lambda c: conv_op(c, signature, length))
 
     def save(self) -> None:
         if not self.dirty:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -29,17 +30,40 @@ from torch import Tensor, nn
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
 
 _mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
+_holding_bf16: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # layers holding a bf16 copy now
+_active = 0  # reduced_precision blocks open, all threads
+_active_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def reduced_precision():
-    """Within this block (this thread), layers with a bf16 reduced choice compute in bf16."""
+    """Within this block (this thread), layers with a bf16 reduced choice compute in bf16.
+
+    Their bf16 copies are made on first use inside the block and dropped when the last open block
+    ends, so they never sit in memory beside the fp32 weights between requests (re-making them
+    costs a cast per layer, small beside the DiT's 25 steps)."""
+    global _active
     before = getattr(_mode, "reduced", False)
     _mode.reduced = True
+    with _active_lock:
+        _active += 1
     try:
         yield
     finally:
         _mode.reduced = before
+        with _active_lock:
+            _active -= 1
+            if _active == 0:
+                for layer in list(_holding_bf16):
+                    layer._bf16 = None
+                _holding_bf16.clear()
+
+
+def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:
+    with _active_lock:
+        layer._bf16 = weights
+        _holding_bf16.add(layer)
+    return weights
 
 
 def _reduced() -> bool:
@@ -78,7 +102,7 @@ class KernelLinear(nn.Module):
     def _bf16_weights(self) -> tuple[Tensor, Tensor | None]:
         if self._bf16 is None:
             w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
-            self._bf16 = (w, None if self.bias is None else self.bias.detach().bfloat16())
+            return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
         return self._bf16
 
     def forward(self, x: Tensor) -> Tensor:
@@ -116,10 +140,8 @@ class Bf16Conv(nn.Module):
         conv = F.conv_transpose1d if self.transposed else F.conv1d
         if not _reduced():
             return conv(x, self.weight, self.bias, **self.options)
-        if self._bf16 is None:
-            b = self.bias
-            self._bf16 = (self.weight.detach().bfloat16(), None if b is None else b.detach().bfloat16())
-        w, b = self._bf16
+        w, b = self._bf16 or _remember_bf16(self, (self.weight.detach().bfloat16(),
+                                                   None if self.bias is None else self.bias.detach().bfloat16()))
         return conv(x.bfloat16(), w, b, **self.options).float()
 
 
