@@ -27,3 +27,36 @@ def test_cuda_engine_runs_gpt_in_half_and_the_rest_in_float(tiny_model_dir):
     out = engine.synthesize(request)
     assert out.sample_rate == 22050 and out.audio.dtype == np.int16
     assert out.audio.size == round(out.segments[-1][2] * 22050)
+
+
+def _tokens_run(engine, mode: str, seed: int = 3):
+    from index_tts.bench.workloads import reference_signal
+    from index_tts.engines.indextts2 import Trace
+
+    voice = engine.voice_prompt(reference_signal(3.0), 24000, key="gpu-modes")
+    emovec = engine.emotion_vector(voice, EmotionSpec())
+    trace = Trace({})
+    tokens = [torch.tensor([[5, 9, 14, 3, 22, 8]], dtype=torch.int32)]
+    params = GenerationParams(seed=seed, max_mel_tokens=40, quality=mode)
+    wav, _ = engine.synthesize_tokens(voice, emovec, tokens, params, torch.Generator(device=engine.device).manual_seed(seed),
+                                      trace=trace)
+    return trace.values["seg0_codes"].tolist(), wav
+
+
+def test_cuda_balanced_mode_keeps_the_codes_of_exact_mode(tiny_model_dir):
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cuda:0")
+    exact_codes, exact_wav = _tokens_run(engine, "exact")
+    balanced_codes, balanced_wav = _tokens_run(engine, "balanced")
+    assert balanced_codes == exact_codes and len(exact_codes[0]) > 3
+    assert balanced_wav.shape == exact_wav.shape
+
+
+def test_cuda_graph_decode_step_keeps_the_codes(tiny_model_dir, monkeypatch):
+    from index_tts.engines.precision import CUDA_GRAPHS_ENV
+
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cuda:0")
+    eager_codes, _ = _tokens_run(engine, "exact")
+    monkeypatch.setenv(CUDA_GRAPHS_ENV, "1")
+    graph_codes, _ = _tokens_run(engine, "exact")
+    assert engine._static_gpt is not None and engine._static_gpt.graph is not None  # it was captured
+    assert graph_codes == eager_codes

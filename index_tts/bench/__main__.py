@@ -1,5 +1,5 @@
 """python -m index_tts.bench --model-dir DIR [--workload ref5s-100tok|short|long|smoke]
-    [--mode exact|fast] [--compare-original] [--runs 3] [--warmup 1] [--prompt cold|warm]
+    [--mode exact|balanced|fast] [--compare-original] [--runs 3] [--warmup 1] [--prompt cold|warm]
     [--wait-quiet] [--quality-check] [--json out.json]
 
 Full-size random weights: `python -m index_tts.tools.make_model_dir /tmp/fullsize --config official`.
@@ -9,6 +9,7 @@ Prints the per-stage table (the one in docs/performance.md) and writes it as JSO
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -18,7 +19,10 @@ import torch
 
 from index_tts.bench import machine, runner
 from index_tts.bench.clock import STAGES
+from index_tts.engines.precision import reduced_precision_note, weights_gib
+from index_tts.modules.kernels import describe_cached
 from index_tts.bench.workloads import WORKLOADS
+from index_tts.engines.base import QUALITY_MODES
 from index_tts.fileio import atomic_write_text
 
 STAGE_LABELS = {
@@ -38,7 +42,7 @@ def parse_args(argv):
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/fullsize"),
                     help="an IndexTTS2 model directory (default /tmp/fullsize)")
     ap.add_argument("--workload", choices=sorted(WORKLOADS), default="ref5s-100tok")
-    ap.add_argument("--mode", choices=("exact", "fast"), default="exact", help="our engine's quality preset")
+    ap.add_argument("--mode", choices=QUALITY_MODES, default="exact", help="our engine's quality mode")
     ap.add_argument("--compare-original", action="store_true", help="also measure the original-style path")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
@@ -49,20 +53,21 @@ def parse_args(argv):
                     help=f"before each run wait until other processes use < {machine.QUIET_CORES} cores "
                          f"for {machine.QUIET_SECONDS:.0f} s")
     ap.add_argument("--max-wait", type=float, default=1800.0, help="longest quiet wait, seconds")
-    ap.add_argument("--quality-check", action="store_true", help="compare fast and exact output (mel distance)")
+    ap.add_argument("--quality-check", action="store_true",
+                    help="compare --mode's output with exact mode's, per segment (mel distance)")
     ap.add_argument("--no-floor", action="store_true", help="skip the memory-bandwidth probe")
     ap.add_argument("--json", type=Path, help="write all figures here")
     return ap.parse_args(argv)
 
 
-def load_engine(model_dir: Path, device: str):
+def load_engine(model_dir: Path, device: str, kernels: str = "auto"):
     from index_tts.engines.indextts2 import IndexTTS2Engine
     from index_tts.engines.model_files import missing_files
 
     missing = missing_files(model_dir)
     if missing:
         raise SystemExit(f"--model-dir {model_dir} is not a complete IndexTTS2 model directory: lacks {', '.join(missing)}")
-    engine = IndexTTS2Engine(model_dir, device)
+    engine = IndexTTS2Engine(model_dir, device, kernels=kernels)
     start = time.perf_counter()
     engine._load_modules(lambda f, s: None, text=False)  # token ids in, no text front end
     return engine, time.perf_counter() - start
@@ -76,7 +81,11 @@ def format_table(result: dict) -> str:
     ours, orig = result["ours"], result.get("original_style")
     base = result.get("upstream_baseline_doc")
     cols = ["ours (" + result["mode"] + ")"] + (["original-style"] if orig else []) + (["upstream doc"] if base else [])
-    lines = [f"workload {result['workload']}: {result['workload_description']}",
+    m = result["machine"]
+    lines = [f"machine: {m['cpu']}; ISA {' '.join(m['isa_flags']) or '-'}; torch {m['torch']}, {m['torch_threads']} threads"
+             + (f"; GPU {m['gpu']}" if m.get("gpu") else ""),
+             f"mode {result['mode']}: DiT/CFM and BigVGAN in {result['decoder_precision']}",
+             f"workload {result['workload']}: {result['workload_description']}",
              f"| stage | " + " | ".join(cols) + (" | speed-up |" if orig else " |"),
              "|---" * (len(cols) + 1 + bool(orig)) + "|"]
 
@@ -109,7 +118,8 @@ def format_table(result: dict) -> str:
     rss = result.get("rss_at_end_gib", {})
     if rss:
         lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous + "
-                     f"{rss.get('RssFile', 0):.2f} file-backed (memory-mapped checkpoint pages); load took {result['load_s']:.1f} s")
+                     f"{rss.get('RssFile', 0):.2f} file-backed; weights held {result['weights_gib']:.2f} GiB; "
+                     f"load took {result['load_s']:.1f} s")
     floor = result.get("decode_floor")
     if floor:
         lines.append(f"decode floor: {floor['gpt_weight_bytes_per_step'] / 1e9:.3f} GB of GPT weights per step / "
@@ -118,9 +128,16 @@ def format_table(result: dict) -> str:
                      + (f", original-style {floor['original_ratio']:.2f}×" if "original_ratio" in floor else ""))
     q = result.get("quality_check")
     if q:
-        lines.append(f"fast vs exact (same seed): log-mel L1 {q['fast_vs_exact']['log_mel_l1']:.3f}, "
-                     f"corr {q['fast_vs_exact']['log_mel_corr']:.3f}; exact vs exact at another seed: "
-                     f"L1 {q['exact_vs_exact_other_seed']['log_mel_l1']:.3f}, corr {q['exact_vs_exact_other_seed']['log_mel_corr']:.3f}")
+        lines.append(f"{q['mode']} vs exact, same seed, per segment (log-mel L1 / corr): "
+                     + "; ".join(f"{d['log_mel_l1']:.3f} / {d['log_mel_corr']:.3f}" for d in q["mode_vs_exact"])
+                     + "; exact vs exact at another seed (scale): "
+                     + "; ".join(f"{d['log_mel_l1']:.3f} / {d['log_mel_corr']:.3f}" for d in q["exact_vs_exact_other_seed"])
+                     + f"; codes identical to exact: {q['codes_identical']}")
+    if result.get("kernels"):
+        lines.append("kernels per module (layers): " + "; ".join(
+            f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(c.items())) for name, c in result["kernels"].items() if c))
+        lines.append(f"kernel timings on this machine ({result['kernel_cache']}):")
+        lines.extend("  " + line for line in result["kernel_choices"])
     return "\n".join(lines)
 
 
@@ -132,32 +149,44 @@ def main(argv=None) -> int:
     quiet = args.max_wait if args.wait_quiet else None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
+    if args.wait_quiet:  # the first load measures the kernels: on a quiet machine too
+        machine.wait_quiet(args.max_wait, log)
     engine, load_s = load_engine(args.model_dir, args.device)
     log(f"loaded {args.model_dir} on {args.device} in {load_s:.1f} s")
+    kernel_info = describe_cached()
     result = {
         "workload": workload.name, "workload_description": workload.description, "mode": args.mode,
         "prompt": args.prompt, "machine": machine.machine_info(), "load_s": load_s,
+        "decoder_precision": reduced_precision_note(args.device) if args.mode != "exact" else "fp32 (exact)",
+        "kernels": engine.kernel_counts, "kernel_cache": kernel_info["cache"], "kernel_choices": kernel_info["choices"],
         "model_dir": str(args.model_dir), "rss_after_load_gib": machine.rss_breakdown_gib(),
+        "weights_gib": weights_gib(engine),
     }
     log(f"ours ({args.mode}, {args.prompt} prompt): {args.warmup} warm-up + {args.runs} runs")
     result["ours"] = runner.summarise(runner.measure(
         lambda: runner.run_ours(engine, workload, args.mode, args.prompt), args.runs, args.warmup, quiet, log))
-    if args.compare_original:
-        log(f"original-style: {args.warmup} warm-up + {args.runs} runs")
-        result["original_style"] = runner.summarise(runner.measure(
-            lambda: runner.run_original_style(engine, workload), args.runs, args.warmup, quiet, log))
     if workload.name == "ref5s-100tok" and args.device == "cpu":
         result["upstream_baseline_doc"] = runner.UPSTREAM_BASELINE_REF5S
     if not args.no_floor and engine.gpt.cfg.layers > 2:
         floor = runner.decode_floor(engine, machine.memory_read_bandwidth())
         floor["ours_ratio"] = result["ours"]["decode_ms_per_token"] / floor["floor_ms_per_token"]
-        if "original_style" in result:
-            floor["original_ratio"] = result["original_style"]["decode_ms_per_token"] / floor["floor_ms_per_token"]
         result["decode_floor"] = floor
     if args.quality_check:
-        result["quality_check"] = runner.quality_check(engine, workload)
-
+        result["quality_check"] = runner.quality_check(engine, workload, args.mode)
     result["rss_at_end_gib"] = machine.rss_breakdown_gib()
+    if args.compare_original:
+        # Its own copy of the weights with torch's default layers, loaded only now: ours is
+        # released first, so neither path's peak memory includes the other's weights.
+        del engine
+        gc.collect()
+        original, _ = load_engine(args.model_dir, args.device, kernels="plain")
+        log(f"original-style: {args.warmup} warm-up + {args.runs} runs")
+        result["original_style"] = runner.summarise(runner.measure(
+            lambda: runner.run_original_style(original, workload), args.runs, args.warmup, quiet, log))
+        if "decode_floor" in result:
+            floor = result["decode_floor"]
+            floor["original_ratio"] = result["original_style"]["decode_ms_per_token"] / floor["floor_ms_per_token"]
+
     print(format_table(result))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")

@@ -144,8 +144,8 @@ def gpt_bytes_per_decode_step(gpt: torch.nn.Module) -> int:
     mel head (the conditioning encoders and position tables are not used per step)."""
     used = [gpt.gpt, gpt.final_norm, gpt.mel_head]
     seen, total = set(), 0
-    for module in used:
-        for p in module.parameters():
+    for module in used:  # packed weights are (non-persistent) buffers, so count those too
+        for p in [*module.parameters(), *module.buffers()]:
             if id(p) not in seen:
                 seen.add(id(p))
                 total += p.numel() * p.element_size()
@@ -153,17 +153,12 @@ def gpt_bytes_per_decode_step(gpt: torch.nn.Module) -> int:
 
 
 def machine_info() -> dict:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from index_tts.modules.kernels import cpu_info
+
+    cpu = cpu_info()
     info = {
-        "cpu": cpu or platform.processor(),
+        "cpu": cpu["cpu"] or platform.processor(),
+        "isa_flags": cpu["flags"],
         "logical_cpus": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -8,7 +8,8 @@ What it keeps from upstream (upstream-cpu-baseline.md, spec §8):
 - decoding works like HF `generate` with a legacy cache: the prompt is prefilled for every beam,
   keys/values grow by `torch.cat` each step, every layer's cache is re-indexed with `index_select`
   on beam reordering, attention is eager (matmul, mask, softmax, matmul);
-- fp32 everywhere with torch's default kernels (`packed_linear.unpacked()`).
+- fp32 everywhere with torch's default kernels: it runs on its own engine, loaded with
+  `kernels="plain"` (its own copy of the weights, loaded only when it runs).
 
 What it does not reproduce (so it understates upstream's time a little): w2v-BERT layers 18-24
 (not built here: upstream runs all 24 and keeps layer 17), HF's logits-processor and beam-scorer
@@ -26,7 +27,6 @@ import torch.nn.functional as F
 from index_tts import audio
 from index_tts.bench.clock import StageClock, patched
 from index_tts.modules.generation import generate
-from index_tts.modules.packed_linear import unpacked
 from index_tts.modules.s2mel import mel_frames_for_codes
 
 
@@ -119,33 +119,32 @@ def synthesize_original_style(engine, wav: np.ndarray, sr: int, segments: list[t
                               generator: torch.Generator, clock: StageClock, cfm_steps: int, cfg_rate: float,
                               silence_samples: int) -> np.ndarray:
     """Cold prompt, sequential segments, per-segment conditioning -> int16 samples."""
-    with unpacked():
-        ref = reference_features(engine, wav, sr, clock)
-        gpt, dev = LegacyGPT(engine.gpt), engine.device
-        estimator = engine.s2mel.cfm.estimator
-        pieces = []
-        for tokens in segments:
-            tokens = tokens.to(dev)
-            with clock.stage("conditioning"):
-                spk_latent = engine.gpt.get_conditioning(ref["spk_cond_emb"])
-                emovec = engine.gpt.merge_emovec(ref["spk_cond_emb"], ref["emo_cond_emb"], alpha=1.0)
-            with clock.stage("gpt_decode"):  # the prefill inside is its own stage
-                result = generate(_TimedPrefill(gpt, clock), None, tokens, emovec, params,
-                                  generator=generator, spk_latent=spk_latent)
-            codes = result.codes[:, : result.code_len]
-            with clock.stage("latent"):
-                latent = engine.gpt.forward_latent(spk_latent, tokens, codes, emovec)
-            s_infer = engine.codec.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + engine.s2mel.gpt_layer(latent)
-            cond = engine.s2mel.length_regulator(s_infer, mel_frames_for_codes(torch.tensor([codes.size(1)], device=dev)))[0]
-            mu = torch.cat([ref["prompt_condition"], cond], dim=1)
-            with clock.stage("dit"), patched([(estimator, "forward", clock.wrap(estimator.forward, "dit_forward", "probe"))]):
-                out = engine.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref["ref_mel"], ref["style"],
-                                                 n_timesteps=cfm_steps, cfg_rate=cfg_rate, generator=generator)
-            with clock.stage("vocoder"):
-                wav_out = engine.bigvgan(out[:, :, ref["ref_mel"].size(-1):])[0, 0]
-            if pieces:
-                pieces.append(torch.zeros(silence_samples))
-            pieces.append(torch.clamp(32767 * wav_out, -32767, 32767).cpu())
+    ref = reference_features(engine, wav, sr, clock)
+    gpt, dev = LegacyGPT(engine.gpt), engine.device
+    estimator = engine.s2mel.cfm.estimator
+    pieces = []
+    for tokens in segments:
+        tokens = tokens.to(dev)
+        with clock.stage("conditioning"):
+            spk_latent = engine.gpt.get_conditioning(ref["spk_cond_emb"])
+            emovec = engine.gpt.merge_emovec(ref["spk_cond_emb"], ref["emo_cond_emb"], alpha=1.0)
+        with clock.stage("gpt_decode"):  # the prefill inside is its own stage
+            result = generate(_TimedPrefill(gpt, clock), None, tokens, emovec, params,
+                              generator=generator, spk_latent=spk_latent)
+        codes = result.codes[:, : result.code_len]
+        with clock.stage("latent"):
+            latent = engine.gpt.forward_latent(spk_latent, tokens, codes, emovec)
+        s_infer = engine.codec.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + engine.s2mel.gpt_layer(latent)
+        cond = engine.s2mel.length_regulator(s_infer, mel_frames_for_codes(torch.tensor([codes.size(1)], device=dev)))[0]
+        mu = torch.cat([ref["prompt_condition"], cond], dim=1)
+        with clock.stage("dit"), patched([(estimator, "forward", clock.wrap(estimator.forward, "dit_forward", "probe"))]):
+            out = engine.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref["ref_mel"], ref["style"],
+                                             n_timesteps=cfm_steps, cfg_rate=cfg_rate, generator=generator)
+        with clock.stage("vocoder"):
+            wav_out = engine.bigvgan(out[:, :, ref["ref_mel"].size(-1):])[0, 0]
+        if pieces:
+            pieces.append(torch.zeros(silence_samples))
+        pieces.append(torch.clamp(32767 * wav_out, -32767, 32767).cpu())
     return torch.cat(pieces).to(torch.int16).numpy()
 
 

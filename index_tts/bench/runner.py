@@ -60,6 +60,7 @@ class RunRecord:
     peak_rss_gib: float
     peak_gpu_gib: float | None = None
     audio: np.ndarray | None = field(default=None, repr=False)
+    segment_audio: list[np.ndarray] = field(default_factory=list, repr=False)
 
     @property
     def rtf(self) -> float:
@@ -85,12 +86,14 @@ def _gpu_peak(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
 
 
-def run_ours(engine, workload: Workload, quality: str = "exact", prompt: str = "cold", seed: int = SEED) -> RunRecord:
+def run_ours(engine, workload: Workload, quality: str = "exact", prompt: str = "cold", seed: int = SEED,
+             trace=None) -> RunRecord:
     wav = reference_signal(workload.ref_seconds)
     segments = _token_segments(engine, workload)
     params = workload_params(workload, quality, seed)
     clock = StageClock()
     first_audio: list[float] = []
+    pieces: list[np.ndarray] = []
     if prompt == "cold":
         engine._voices.clear()
     _start_memory_window(engine.device)
@@ -99,11 +102,14 @@ def run_ours(engine, workload: Workload, quality: str = "exact", prompt: str = "
         generator = torch.Generator(device=engine.device).manual_seed(seed)
         voice = engine.voice_prompt(wav, REF_SR, key="bench-reference")
         emovec = engine.emotion_vector(voice, EmotionSpec(), "", generator)
-        on_segment = lambda index, pcm, sr: first_audio.append(time.perf_counter() - start)
-        out, _ = engine.synthesize_tokens(voice, emovec, segments, params, generator, on_segment=on_segment)
+        on_segment = lambda index, pcm, sr: (first_audio.append(time.perf_counter() - start), pieces.append(pcm))
+        extra = {} if trace is None else {"trace": trace}
+        out, _ = engine.synthesize_tokens(voice, emovec, segments, params, generator, on_segment=on_segment, **extra)
         pcm = out.to(torch.int16).numpy()
         total = time.perf_counter() - start
-    return _record("ours", clock, window, total, pcm, first_audio[0] if first_audio else total, workload, engine.device)
+    record = _record("ours", clock, window, total, pcm, first_audio[0] if first_audio else total, workload, engine.device)
+    record.segment_audio = pieces
+    return record
 
 
 def run_original_style(engine, workload: Workload) -> RunRecord:
@@ -208,9 +214,17 @@ def mel_distance(a: np.ndarray, b: np.ndarray) -> dict:
     return {"log_mel_l1": (ma - mb).abs().mean().item(), "log_mel_corr": corr}
 
 
-def quality_check(engine, workload: Workload) -> dict:
-    """Fast vs exact on the same seed, beside exact vs exact at another seed for scale."""
-    exact = run_ours(engine, workload, "exact").audio
-    fast = run_ours(engine, workload, "fast").audio
-    other = run_ours(engine, workload, "exact", seed=SEED + 1).audio
-    return {"fast_vs_exact": mel_distance(exact, fast), "exact_vs_exact_other_seed": mel_distance(exact, other)}
+def quality_check(engine, workload: Workload, mode: str) -> dict:
+    """`mode` vs exact on the same seed, per segment, beside exact vs exact at another seed for
+    scale; and whether `mode` chose the same codes as exact."""
+    from index_tts.engines.indextts2 import Trace
+
+    codes = lambda trace: [v.tolist() for k, v in sorted(trace.values.items()) if k.endswith("_codes")]
+    exact_trace, mode_trace = Trace({}), Trace({})
+    exact = run_ours(engine, workload, "exact", trace=exact_trace).segment_audio
+    ours = run_ours(engine, workload, mode, trace=mode_trace).segment_audio
+    other = run_ours(engine, workload, "exact", seed=SEED + 1).segment_audio
+    return {"mode": mode,
+            "mode_vs_exact": [mel_distance(a, b) for a, b in zip(exact, ours)],
+            "exact_vs_exact_other_seed": [mel_distance(a, b) for a, b in zip(exact, other)],
+            "codes_identical": codes(exact_trace) == codes(mode_trace)}

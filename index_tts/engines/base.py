@@ -25,6 +25,11 @@ def no_progress(fraction: float, stage: str) -> None:
     pass
 
 
+# The quality modes, from upstream's computation to the fastest trade-off (the one definition the
+# API schema and the UI read).
+QUALITY_MODES = ("exact", "balanced", "fast")
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """Sampling and segmentation settings; defaults are upstream IndexTTS2's.
@@ -43,12 +48,14 @@ class GenerationParams:
     max_text_tokens_per_segment: int = 120  # 20 .. 600
     interval_silence_ms: int = 200    # 0 .. 5000, silence between segments
     seed: int | None = None           # None: a fresh seed per request
-    # "exact": upstream's computation. "fast": a quality trade-off for CPUs (fewer flow-matching
-    # steps, a shorter voice prompt for the mel decoder); its measured effect is in
-    # docs/performance.md. Engines without such a trade-off treat both alike.
+    # One of QUALITY_MODES. "exact": upstream's computation. "balanced": the same codes as exact
+    # (GPT and what feeds it unchanged), the mel decoder and vocoder in bf16 where the hardware
+    # has it. "fast": balanced plus fewer flow-matching steps and a shorter voice prompt for the
+    # mel decoder. Measured effects in docs/performance.md. Engines without such trade-offs treat
+    # all alike.
     quality: str = "exact"
 
-    QUALITIES = ("exact", "fast")
+    QUALITIES = QUALITY_MODES
 
     RANGES = {
         "temperature": (0.1, 2.0),

@@ -34,12 +34,12 @@ from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.model_files import missing_files  # noqa: F401  (part of the engine contract)
+from index_tts.engines.precision import decode_model, decoder_precision, prepare_cpu, prepare_cuda
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
 from index_tts.modules.generation import generate
-from index_tts.modules.packed_linear import pack_linears
 from index_tts.modules.s2mel import S2Mel, S2MelConfig, mel_frames_for_codes
 from index_tts.modules.semantic_codec import SemanticCodecConfig, load_semantic_codec
 from index_tts.modules.unified_voice import UnifiedVoiceConfig, load_gpt_checkpoint
@@ -105,10 +105,14 @@ class IndexTTS2Engine:
     name = "IndexTTS2"
     version = VERSION
 
-    def __init__(self, model_dir: ModelFiles | Path, device: str = "cpu"):
+    def __init__(self, model_dir: ModelFiles | Path, device: str = "cpu", kernels: str = "auto"):
         # Logical name -> real path (`model_dir / "gpt.pth"`): a flat folder or the cache_hub hub cache.
         self.model_dir = as_model_files(model_dir)
         self.device = device
+        # "auto": each layer on this machine's fastest kernel (engines/precision.py); "plain":
+        # torch's default fp32 layers (the benchmark's original-style path).
+        self.kernels = kernels
+        self.kernel_counts: dict[str, dict[str, int]] = {}
         self.cfg = yaml.safe_load((self.model_dir / "config.yaml").read_text(encoding="utf-8"))
         self.version = str(self.cfg.get("version", VERSION))
         self._voices: OrderedDict[str, VoicePrompt] = OrderedDict()
@@ -153,12 +157,9 @@ class IndexTTS2Engine:
         for m in (self.gpt, self.s2mel, self.w2v, self.codec, self.campplus, self.bigvgan):
             m.to(self.device).eval()
         if self.device.startswith("cuda"):
-            self.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+            prepare_cuda(self)
         else:
-            # oneDNN-packed fp32 linears: same results up to summation order, ~4x faster GPT
-            # decode and ~2x faster DiT linears on CPU (docs/performance.md).
-            for m in (self.gpt, self.s2mel, self.w2v, self.codec, self.campplus):
-                pack_linears(m)
+            self.kernel_counts = prepare_cpu(self, self.kernels)
         progress(1.0, "ready")
 
     def _load_matrices(self) -> None:
@@ -321,7 +322,7 @@ class IndexTTS2Engine:
         """One text segment (int ids [1, L]) -> float waveform [N] scaled to ±32767."""
         dev = self.device
         text_tokens = text_tokens.to(dev)
-        result = generate(self.gpt, prompt.spk_cond_emb, text_tokens, emovec, params,
+        result = generate(decode_model(self), prompt.spk_cond_emb, text_tokens, emovec, params,
                           generator=generator, spk_latent=prompt.spk_latent)
         codes = result.codes[:, : result.code_len]
         trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)
@@ -337,7 +338,7 @@ class IndexTTS2Engine:
         cond = self.s2mel.length_regulator(s_infer, target_len)[0]
         trace(f"{prefix}cond", cond)
         ref_mel, prompt_condition, steps = prompt.ref_mel, prompt.prompt_condition, CFM_STEPS
-        if params.quality == "fast":
+        if params.quality == "fast":  # balanced + fewer steps and a shorter prompt
             P, keep = ref_mel.size(-1), min(ref_mel.size(-1), FAST_PROMPT_FRAMES)
             if z is None:
                 # Exact mode's noise draw, so the new frames start from the same noise in both
@@ -347,12 +348,14 @@ class IndexTTS2Engine:
             ref_mel, prompt_condition = ref_mel[..., :keep], prompt_condition[:, :keep]
             steps = FAST_CFM_STEPS
         mu = torch.cat([prompt_condition, cond], dim=1)  # [1, P + target_len, C]
-        out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
-                                       n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator)
+        with decoder_precision(dev, params.quality):  # balanced/fast: bf16 where the hardware has it
+            out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
+                                           n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator).float()
         trace(f"{prefix}cfm_out", out)
         mel = out[:, :, ref_mel.size(-1):]
         trace(f"{prefix}mel", mel)
-        wav = self.bigvgan(mel.float())[0, 0]
+        with decoder_precision(dev, params.quality):  # a block of its own: the DiT's bf16 copies are gone
+            wav = self.bigvgan(mel)[0, 0].float()
         return torch.clamp(32767 * wav, -32767, 32767).cpu()
 
     def synthesize_tokens(self, prompt: VoicePrompt, emovec: torch.Tensor, segments: list[torch.Tensor],

@@ -1,97 +1,254 @@
-"""Linear layers that multiply through oneDNN with pre-packed weights (CPU, float32 inference).
+"""Linear and convolution layers that run the kernel chosen for this machine (CPU inference).
 
-Why: on this project's CPUs, torch's default fp32 `addmm`/`linear` goes to MKL, which is several
-times slower than oneDNN on AMD, above all for the few-row products of GPT decoding (3 beams ->
-3 rows). Measured on the dev VM (AMD Zen 5, 2 threads): GPT-sized weights at 3 rows, MKL 239 ms
-vs oneDNN packed 47 ms per 24 layers; DiT-sized products (1204 x 512 x 1536) 210 vs 490 GFLOP/s.
-See docs/performance.md.
+`apply_kernels(model, table, rows, reduced_ok)` swaps every plain `nn.Linear` and every module that
+says it is a linear layer with its weight stored [in, out] (`weight_in_out = True`, the GPT-2
+`Conv1D`) for a `KernelLinear` that holds its weight ONCE, in the form its fp32 kernel reads:
+- "default": the original parameter, multiplied by torch's `F.linear` (MKL on x86);
+- "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident).
+`state_dict()` keys, shapes and values do not change (a packed weight is unpacked on saving).
+Results equal the plain layer up to float32 summation order (~1e-6 relative).
 
-`pack_linears(model)` swaps every plain `nn.Linear` and every module that says it is a linear
-layer with its weight stored [in, out] (`weight_in_out = True`, the GPT-2 `Conv1D`) for a
-`PackedLinear` that keeps the *same* `weight`/`bias` parameters (so `state_dict()` keys, shapes
-and values do not change) plus a packed copy in a non-persistent buffer. The result equals the
-plain layer up to float32 summation order (max error ~1e-6 relative).
+Layers of modules that may run in reduced precision (the DiT and BigVGAN, `reduced_ok`) also get a
+reduced-precision choice: inside `reduced_precision()` (the balanced and fast modes) they multiply
+in bf16 when bf16 was measured fastest, with a bf16 copy built on first use (so exact-only use
+never holds one). Convolutions only ever get that reduced choice: their fp32 path is torch's.
 
-Pack only after the weights are final (after `load_state_dict`, `.to(device)`, `.eval()`):
-the packed copy does not follow later changes to `weight`.
+Which kernel wins is measured per machine (`kernels.KernelTable`). Apply only after the weights
+are final (after `load_state_dict`, `.to(device)`, `.eval()`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_plain = threading.local()  # set by `unpacked()`: multiply with the original weights instead
+from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
+
+_mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
+_holding_bf16: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # layers holding a bf16 copy now
+_active = 0  # reduced_precision blocks open, all threads
+_active_lock = threading.Lock()
 
 
-def onednn_packing_available() -> bool:
-    """oneDNN and the (internal, inductor-used) packed-linear ops exist in this torch build."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    ops = torch.ops.mkldnn
-    return hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise")
+@contextlib.contextmanager
+def reduced_precision():
+    """Within this block (this thread), layers with a bf16 reduced choice compute in bf16.
+
+    Their bf16 copies are made on first use inside the block and dropped when the last open block
+    ends, so they never sit in memory beside the fp32 weights between requests (re-making them
+    costs a cast per layer, small beside the DiT's 25 steps)."""
+    global _active
+    before = getattr(_mode, "reduced", False)
+    _mode.reduced = True
+    with _active_lock:
+        _active += 1
+    try:
+        yield
+    finally:
+        _mode.reduced = before
+        with _active_lock:
+            _active -= 1
+            if _active == 0:
+                for layer in list(_holding_bf16):
+                    layer._bf16 = None
+                _holding_bf16.clear()
 
 
-class PackedLinear(nn.Module):
-    """y = x W^T + b through oneDNN, W packed once. x [..., in] -> [..., out]."""
+def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:
+    with _active_lock:
+        layer._bf16 = weights
+        _holding_bf16.add(layer)
+    return weights
 
-    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, weight_in_out: bool):
+
+def _reduced() -> bool:
+    return getattr(_mode, "reduced", False)
+
+
+class KernelLinear(nn.Module):
+    """y = x W^T + b with the chosen kernel. x [..., in] -> [..., out]."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, weight_in_out: bool, kernel: str, reduced_kernel: str):
         super().__init__()
-        self.weight = weight  # the original parameter, in its original layout (checkpoint key)
-        self.bias = bias
-        self.weight_in_out = weight_in_out
         w_out_in = weight.detach().t() if weight_in_out else weight.detach()
-        self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(w_out_in.contiguous()), persistent=False)
-        self.out_features = w_out_in.size(0)
+        self.in_features, self.out_features = w_out_in.size(1), w_out_in.size(0)
+        self.weight_in_out, self.kernel, self.reduced_kernel = weight_in_out, kernel, reduced_kernel
+        self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
+        if kernel == "onednn":
+            self.weight = None
+            self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(w_out_in.contiguous()), persistent=False)
+        else:
+            self.weight = nn.Parameter(weight.detach(), requires_grad=False)  # original layout
+            self.packed_weight = None
+        self._bf16: tuple[Tensor, Tensor | None] | None = None
+
+    def dense_weight(self) -> Tensor:
+        """W [out, in] as a plain tensor (unpacked when packed)."""
+        if self.packed_weight is not None:
+            return self.packed_weight.to_dense()
+        return self.weight.t() if self.weight_in_out else self.weight
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        w = self.dense_weight()
+        destination[prefix + "weight"] = (w.t() if self.weight_in_out else w).contiguous()
+        if self.bias is not None:
+            destination[prefix + "bias"] = self.bias.detach()
+
+    def _bf16_weights(self) -> tuple[Tensor, Tensor | None]:
+        if self._bf16 is None:
+            w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
+            return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
+        return self._bf16
 
     def forward(self, x: Tensor) -> Tensor:
-        if getattr(_plain, "on", False):
-            w = self.weight.t() if self.weight_in_out else self.weight
-            return F.linear(x, w, self.bias)
         rows = x.reshape(-1, x.size(-1))
-        bias = None if self.bias is None else self.bias.detach()
-        y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
+        if self.reduced_kernel == "bf16" and _reduced():
+            w, b = self._bf16_weights()
+            y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
+        elif self.packed_weight is not None:
+            bias = None if self.bias is None else self.bias.detach()
+            y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
+        elif self.weight_in_out:
+            y = rows @ self.weight if self.bias is None else torch.addmm(self.bias, rows, self.weight)
+        else:
+            y = F.linear(rows, self.weight, self.bias)
         return y.view(*x.shape[:-1], self.out_features)
 
 
-def _packable(module: nn.Module) -> bool:
+PackedLinear = KernelLinear  # the name other modules and tests know
+
+
+class Bf16Conv(nn.Module):
+    """A Conv1d/ConvTranspose1d (same parameters, same keys) that runs in bf16 inside
+    `reduced_precision()` and as itself outside."""
+
+    def __init__(self, conv: nn.Module):
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias
+        self.transposed = isinstance(conv, nn.ConvTranspose1d)
+        self.options = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
+        if self.transposed:
+            self.options["output_padding"] = conv.output_padding
+        self._bf16: tuple[Tensor, Tensor | None] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv = F.conv_transpose1d if self.transposed else F.conv1d
+        if not _reduced():
+            return conv(x, self.weight, self.bias, **self.options)
+        w, b = self._bf16 or _remember_bf16(self, (self.weight.detach().bfloat16(),
+                                                   None if self.bias is None else self.bias.detach().bfloat16()))
+        return conv(x.bfloat16(), w, b, **self.options).float()
+
+
+def _linear_like(module: nn.Module) -> bool:
     weight = getattr(module, "weight", None)
     if not isinstance(weight, nn.Parameter) or weight.dtype != torch.float32 or weight.device.type != "cpu":
         return False
     if getattr(module, "parametrizations", None):  # weight-normed layers recompute their weight
         return False
-    return type(module) is nn.Linear or getattr(module, "weight_in_out", False)
+    return type(module) is nn.Linear or (getattr(module, "weight_in_out", False) and not isinstance(module, KernelLinear))
+
+
+def _plain_conv(module: nn.Module) -> bool:
+    return (type(module) in (nn.Conv1d, nn.ConvTranspose1d) and not getattr(module, "parametrizations", None)
+            and module.weight.dtype == torch.float32 and module.weight.device.type == "cpu"
+            and isinstance(module.padding, tuple))
+
+
+def _conv_signature(c: nn.Module) -> dict:
+    return {"in": c.in_channels, "out": c.out_channels, "k": c.kernel_size[0], "stride": c.stride[0],
+            "padding": c.padding[0], "dilation": c.dilation[0], "groups": c.groups,
+            "transposed": isinstance(c, nn.ConvTranspose1d)}
+
+
+def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, int], reduced_ok: bool = False,
+                  conv_lengths: dict[int, int] | None = None) -> dict[str, int]:
+    """Give every linear layer of `model` its measured fastest kernel, in place.
+
+    rows: the typical number of rows the layers multiply (3 for the GPT's beam decode), or
+    {submodule name prefix: rows} with "" as the fallback. conv_lengths: {id(conv): input length}
+    for the convolutions that may run in bf16 (reduced_ok only). Returns {kernel: layer count}.
+    """
+    onednn = onednn_packing_available()
+    fp32 = ("default", "onednn") if onednn else ("default",)
+    reduced = fp32 + (("bf16",) if reduced_ok and onednn and native_bf16() else ())
+    counts: dict[str, int] = {}
+    names = {id(m): n for n, m in model.named_modules()}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if _linear_like(child):
+                full = f"{names[id(parent)]}.{name}".lstrip(".")
+                n_rows = rows if isinstance(rows, int) else _rows_for(full, rows)
+                w = child.weight
+                n_in, n_out = (w.shape if getattr(child, "weight_in_out", False) else w.shape[::-1])
+                kernel = table.linear(n_in, n_out, n_rows, fp32)
+                reduced_kernel = table.linear(n_in, n_out, n_rows, reduced) if reduced_ok else kernel
+                setattr(parent, name, KernelLinear(w, child.bias, getattr(child, "weight_in_out", False), kernel, reduced_kernel))
+                counts[kernel] = counts.get(kernel, 0) + 1
+                if reduced_kernel == "bf16":
+                    counts["bf16 (reduced modes)"] = counts.get("bf16 (reduced modes)", 0) + 1
+            elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and "bf16" in reduced:
+                if table.conv(_conv_signature(child), conv_lengths[id(child)], ("default", "bf16")) == "bf16":
+                    setattr(parent, name, Bf16Conv(child))
+                    counts["bf16 conv (reduced modes)"] = counts.get("bf16 conv (reduced modes)", 0) + 1
+    table.save()
+    return counts
+
+
+def _rows_for(name: str, rows: dict[str, int]) -> int:
+    best = max((p for p in rows if name.startswith(p)), key=len, default="")
+    return rows.get(best, rows.get("", 64))
+
+
+def conv_input_lengths(model: nn.Module, example: Tensor) -> dict[int, int]:
+    """{id(conv): input length} of every plain convolution when `model(example)` runs."""
+    seen: dict[int, int] = {}
+
+    def record(module, args) -> None:  # a pre-hook's return value would replace the input
+        seen.setdefault(id(module), args[0].size(-1))
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if _plain_conv(m)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
 
 
 def pack_linears(model: nn.Module) -> int:
-    """Replace the packable linear layers of `model` in place; returns how many were packed.
+    """Every packable linear layer of `model` to the oneDNN-packed kernel; returns how many.
 
-    A no-op (0) where oneDNN packing is unavailable, or for non-CPU / non-float32 weights.
-    Packed layers are inference-only: they do not propagate gradients to `weight`.
-    """
+    A no-op (0) where oneDNN packing is unavailable, or for non-CPU / non-float32 weights."""
     if not onednn_packing_available():
         return 0
     count = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if _packable(child):
-                setattr(parent, name, PackedLinear(child.weight, child.bias, getattr(child, "weight_in_out", False)))
+            if _linear_like(child):
+                w_in_out = getattr(child, "weight_in_out", False)
+                setattr(parent, name, KernelLinear(child.weight, child.bias, w_in_out, "onednn", "onednn"))
                 count += 1
     return count
 
 
-@contextlib.contextmanager
-def unpacked():
-    """Within this block (this thread only), packed layers multiply with their original weights
-    through torch's default kernels, as an unpacked model would. Used by the benchmark's
-    original-style path, so both paths run in one process on one set of weights."""
-    before = getattr(_plain, "on", False)
-    _plain.on = True
-    try:
-        yield
-    finally:
-        _plain.on = before
+def detach_from_file(model: nn.Module) -> None:
+    """Copy every parameter and buffer into this process's own memory.
+
+    Checkpoints are loaded memory-mapped; a tensor still viewing the file keeps the mapping (and
+    every page of it ever read) resident beside the packed copies. After this the mapping is
+    released once the loader's references go, and each weight is held exactly once."""
+    with torch.no_grad():
+        for module in model.modules():
+            for name, p in list(module._parameters.items()):
+                if p is not None and p.device.type == "cpu":
+                    module._parameters[name] = nn.Parameter(p.detach().clone(), requires_grad=False)
+            for name, b in list(module._buffers.items()):
+                if b is not None and b.device.type == "cpu" and b.layout == torch.strided:
+                    module._buffers[name] = b.clone()

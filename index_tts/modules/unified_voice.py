@@ -164,7 +164,8 @@ class GPT2Attention(nn.Module):
         self.c_attn = Conv1D(d, 3 * d)  # fused Q|K|V along the output dim
         self.c_proj = Conv1D(d, d)
 
-    def forward(self, x: torch.Tensor, layer: int, cache: KVCache | None, input_pos: torch.Tensor | None, kv_len: int | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layer: int, cache: KVCache | None, input_pos: torch.Tensor | None, kv_len: int | None,
+                visible: torch.Tensor | None = None) -> torch.Tensor:
         b, s, d = x.shape
         q, k, v = self.c_attn(x).split(d, dim=-1)
         q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in (q, k, v))  # [B, H, S, Dh]
@@ -173,12 +174,15 @@ class GPT2Attention(nn.Module):
         else:
             cache.k[layer, :b].index_copy_(2, input_pos, k)
             cache.v[layer, :b].index_copy_(2, input_pos, v)
-            n = kv_len if kv_len is not None else int(input_pos.max()) + 1
-            keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]   # [B, H, n, Dh]
-            if s == 1 and kv_len is not None:
-                visible = None  # a decode row sits at position kv_len - 1 and sees every cached one
+            if visible is not None:  # static shapes (CUDA graphs): the whole cache, masked [1, max_len]
+                keys, values = cache.k[layer, :b], cache.v[layer, :b]
             else:
-                visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
+                n = kv_len if kv_len is not None else int(input_pos.max()) + 1
+                keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]   # [B, H, n, Dh]
+                if s == 1 and kv_len is not None:
+                    visible = None  # a decode row sits at position kv_len - 1 and sees every cached one
+                else:
+                    visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
         return self.c_proj(out.transpose(1, 2).reshape(b, s, d))
 
@@ -201,8 +205,8 @@ class GPT2Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=1e-5)
         self.mlp = GPT2MLP(d, 4 * d)
 
-    def forward(self, x, layer, cache, input_pos, kv_len):
-        x = x + self.attn(self.ln_1(x), layer, cache, input_pos, kv_len)
+    def forward(self, x, layer, cache, input_pos, kv_len, visible=None):
+        x = x + self.attn(self.ln_1(x), layer, cache, input_pos, kv_len, visible)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -214,10 +218,12 @@ class GPT2Body(nn.Module):
         self.h = nn.ModuleList(GPT2Block(d, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d, eps=1e-5)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, input_pos: torch.Tensor | None = None, kv_len: int | None = None) -> torch.Tensor:
-        """x [B, S, d] -> [B, S, d]. With a cache, `input_pos` [S] says where these rows sit."""
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, input_pos: torch.Tensor | None = None, kv_len: int | None = None,
+                visible: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, S, d] -> [B, S, d]. With a cache, `input_pos` [S] says where these rows sit;
+        `visible` [1, max_len] (bool), when given, masks the whole cache instead of slicing it."""
         for i, block in enumerate(self.h):
-            x = block(x, i, cache, input_pos, kv_len)
+            x = block(x, i, cache, input_pos, kv_len, visible)
         return self.ln_f(x)
 
 
@@ -369,7 +375,7 @@ class UnifiedVoice(nn.Module):
 
     def setup_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,
                     device: torch.device | None = None) -> KVCache:
-        p = self.mel_head.weight
+        p = self.final_norm.weight  # a layer norm: never repacked, in the GPT's dtype and device
         d, h = self.cfg.model_dim, self.cfg.heads
         return KVCache(self.cfg.layers, batch, h, max_len, d // h, dtype or p.dtype, device or p.device)
 

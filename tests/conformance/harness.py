@@ -15,6 +15,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", REPO.parent / "shared" / "fixtures" / "indextts2"))
+# Where the neural runners compute ("cuda:0" in the GPU acceptance check, index_tts.bench.gpu_check),
+# always in fp32; the DSP and text runners stay on the CPU as the engine's front end does.
+DEVICE = os.environ.get("INDEX_TTS_FIXTURE_DEVICE", "cpu")
 
 RUNNERS: dict[str, Callable[[dict], None]] = {}
 
@@ -30,6 +33,17 @@ def runner(kind: str):
         return fn
 
     return register
+
+
+def on_device(value: Any) -> Any:
+    """Tensors (also inside dicts, lists and tuples) moved to DEVICE."""
+    if isinstance(value, torch.Tensor):
+        return value.to(DEVICE)
+    if isinstance(value, dict):
+        return {k: on_device(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_device(v) for v in value)
+    return value
 
 
 def fixture_files() -> list[Path]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from index_tts import audio
-from tests.conformance.harness import check, runner, write_model_files
+from tests.conformance.harness import DEVICE, check, on_device, runner, write_model_files
 
 
 @runner("resample")
@@ -69,9 +69,10 @@ def run_w2v_bert(case: dict) -> None:
         root = Path(tmp)
         write_model_files(case["weights"], root)
         (root / "config.json").write_text(json.dumps(case["config"]["w2v_bert_config_json"]))
-        model = W2VBertEncoder.from_dir(root, root / "wav2vec2bert_stats.pt").eval()
+        model = W2VBertEncoder.from_dir(root, root / "wav2vec2bert_stats.pt").eval().to(DEVICE)
+    inp = on_device(case["inputs"])
     with torch.no_grad():
-        hidden = model.raw_features(case["inputs"]["input_features"], case["inputs"]["attention_mask"])
-        emb = model(case["inputs"]["input_features"], case["inputs"]["attention_mask"])
+        hidden = model.raw_features(inp["input_features"], inp["attention_mask"])
+        emb = model(inp["input_features"], inp["attention_mask"])
     check(case, "hidden_states_17", hidden)
     check(case, "spk_cond_emb", emb)

@@ -6,17 +6,17 @@ import torch
 
 from index_tts.modules.generation import DecodeParams, generate
 from index_tts.modules.unified_voice import UnifiedVoiceConfig, load_gpt_checkpoint
-from tests.conformance.harness import check, runner, state_dict
+from tests.conformance.harness import DEVICE, check, on_device, runner, state_dict
 
 
 def _model(case: dict):
     cfg = UnifiedVoiceConfig.from_dict(case["config"]["gpt"])
-    return load_gpt_checkpoint(state_dict(case["weights"]), cfg)
+    return load_gpt_checkpoint(state_dict(case["weights"]), cfg).to(DEVICE)
 
 
 @runner("gpt_conditioning")
 def run_conditioning(case: dict) -> None:
-    model, inp = _model(case), case["inputs"]
+    model, inp = _model(case), on_device(case["inputs"])
     spk, emo = inp["spk_cond_emb"], inp["emo_cond_emb"]
     spk_len, emo_len = inp["cond_lengths"], inp["emo_cond_lengths"]
     with torch.no_grad():
@@ -34,7 +34,7 @@ def run_conditioning(case: dict) -> None:
 
 @runner("gpt_forward")
 def run_forward(case: dict) -> None:
-    model, inp = _model(case), case["inputs"]
+    model, inp = _model(case), on_device(case["inputs"])
     with torch.no_grad():
         latent = model.forward_latent(inp["speech_conditioning_latent"], inp["text_tokens"], inp["codes"], inp["emo_vec"])
     check(case, "latent", latent)
@@ -42,7 +42,7 @@ def run_forward(case: dict) -> None:
 
 @runner("gpt_generate")
 def run_generate(case: dict) -> None:
-    model, inp = _model(case), case["inputs"]
+    model, inp = _model(case), on_device(case["inputs"])
     kw = dict(inp["generation_kwargs"])
     params = DecodeParams(
         do_sample=kw.pop("do_sample", False),

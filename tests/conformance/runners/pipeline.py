@@ -14,7 +14,7 @@ import yaml
 from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import GenerationParams
 from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
-from tests.conformance.harness import check, runner, write_model_files
+from tests.conformance.harness import DEVICE, check, on_device, runner, write_model_files
 
 CONFIG_FILES = ("config.yaml", "w2v_bert/config.json", "w2v_bert/preprocessor_config.json", "bigvgan/config.json")
 
@@ -48,14 +48,15 @@ def run_pipeline(case):
                               max_mel_tokens=kw["max_mel_tokens"], interval_silence_ms=kw["interval_silence"])
     with tempfile.TemporaryDirectory() as tmp:
         write_pipeline_model_dir(case, Path(tmp))
-        engine = IndexTTS2Engine(Path(tmp))
+        engine = IndexTTS2Engine(Path(tmp), device=DEVICE)
+        engine.fp16_gpt = False  # the fixtures are fp32 on every device
         engine._load_modules(progress=lambda f, s: None, text=False)
 
     trace = Trace({})
     prompt = engine.voice_prompt(inp["spk_audio"].numpy(), inp["spk_sample_rate"], trace=trace)
     emovec = engine.emotion_vector(prompt, emotion_spec(case), trace=trace)
     segments = [torch.tensor([ids], dtype=torch.int32) for ids in inp["text_segments"]]
-    wav, _ = engine.synthesize_tokens(prompt, emovec, segments, params, noises=inp["z"], trace=trace)
+    wav, _ = engine.synthesize_tokens(prompt, emovec, segments, params, noises=on_device(inp["z"]), trace=trace)
     trace("wav_float", wav[None])
     trace("wav_int16", wav.to(torch.int16)[:, None])
     trace("sampling_rate", 22050)

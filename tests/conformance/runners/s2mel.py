@@ -9,18 +9,18 @@ import torch
 
 from index_tts.modules.flow_matching import time_grid
 from index_tts.modules.s2mel import S2Mel, S2MelConfig, load_s2mel_checkpoint, mel_frames_for_codes
-from tests.conformance.harness import check, runner, state_dict
+from tests.conformance.harness import DEVICE, check, on_device, runner, state_dict
 
 
 def build_s2mel(case: dict) -> S2Mel:
     model = S2Mel(S2MelConfig.from_dict(case["config"]["s2mel"]))
-    return load_s2mel_checkpoint(state_dict(case["weights"]), model).eval()
+    return load_s2mel_checkpoint(state_dict(case["weights"]), model).eval().to(DEVICE)
 
 
 @runner("s2mel_length_regulator")
 def run_length_regulator(case: dict) -> None:
     model = build_s2mel(case)
-    inputs = case["inputs"]
+    inputs = on_device(case["inputs"])
     calls = sorted(int(k[1:]) for k in inputs if k.startswith("x") and k[1:].isdigit())
     assert calls, "no x{j} inputs in case"
     with torch.no_grad():
@@ -37,7 +37,7 @@ def run_length_regulator(case: dict) -> None:
 @runner("dit_forward")
 def run_dit_forward(case: dict) -> None:
     model = build_s2mel(case)
-    i = case["inputs"]
+    i = on_device(case["inputs"])
     with torch.no_grad():
         out = model.cfm.estimator(i["x"], i["prompt_x"], i["x_lens"], i["t"], i["style"], i["cond"])
     check(case, "out", out)
@@ -46,7 +46,7 @@ def run_dit_forward(case: dict) -> None:
 @runner("cfm_inference")
 def run_cfm_inference(case: dict) -> None:
     model = build_s2mel(case)
-    i = case["inputs"]
+    i = on_device(case["inputs"])
     n_timesteps = int(i.get("n_timesteps", case["config"].get("n_timesteps", 25)))
     cfg_rate = float(i.get("inference_cfg_rate", case["config"].get("inference_cfg_rate", 0.7)))
     temperature = float(case["config"].get("temperature", 1.0))

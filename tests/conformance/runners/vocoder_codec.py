@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conformance.harness import check, runner, state_dict
+from tests.conformance.harness import DEVICE, check, on_device, runner, state_dict
 
 
 @runner("bigvgan")
@@ -24,7 +24,7 @@ def run_bigvgan(case: dict) -> None:
         torch.save(state_dict(case["weights"]), tmp / "bigvgan_generator.pt")
         model = load_bigvgan(tmp)
     with torch.inference_mode():
-        wav = model(case["inputs"]["mel"].float())
+        wav = model.to(DEVICE)(on_device(case["inputs"]["mel"].float()))
     check(case, "wav", wav)
 
 
@@ -37,7 +37,7 @@ def run_campplus(case: dict) -> None:
         torch.save(state_dict(case["weights"]), path)
         model = load_campplus(path, **case["config"]["campplus"])
     with torch.inference_mode():
-        embedding = model(case["inputs"]["feat"].float())
+        embedding = model.to(DEVICE)(on_device(case["inputs"]["feat"].float()))
     check(case, "embedding", embedding)
 
 
@@ -53,8 +53,9 @@ def run_codec(case: dict) -> None:
         save_file({k: v.contiguous() for k, v in state_dict(case["weights"]).items()}, str(path))
         codec = load_semantic_codec(path, cfg)
     with torch.inference_mode():
-        indices, quantized = codec.quantize(case["inputs"]["x"].float())
-        emb = codec.vq2emb(case["inputs"]["codes"][:, None, :])
+        codec, inp = codec.to(DEVICE), on_device(case["inputs"])
+        indices, quantized = codec.quantize(inp["x"].float())
+        emb = codec.vq2emb(inp["codes"][:, None, :])
     check(case, "indices", indices)
     check(case, "quantized", quantized)
     check(case, "vq2emb", emb)

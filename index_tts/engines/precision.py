@@ -1,0 +1,120 @@
+"""Kernels and precision of the IndexTTS2 engine, per machine and per quality mode.
+
+- exact: upstream's computation. fp32 on CPU with each linear shape's fastest fp32 kernel on this
+  machine (torch's default or oneDNN-packed, measured and cached, `modules/kernels.py`); on CUDA
+  the GPT in fp16 as upstream's use_fp16, everything else fp32.
+- balanced: the GPT and everything feeding it exactly as in exact mode (same codes for the same
+  seed); the DiT/CFM and BigVGAN, which only turn the codes into sound, in bf16 where the hardware
+  has it: on a CPU with native bf16 (AVX512-BF16 or AMX, detected from the CPU flags) each layer
+  whose bf16 kernel measured fastest; on CUDA under autocast (bf16). Elsewhere fp32, as exact.
+- fast: balanced plus fewer DiT steps and a shorter DiT prompt (engines/indextts2.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from index_tts.modules.kernels import KernelTable, native_bf16
+from index_tts.modules.packed_linear import apply_kernels, conv_input_lengths, detach_from_file, reduced_precision
+from index_tts.modules.static_decode import StaticStepGPT
+
+# CUDA only, off by default until measured on a GPU (docs/performance.md): capture the GPT decode
+# step as a CUDA graph (static-shape step), and torch.compile the DiT.
+CUDA_GRAPHS_ENV = "INDEX_TTS_CUDA_GRAPHS"
+COMPILE_DIT_ENV = "INDEX_TTS_COMPILE_DIT"
+
+REDUCED_MODES = ("balanced", "fast")
+# Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
+# the conditioners' ~5 s of features, the DiT's 2 CFG branches x (prompt + new) frames.
+GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
+DIT_ROWS = 1204
+FEATURE_ROWS = 256
+BIGVGAN_EXAMPLE_FRAMES = 32
+
+
+def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
+    """Put each CPU module's layers on their measured kernels and hold each weight once.
+
+    kernels="plain" keeps torch's default fp32 layers untouched (the bench's original-style path).
+    Returns {module: {kernel: layer count}}.
+    """
+    modules = {"gpt": engine.gpt, "s2mel": engine.s2mel, "w2v": engine.w2v, "codec": engine.codec,
+               "campplus": engine.campplus, "bigvgan": engine.bigvgan}
+    counts: dict[str, dict[str, int]] = {}
+    if kernels != "plain":
+        table = KernelTable()
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS)
+        counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
+        counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)
+        for name in ("w2v", "codec", "campplus"):
+            counts[name] = apply_kernels(modules[name], table, FEATURE_ROWS)
+        example = torch.zeros(1, engine.bigvgan.cfg.num_mels, BIGVGAN_EXAMPLE_FRAMES)
+        counts["bigvgan"] = apply_kernels(engine.bigvgan, table, FEATURE_ROWS, reduced_ok=True,
+                                          conv_lengths=conv_input_lengths(engine.bigvgan, example))
+    for module in modules.values():
+        detach_from_file(module)
+    _return_freed_memory()
+    return counts
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps memory freed during loading (checkpoint buffers, unpacked originals, timing
+    tensors) in its heap; hand it back so it does not count as ours for the whole process life."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def weights_gib(engine) -> float:
+    """Bytes of every parameter and buffer the engine holds (packed ones included), in GiB."""
+    seen, total = set(), 0
+    for name in ("gpt", "s2mel", "w2v", "codec", "campplus", "bigvgan"):
+        for t in [*getattr(engine, name).parameters(), *getattr(engine, name).buffers()]:
+            if id(t) not in seen:
+                seen.add(id(t))
+                total += t.numel() * t.element_size()
+    return total / 2**30
+
+
+def reduced_precision_note(device: str) -> str:
+    """What the balanced/fast modes run the DiT and BigVGAN in, on this device."""
+    if device.startswith("cuda"):
+        return "bf16 (CUDA autocast)"
+    if native_bf16():
+        return "bf16 where measured faster (the CPU has native bf16)"
+    return "fp32 (this CPU has no native bf16: balanced computes as exact)"
+
+
+def decoder_precision(device: str, quality: str):
+    """Context for the DiT/CFM and BigVGAN calls of one segment in this quality mode."""
+    if quality not in REDUCED_MODES:
+        return contextlib.nullcontext()
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return reduced_precision()
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def prepare_cuda(engine) -> None:
+    if getattr(engine, "fp16_gpt", True):
+        engine.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+    if _flag(COMPILE_DIT_ENV):
+        engine.s2mel.cfm.estimator = torch.compile(engine.s2mel.cfm.estimator, dynamic=True)
+
+
+def decode_model(engine):
+    """What `generate` decodes with: the GPT, or its static step captured as a CUDA graph."""
+    if engine.device.startswith("cuda") and _flag(CUDA_GRAPHS_ENV):
+        if getattr(engine, "_static_gpt", None) is None:
+            engine._static_gpt = StaticStepGPT(engine.gpt, graphs=True)
+        return engine._static_gpt
+    return engine.gpt

@@ -1,0 +1,212 @@
+"""Which kernel each class of linear/convolution shape uses on this machine, measured once.
+
+Why: the fastest way to multiply differs by CPU. On an AMD Zen 5, torch's default fp32 path (MKL)
+ran the GPT's 3-row decode products at a fifth of oneDNN's speed; on an Intel Xeon MKL was fine
+and the oneDNN-packed path lost in the DiT (docs/performance.md). So nothing is assumed: for each
+shape class the candidates are timed here, the fastest one the mode allows is used, and the
+choice is cached per machine (CPU model, ISA flags, torch version, thread count) in
+`~/.cache/index_tts/kernels-<key>.json`.
+
+Candidates:
+- "default": torch's own fp32 path (`F.linear` / `addmm`, `F.conv1d`);
+- "onednn": fp32 with the weight pre-packed for oneDNN (`packed_linear.KernelLinear`);
+- "bf16": bf16 weights and inputs, fp32 out; only for layers that may run in reduced precision
+  (the DiT and BigVGAN in the balanced and fast modes) and only where the CPU has native bf16
+  arithmetic (AVX512-BF16 or AMX, read from the CPU flags).
+
+`INDEX_TTS_KERNELS=default|onednn|bf16` forces one candidate everywhere it is allowed (tests run
+the conformance fixtures under each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+CANDIDATES = ("default", "onednn", "bf16")
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+FORCE_ENV = "INDEX_TTS_KERNELS"
+_lock = threading.Lock()
+
+
+def cpu_info() -> dict:
+    """CPU model (with family/model numbers) and the ISA flags that matter here, from
+    /proc/cpuinfo's first processor (empty elsewhere)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    cpu = fields.get("model name", "")
+    if "cpu family" in fields and "model" in fields:
+        cpu = f"{cpu} (family {fields['cpu family']}, model {fields['model']})"
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": cpu, "flags": [f for f in ISA_FLAGS if f in flags]}
+
+
+def native_bf16() -> bool:
+    """The CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16): detected, not guessed."""
+    flags = set(cpu_info()["flags"])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def onednn_packing_available() -> bool:
+    """oneDNN and the (internal, inductor-used) packed-linear ops exist in this torch build."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    ops = torch.ops.mkldnn
+    return hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise")
+
+
+def machine_key() -> dict:
+    info = cpu_info()
+    return {"cpu": info["cpu"], "flags": info["flags"], "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def cache_path(key: dict | None = None) -> Path:
+    key = machine_key() if key is None else key
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "index_tts" / f"kernels-{digest}.json"
+
+
+def forced() -> str | None:
+    value = os.environ.get(FORCE_ENV, "").strip()
+    if value and value not in CANDIDATES:
+        raise ValueError(f"{FORCE_ENV} must be one of {', '.join(CANDIDATES)}, got {value!r}")
+    return value or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def interleaved_ms(ops: dict[str, "callable"], rounds: int = 7) -> dict[str, float]:
+    """Best-of-`rounds` ms per candidate, the candidates timed in turn within each round, so a
+    burst of foreign load on a shared machine hits all of them rather than one."""
+    for op in ops.values():
+        op(), op()
+    best = {name: float("inf") for name in ops}
+    for _ in range(rounds):
+        for name, op in ops.items():
+            start = time.perf_counter()
+            op()
+            best[name] = min(best[name], 1000 * (time.perf_counter() - start))
+    return best
+
+
+def linear_op(candidate: str, n_in: int, n_out: int, rows: int):
+    """One [rows, n_in] x [n_in, n_out] product (+ bias) with this candidate, as a call to time."""
+    g = torch.Generator().manual_seed(0)
+    w, b = torch.randn(n_out, n_in, generator=g), torch.randn(n_out, generator=g)
+    x = torch.randn(rows, n_in, generator=g)
+    if candidate == "default":
+        return lambda: F.linear(x, w, b)
+    if candidate == "onednn":
+        packed = torch.ops.mkldnn._reorder_linear_weight(w)
+        return lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
+    packed, b16 = torch.ops.mkldnn._reorder_linear_weight(w.bfloat16()), b.bfloat16()
+    return lambda: torch.ops.mkldnn._linear_pointwise(x.bfloat16(), packed, b16, "none", [], "").float()
+
+
+def conv_op(candidate: str, signature: dict, length: int):
+    """One Conv1d/ConvTranspose1d of this signature on [1, in, length], as a call to time."""
+    g = torch.Generator().manual_seed(0)
+    s = signature
+    transposed = s["transposed"]
+    shape = (s["in"], s["out"] // s["groups"], s["k"]) if transposed else (s["out"], s["in"] // s["groups"], s["k"])
+    w, b = torch.randn(shape, generator=g), torch.randn(s["out"], generator=g)
+    x = torch.randn(1, s["in"], length, generator=g)
+    conv = F.conv_transpose1d if transposed else F.conv1d
+    kw = dict(stride=s["stride"], padding=s["padding"], dilation=s["dilation"], groups=s["groups"])
+    if candidate == "bf16":
+        w16, b16 = w.bfloat16(), b.bfloat16()
+        return lambda: conv(x.bfloat16(), w16, b16, **kw).float()
+    return lambda: conv(x, w, b, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-machine table
+
+
+class KernelTable:
+    """{class key: {candidate: ms}} for this machine, kept in the user cache."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = cache_path() if path is None else path
+        self.times: dict[str, dict[str, float]] = {}
+        self.dirty = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("machine") == machine_key():
+                self.times = data.get("times", {})
+        except (OSError, ValueError):
+            pass
+
+    def best(self, key: str, candidates: tuple[str, ...], make_op) -> str:
+        """The fastest of `candidates` for this class (a forced one wins when it is allowed).
+        make_op(candidate) -> a call to time; only classes not in the cache are timed."""
+        force = forced()
+        if force is not None:
+            return force if force in candidates else candidates[0]
+        if len(candidates) == 1:
+            return candidates[0]
+        with _lock:
+            row = self.times.setdefault(key, {})
+            todo = [c for c in candidates if c not in row]
+            if todo:
+                measured = interleaved_ms({c: make_op(c) for c in candidates})
+                row.update({c: round(measured[c], 4) for c in todo})
+                self.dirty = True
+            return min(candidates, key=lambda c: row[c])
+
+    def linear(self, n_in: int, n_out: int, rows: int, candidates: tuple[str, ...]) -> str:
+        return self.best(f"linear {n_in}->{n_out} rows {rows}", candidates,
+                         lambda c: linear_op(c, n_in, n_out, rows))
+
+    def conv(self, signature: dict, length: int, candidates: tuple[str, ...]) -> str:
+        s = signature
+        key = (f"{'convT' if s['transposed'] else 'conv'}1d {s['in']}->{s['out']} k{s['k']} s{s['stride']} "
+               f"d{s['dilation']} g{s['groups']} len {length}")
+        return self.best(key, candidates, lambda c: conv_op(c, signature, length))
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        from index_tts.storage import atomic_write_text
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"machine": machine_key(), "times": self.times}
+        atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        self.dirty = False
+
+    def summary(self) -> list[str]:
+        """One line per class: the times and the winner among fp32 and among all."""
+        lines = []
+        for key in sorted(self.times):
+            row = self.times[key]
+            fp32 = {c: t for c, t in row.items() if c != "bf16"}
+            win32 = min(fp32, key=fp32.get) if fp32 else "-"
+            winall = min(row, key=row.get)
+            cells = ", ".join(f"{c} {t:.2f} ms" for c, t in sorted(row.items()))
+            lines.append(f"{key}: {cells} -> exact {win32}" + (f", reduced {winall}" if "bf16" in row else ""))
+        return lines
+
+
+def describe_cached() -> dict:
+    """For `doctor` and the bench: the machine key, the cache file and its choices."""
+    table = KernelTable()
+    return {"machine": machine_key(), "native_bf16": native_bf16(), "onednn": onednn_packing_available(),
+            "cache": str(table.path), "cached": table.path.is_file(), "choices": table.summary()}

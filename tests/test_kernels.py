@@ -1,0 +1,194 @@
+"""Per-machine kernel choice, the balanced mode and the static decode step.
+
+Exactness and identity only (never a time): the conformance fixtures pass with every kernel
+candidate forced in exact mode; balanced mode chooses the same codes as exact mode; the
+static-shape decode step chooses the same codes as the dynamic one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from index_tts.bench.runner import mel_distance
+from index_tts.bench.workloads import reference_signal
+from index_tts.emotion import EmotionSpec
+from index_tts.engines.base import QUALITY_MODES, EngineRequest, GenerationParams
+from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
+from index_tts.modules import kernels
+from index_tts.modules.generation import DecodeParams, generate
+from index_tts.modules.packed_linear import Bf16Conv, KernelLinear, apply_kernels, reduced_precision
+from index_tts.modules.static_decode import StaticStepGPT
+from index_tts.modules.unified_voice import Conv1D
+from tests.conformance import runners  # noqa: F401  (registers the runners)
+from tests.conformance.harness import RUNNERS, fixture_files, load_case
+from tests.test_generation import inputs, tiny_model
+
+PIPELINE_FIXTURES = [p for p in fixture_files() if p.stem.startswith("pipeline_")]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test measures into its own user cache, never the real ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(kernels.FORCE_ENV, raising=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernel table
+
+
+def test_the_table_measures_each_class_once_and_caches_it_per_machine(tmp_path, monkeypatch):
+    table = kernels.KernelTable()
+    assert table.path.parent == tmp_path / "cache" / "index_tts"
+    choice = table.linear(24, 40, 3, ("default", "onednn"))
+    assert choice in ("default", "onednn")
+    table.save()
+    saved = json.loads(table.path.read_text())
+    assert saved["machine"] == kernels.machine_key()
+    assert set(saved["times"]["linear 24->40 rows 3"]) == {"default", "onednn"}
+
+    again = kernels.KernelTable()  # read back: nothing is timed a second time
+    monkeypatch.setattr(kernels, "linear_op", lambda *a: pytest.fail("a cached class was timed again"))
+    assert again.linear(24, 40, 3, ("default", "onednn")) == choice
+    other = dict(kernels.machine_key(), threads=kernels.machine_key()["threads"] + 1)
+    assert kernels.cache_path(other) != table.path  # another thread count is another machine
+
+
+def test_a_forced_candidate_wins_where_it_is_allowed(monkeypatch):
+    table = kernels.KernelTable()
+    monkeypatch.setenv(kernels.FORCE_ENV, "bf16")
+    assert table.linear(8, 8, 3, ("default", "onednn", "bf16")) == "bf16"
+    assert table.linear(8, 8, 3, ("default", "onednn")) == "default"  # not allowed: the first
+    monkeypatch.setenv(kernels.FORCE_ENV, "turbo")
+    with pytest.raises(ValueError, match=kernels.FORCE_ENV):
+        table.linear(8, 8, 3, ("default",))
+
+
+def test_bf16_is_read_from_the_cpu_flags():
+    flags = set(kernels.cpu_info()["flags"])
+    assert kernels.native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.mark.parametrize("candidate", kernels.CANDIDATES)
+def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, monkeypatch):
+    if candidate != "default" and not kernels.onednn_packing_available():
+        pytest.skip("this torch build has no oneDNN packed linear")
+    monkeypatch.setenv(kernels.FORCE_ENV, candidate)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(24, 40), nn.GELU(), Conv1D(40, 16), nn.Conv1d(16, 8, 3, padding=1))
+    x = torch.randn(1, 5, 24)
+    run = lambda: model[3](model[2](model[1](model[0](x))).transpose(1, 2))
+    with torch.no_grad():
+        plain = run()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    apply_kernels(model, kernels.KernelTable(), rows=5, reduced_ok=True, conv_lengths={id(model[3]): 5})
+    assert isinstance(model[0], KernelLinear) and isinstance(model[2], KernelLinear)
+    fp32 = "default" if candidate == "bf16" else candidate
+    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 == "onednn")
+    with torch.no_grad():
+        exact = run()
+        with reduced_precision():
+            reduced = run()
+    torch.testing.assert_close(exact, plain, atol=1e-5, rtol=1e-5)  # outside reduced precision: fp32
+    bf16_ran = candidate == "bf16" and kernels.native_bf16()
+    assert isinstance(model[3], Bf16Conv) == bf16_ran
+    if bf16_ran:
+        assert not torch.equal(reduced, exact)
+        torch.testing.assert_close(reduced, plain, atol=0.1, rtol=0.05)
+    else:
+        torch.testing.assert_close(reduced, exact, atol=0, rtol=0)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+@pytest.mark.parametrize("candidate", kernels.CANDIDATES)
+def test_the_pipeline_fixtures_pass_with_each_kernel_forced(candidate, monkeypatch):
+    """Exact mode through the whole engine with every layer on one candidate (bf16 must not leak
+    into exact mode)."""
+    assert PIPELINE_FIXTURES, "no pipeline fixtures found"
+    monkeypatch.setenv(kernels.FORCE_ENV, candidate)
+    for path in PIPELINE_FIXTURES:
+        case = load_case(path)
+        RUNNERS[case["kind"]](case)
+
+
+# ---------------------------------------------------------------------------------------------
+# balanced mode
+
+
+def test_balanced_is_a_quality_mode_between_exact_and_fast():
+    assert QUALITY_MODES == ("exact", "balanced", "fast")
+    GenerationParams(quality="balanced").validate()
+
+
+def test_balanced_mode_keeps_exact_codes_and_changes_only_the_sound_a_little(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv(kernels.FORCE_ENV, "bf16")  # the DiT and BigVGAN in bf16 wherever the CPU has it
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
+    voice = engine.voice_prompt(reference_signal(3.0), 24000, key="balanced-test")
+    tokens = [torch.tensor([[5, 9, 14, 3, 22, 8]], dtype=torch.int32)]
+    out = {}
+    for mode in ("exact", "balanced", "fast"):
+        trace = Trace({})
+        params = GenerationParams(seed=3, max_mel_tokens=40, quality=mode)
+        emovec = engine.emotion_vector(voice, EmotionSpec())
+        wav, _ = engine.synthesize_tokens(voice, emovec, tokens, params, torch.Generator().manual_seed(3), trace=trace)
+        out[mode] = (trace.values["seg0_codes"].tolist(), wav.to(torch.int16).numpy())
+    assert out["balanced"][0] == out["exact"][0] == out["fast"][0]
+    assert len(out["exact"][0][0]) > 3
+    exact, balanced = out["exact"][1], out["balanced"][1]
+    assert exact.size == balanced.size
+    if kernels.native_bf16():
+        assert not np.array_equal(exact, balanced)  # bf16 really ran
+        assert mel_distance(exact, balanced)["log_mel_corr"] > 0.95
+    else:
+        assert np.array_equal(exact, balanced)  # no native bf16: balanced computes as exact
+
+
+# ---------------------------------------------------------------------------------------------
+# the static decode step
+
+
+@pytest.mark.parametrize("params", [
+    DecodeParams(do_sample=False, num_beams=1, max_mel_tokens=14),
+    DecodeParams(do_sample=False, num_beams=3, max_mel_tokens=14),
+    DecodeParams(do_sample=True, num_beams=3, max_mel_tokens=14, seed=5),
+], ids=["greedy", "beam", "beam-sample"])
+def test_the_static_step_chooses_the_same_codes(params):
+    model = tiny_model(logit_scale=3.0)
+    spk, text, emo = inputs()
+    dynamic = generate(model, spk, text, emo, params, generator=torch.Generator().manual_seed(3))
+    static = generate(StaticStepGPT(model), spk, text, emo, params, generator=torch.Generator().manual_seed(3))
+    assert static.codes.tolist() == dynamic.codes.tolist()
+    assert static.codes.size(1) > 3
+
+
+def test_the_static_step_keeps_its_buffers_across_steps():
+    model = tiny_model()
+    static = StaticStepGPT(model)
+    spk, text, emo = inputs()
+    generate(static, spk, text, emo, DecodeParams(do_sample=False, num_beams=3, max_mel_tokens=6))
+    buffers = (static.codes, static.visible)
+    static.decode_step(torch.zeros(3, dtype=torch.long), mel_pos=3, input_pos=static._cache.max_len - 1, cache=static._cache)
+    assert static.codes is buffers[0] and static.visible is buffers[1]  # written in place, never replaced
+    assert bool(static.visible.all())
+
+
+def test_doctor_shows_the_machine_and_the_measured_choices():
+    from index_tts.model_store.doctor import kernel_lines
+
+    assert "not measured yet" in "\n".join(kernel_lines())
+    table = kernels.KernelTable()
+    table.linear(16, 24, 3, ("default", "onednn") if kernels.onednn_packing_available() else ("default",))
+    table.times.setdefault("linear 16->24 rows 3", {"default": 1.0})
+    table.dirty = True
+    table.save()
+    text = "\n".join(kernel_lines())
+    assert kernels.cpu_info()["cpu"] in text and "native bf16" in text
+    assert "linear 16->24 rows 3:" in text and "-> exact" in text
