@@ -185,7 +185,7 @@ class KernelTable:
     def save(self) -> None:
         if not self.dirty:
             return
-        from index_tts.storage import atomic_write_text
+        from index_tts.fileio import atomic_write_text
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"machine": machine_key(), "times": self.times}
