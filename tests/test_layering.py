@@ -190,8 +190,6 @@ AWAITING = {
     "index_tts/ui/creator.py": "i12-ui/i12-service: the UI rooms import only index_tts.service",
     "index_tts/api_openai.py": "i12-service: the API imports only index_tts.service",
     "webui.py": "engine selection and the store check at start-up go behind index_tts.service",
-    "index_tts/bench/__main__.py": "i12-data: atomic writes move from storage to index_tts/fileio",
-    "index_tts/model_store/download.py": "i12-data: atomic writes move from storage to index_tts/fileio",
 }
 
 
