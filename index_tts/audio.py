@@ -6,12 +6,13 @@ Upstream references (spec §2.2, §2.4, fixture README §5.1-5.4):
 - speaker prompt:  librosa.load(path) at 22050 Hz (soxr HQ), cut to 15 s, then torchaudio's
                    Resample(22050, 16000) (windowed sinc) for the 16 kHz features;
 - emotion prompt:  librosa.load(path, sr=16000) (soxr HQ straight from the file rate), cut to 15 s;
-- ref mel:         s2mel `mel_spectrogram` (torch.stft + librosa slaney mel basis), 22050 Hz;
+- ref mel:         s2mel `mel_spectrogram` (torch.stft + librosa's slaney mel basis, rebuilt here), 22050 Hz;
 - CAMPPlus input:  torchaudio.compliance.kaldi.fbank on the [-1, 1] waveform;
 - w2v-BERT input:  SeamlessM4TFeatureExtractor (the same Kaldi fbank on the waveform x 2^15,
                    per-bin normalised, frames stacked in pairs).
 
-torchaudio does not load on this machine, so the Kaldi fbank and the sinc resampler are our own.
+Nothing here uses torchaudio or librosa: the Kaldi fbank, the sinc resampler and the mel basis are our
+own, pinned to upstream by the conformance fixtures.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ DEFAULT_PREPROCESS_PARAMS = {
 }
 MEL_MAG_EPS = 1e-9  # added under the sqrt of the STFT magnitude
 MEL_LOG_FLOOR = 1e-5  # clamp before log
+# Slaney mel scale (Auditory Toolbox; librosa's default, htk=False).
+SLANEY_HZ_PER_MEL = 200.0 / 3
+SLANEY_BREAK_HZ = 1000.0  # linear below, logarithmic above
+SLANEY_LOG_STEP = math.log(6.4) / 27.0  # mels per log-Hz above the break
 
 
 class AudioError(ValueError):
@@ -197,15 +202,43 @@ def mel_params(preprocess_params: dict | None = None) -> dict:
     }
 
 
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's Auditory Toolbox scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / SLANEY_HZ_PER_MEL
+    above = hz >= SLANEY_BREAK_HZ
+    mel[above] = SLANEY_BREAK_HZ / SLANEY_HZ_PER_MEL + np.log(hz[above] / SLANEY_BREAK_HZ) / SLANEY_LOG_STEP
+    return mel
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = mel * SLANEY_HZ_PER_MEL
+    above = mel >= SLANEY_BREAK_HZ / SLANEY_HZ_PER_MEL
+    hz[above] = SLANEY_BREAK_HZ * np.exp(SLANEY_LOG_STEP * (mel[above] - SLANEY_BREAK_HZ / SLANEY_HZ_PER_MEL))
+    return hz
+
+
 @lru_cache(maxsize=4)
 def _slaney_mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> torch.Tensor:
-    import librosa  # lazy: librosa's import is slow and only this function needs it
-
-    return torch.from_numpy(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))
+    """Triangles on the slaney scale, area-normalised (librosa.filters.mel's defaults, bit for bit:
+    float64 arithmetic, rounded to float32 once for the triangles and once after the scaling)."""
+    fmax = sr / 2 if fmax is None else fmax
+    fft_hz = np.fft.rfftfreq(n_fft, d=1.0 / sr)  # [n_fft//2 + 1]
+    edges = _slaney_mel_to_hz(np.linspace(*_hz_to_slaney_mel(np.array([fmin, fmax])), n_mels + 2))  # [n_mels + 2]
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]  # [n_mels + 2, n_fft//2 + 1]
+    weights = np.zeros((n_mels, fft_hz.size), dtype=np.float32)
+    for i in range(n_mels):
+        rising = -ramps[i] / widths[i]
+        falling = ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per filter
+    return torch.from_numpy(weights)
 
 
 def mel_basis(preprocess_params: dict | None = None) -> torch.Tensor:
-    """The librosa slaney mel basis [n_mels, n_fft//2 + 1] float32."""
+    """The slaney mel basis [n_mels, n_fft//2 + 1] float32, as librosa.filters.mel builds it."""
     m = mel_params(preprocess_params)
     return _slaney_mel_basis(m["sr"], m["n_fft"], m["n_mels"], m["fmin"], m["fmax"])
 

@@ -6,13 +6,12 @@ not exactly at its nominal input position but up to `tolerance` samples away, wh
 (cross-correlation) the natural continuation of the frame before it. That keeps the periods of the
 voice in phase across frames, so pitch and timbre survive (Verhelst & Roelands, ICASSP 1993).
 
-Pure numpy/scipy; no state.
+Pure numpy; no state.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import correlate
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0  # OpenAI's `speed` range
 FRAME_S = 0.04      # 40 ms frames: several pitch periods even for a low voice
@@ -51,7 +50,7 @@ def time_stretch(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndar
             continuation = padded[previous + hop_out: previous + hop_out + frame]
             lo = max(nominal - tolerance, 0)
             region = padded[lo: nominal + tolerance + frame]          # [frame + 2 tol]
-            scores = correlate(region, continuation, mode="valid")     # [2 tol + 1]
+            scores = np.correlate(region, continuation, mode="valid")  # [2 tol + 1]
             start = lo + int(np.argmax(scores))
         out[k * hop_out: k * hop_out + frame] += window * padded[start: start + frame]
         norm[k * hop_out: k * hop_out + frame] += window

@@ -128,7 +128,7 @@ def test_full_download_with_progress_into_a_hub_cache(hub, tmp_path):
     files = ModelFiles.hub(cache)
     for name, source in hub_sources(hub).items():
         assert files.path(name).read_bytes() == source.read_bytes(), name
-    from index_tts.engines.model_files import missing_files
+    from index_tts.model_store.model_files import missing_files
 
     assert missing_files(files) == []
     assert all(auth == "Bearer test-token" for m, p, _, auth in hub.requests if "/resolve/" in p)  # HF_TOKEN is sent
@@ -161,7 +161,7 @@ def test_a_dropped_connection_resumes_with_a_range_request(hub, tmp_path):
 
 
 def test_a_stopped_run_keeps_finished_files_and_the_next_fetches_the_rest(hub, tmp_path):
-    from index_tts.engines.model_files import missing_files
+    from index_tts.model_store.model_files import missing_files
 
     cache = tmp_path / "cache_hub"
     hub.deny = {"bigvgan_generator.pt"}  # listed, but the file itself fails (404)
@@ -276,7 +276,7 @@ def test_revisions_sit_side_by_side(hub, dummy_source, tmp_path):
 
 
 def test_copy_local_stages_a_flat_folder_that_loads_the_same_files(hub, tmp_path):
-    from index_tts.engines.model_files import missing_files
+    from index_tts.model_store.model_files import missing_files
 
     cache, local = tmp_path / "cache_hub", tmp_path / "local" / "IndexTTS-2"
     assert cli("download", "--cache-hub", str(cache), hub=hub).returncode == 0
@@ -460,7 +460,7 @@ def test_launcher_fetches_weights_on_first_start_unless_no_download(hub, tmp_pat
         fetched = launcher("start", engine="auto")  # replaces the first instance
         assert_ok(fetched)
         assert "Done: 15 files" in fetched.stdout
-        from index_tts.engines.model_files import missing_files
+        from index_tts.model_store.model_files import missing_files
 
         assert missing_files(ModelFiles.hub(cache)) == []
     finally:

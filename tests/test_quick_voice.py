@@ -10,7 +10,7 @@ from index_tts.emotion import EMOTIONS, EmotionSpec  # noqa: E402
 from index_tts.engines.base import EngineRequest, GenerationParams  # noqa: E402
 from index_tts.engines.quick import QuickVoiceEngine, count_tokens  # noqa: E402
 from index_tts.quickvoice import prosody  # noqa: E402
-from index_tts.quickvoice.lexicon import text_to_emotion  # noqa: E402
+from index_tts.text.emotion_lexicon import text_to_emotion  # noqa: E402
 from index_tts.quickvoice.voice import VoiceAnalysisError  # noqa: E402
 
 SR = 22050

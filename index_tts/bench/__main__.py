@@ -62,7 +62,7 @@ def parse_args(argv):
 
 def load_engine(model_dir: Path, device: str, kernels: str = "auto"):
     from index_tts.engines.indextts2 import IndexTTS2Engine
-    from index_tts.engines.model_files import missing_files
+    from index_tts.model_store.model_files import missing_files
 
     missing = missing_files(model_dir)
     if missing:

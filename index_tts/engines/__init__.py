@@ -37,7 +37,7 @@ def _indextts2_module():
 
 def indextts2_unavailable_reason(model: ModelFiles | str | Path) -> str:
     """'' when IndexTTS2 can load from `model` (ModelFiles or a flat folder), otherwise why not."""
-    from index_tts.engines.model_files import missing_files
+    from index_tts.model_store.model_files import missing_files
 
     files = as_model_files(model)
     missing = missing_files(files)

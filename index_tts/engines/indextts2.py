@@ -33,8 +33,8 @@ import yaml
 from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
-from index_tts.engines.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.engines.precision import decode_model, decoder_precision, prepare_cpu, prepare_cuda
+from index_tts.model_store.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
 from index_tts.modules.bigvgan import load_bigvgan
@@ -275,7 +275,7 @@ class IndexTTS2Engine:
             self.qwen = QwenEmotion(qwen_dir, device=self.device)
         if self.qwen is not None:
             return self.qwen.inference(text), "qwen"
-        from index_tts.quickvoice.lexicon import text_to_emotion
+        from index_tts.text.emotion_lexicon import text_to_emotion
 
         return text_to_emotion(text), "lexicon (no Qwen emotion model in the model directory)"
 

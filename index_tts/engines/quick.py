@@ -7,7 +7,7 @@ and loudness; WORLD resynthesises. See docs/quick-voice.md.
 Emotion modes:
   same_as_voice  neutral: the speaker's own pitch level and range, espeak's tempo.
   vector         the 8 weights blend the rule rows (`prosody.blend`), scaled by the weight.
-  text           `lexicon.text_to_emotion` of the emotion text (or of the text to speak), then
+  text           `text.emotion_lexicon.text_to_emotion` of the emotion text (or of the text to speak), then
                  as vector.
   audio          the emotion reference is measured like the voice reference (pitch level and
                  range, speaking rate, loudness) and its departure from the *speaker's* values
@@ -29,8 +29,9 @@ import numpy as np
 
 from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, ProgressFn, Segment, no_progress
 from index_tts.emotion import EMOTIONS, EmotionSpec
-from index_tts.quickvoice import espeak, lexicon, prosody, voice
+from index_tts.quickvoice import espeak, prosody, voice
 from index_tts.quickvoice.prosody import ProsodyRule
+from index_tts.text.emotion_lexicon import text_to_emotion
 
 SAMPLE_RATE = espeak.SAMPLE_RATE  # 22050
 
@@ -171,7 +172,7 @@ class QuickVoiceEngine:
         if emotion.mode == "vector":
             weights = tuple(emotion.vector)
         else:  # text
-            weights = lexicon.text_to_emotion(emotion.text.strip() or text)
+            weights = text_to_emotion(emotion.text.strip() or text)
         if emotion.use_random:
             weights = tuple(np.clip(np.asarray(weights) + rng.uniform(-0.15, 0.15, len(EMOTIONS)), 0.0, 1.2))
         return prosody.blend(weights, emotion.weight)

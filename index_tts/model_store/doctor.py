@@ -21,6 +21,7 @@ import yaml
 from index_tts.fileio import atomic_copy_file
 from index_tts.model_store.integrity import CHUNK, Expected, check_hash, hash_file, read_record
 from index_tts.model_store.layout import COMMIT_RE, ModelFiles, load_manifest
+from index_tts.model_store.model_files import required_files
 
 SLOW_MB_S = 100.0              # below this a mount is called slow (issue #4)
 THROUGHPUT_BUDGET_S = 3.0      # read for at most this long ...
@@ -97,8 +98,6 @@ def _required_gb() -> float:
 
 
 def _required_names(files: ModelFiles) -> list[str]:
-    from index_tts.engines.model_files import required_files  # torch-free
-
     try:
         return required_files(files)
     except (OSError, yaml.YAMLError, KeyError, TypeError):

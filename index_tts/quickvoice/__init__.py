@@ -3,7 +3,7 @@
 espeak.py   neutral speech from libespeak-ng 1.52 (ctypes)
 prosody.py  WORLD analysis/resynthesis and the emotion rule table
 voice.py    reference-voice profile and adaptation (F0 statistics, envelope warp)
-lexicon.py  text -> 8-dim emotion weights (zh + en keywords)
 
-The engine that ties them together is `index_tts.engines.quick.QuickVoiceEngine`.
+Text emotion comes from `index_tts.text.emotion_lexicon`, shared with the IndexTTS2 engine's
+fallback. The engine that ties them together is `index_tts.engines.quick.QuickVoiceEngine`.
 """

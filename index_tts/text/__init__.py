@@ -1,4 +1,6 @@
 """Text front end: normalise (zh/en), tokenise (BPE), split into segments; pure str -> ids.
+Also text -> 8 emotion weights: `emotion_llm` (upstream's Qwen model) and `emotion_lexicon`
+(keywords; the quick voice's and the fallback without the model).
 
 Importing this package loads nothing; the FST normalisers are built on first use.
 """

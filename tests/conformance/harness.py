@@ -1,6 +1,6 @@
 """Conformance harness: loads fixture files, rebuilds their weights, compares outputs.
 
-Fixture format: see ../shared/fixtures/indextts2/README.md. One runner per fixture kind lives in
+Fixture format: see tests/fixtures/indextts2/README.md. One runner per fixture kind lives in
 `tests/conformance/runners/`; a runner registers itself with `@runner("kind")` and checks every
 output with `check(case, name, actual)`.
 """
@@ -14,7 +14,8 @@ from typing import Any, Callable
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", REPO.parent / "shared" / "fixtures" / "indextts2"))
+FIXTURES_ROOT = REPO / "tests" / "fixtures"  # the copies this repo carries; see its README
+FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", FIXTURES_ROOT / "indextts2"))
 # Where the neural runners compute ("cuda:0" in the GPU acceptance check, index_tts.bench.gpu_check),
 # always in fp32; the DSP and text runners stay on the CPU as the engine's front end does.
 DEVICE = os.environ.get("INDEX_TTS_FIXTURE_DEVICE", "cpu")

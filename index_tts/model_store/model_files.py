@@ -1,6 +1,7 @@
 """Which files an IndexTTS2 model needs. Torch-free, so the studio can decide which engine to run
-without importing the neural engine (the layout is in engines/indextts2.py). Names are logical;
-`ModelFiles` says where each one really is (a flat folder or the cache_hub hub cache)."""
+without importing the neural engine (the layout is in engines/indextts2.py), and the doctor can
+check a store without importing any engine. Names are logical; `ModelFiles` says where each one
+really is (a flat folder or the cache_hub hub cache)."""
 
 import os
 
