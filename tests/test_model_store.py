@@ -341,12 +341,9 @@ def test_incomplete_cache_runs_the_quick_voice_with_a_banner_naming_what_is_miss
     ready = TestClient(app).get("/readyz").json()
     assert ready["quick_voice"] is True and any(wanted in m for m in ready["model_store"]["missing"])
 
-    voice = tmp_path / "voice.wav"
-    import numpy as np
-    import soundfile as sf
+    from tests.http_server import write_voice
 
-    t = np.arange(16000) / 16000
-    sf.write(voice, 0.3 * np.sin(2 * np.pi * 180 * t), 16000)
+    voice = write_voice(tmp_path / "voice.wav", f0=180.0, seconds=1.0)
     result = synth.synthesize(SynthesisRequest(text="Hello there.", voice=str(voice)))
     assert result.engine != "IndexTTS2" and result.duration_s > 0.2
     assert hub.requests == []  # none of this touched the network
