@@ -1,6 +1,6 @@
 """Conformance harness: loads fixture files, rebuilds their weights, compares outputs.
 
-Fixture format: see ../shared/fixtures/indextts2/README.md. One runner per fixture kind lives in
+Fixture format: see tests/fixtures/indextts2/README.md. One runner per fixture kind lives in
 `tests/conformance/runners/`; a runner registers itself with `@runner("kind")` and checks every
 output with `check(case, name, actual)`.
 """
@@ -14,7 +14,8 @@ from typing import Any, Callable
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", REPO.parent / "shared" / "fixtures" / "indextts2"))
+FIXTURES_ROOT = REPO / "tests" / "fixtures"  # the copies this repo carries; see its README
+FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", FIXTURES_ROOT / "indextts2"))
 
 RUNNERS: dict[str, Callable[[dict], None]] = {}
 

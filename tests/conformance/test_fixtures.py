@@ -1,4 +1,4 @@
-"""Runs every fixture file in $INDEX_TTS_FIXTURES (default ../shared/fixtures/indextts2):
+"""Runs every fixture file in $INDEX_TTS_FIXTURES (default tests/fixtures/indextts2):
 one test per file. A fixture of a kind with no runner fails."""
 
 import pytest

@@ -1,7 +1,7 @@
 """Full-size checkpoint manifests: our modules, built from the official configs on the meta device,
 carry exactly the official keys and shapes.
 
-For every file in ../shared/checkpoint-manifest/ (or $INDEX_TTS_MANIFESTS): (our state-dict keys with shapes) ∪ (the keys
+For every file in tests/fixtures/checkpoint-manifest/ (or $INDEX_TTS_MANIFESTS): (our state-dict keys with shapes) ∪ (the keys
 the module declares as skipped on purpose) == the manifest, keys and shapes, with missing/extra
 keys reported by name. w2v-BERT has no manifest there; its reference is transformers'
 `Wav2Vec2BertModel(Wav2Vec2BertConfig())` (facebook/w2v-bert-2.0's config).
@@ -19,10 +19,10 @@ import pytest
 import torch
 import yaml
 
-from tests.conformance.harness import FIXTURE_DIR, REPO
+from tests.conformance.harness import FIXTURE_DIR, FIXTURES_ROOT
 
 CONFIGS = Path(__file__).resolve().parents[2] / "index_tts" / "configs"
-MANIFESTS = Path(os.environ.get("INDEX_TTS_MANIFESTS", REPO.parent / "shared" / "checkpoint-manifest"))
+MANIFESTS = Path(os.environ.get("INDEX_TTS_MANIFESTS", FIXTURES_ROOT / "checkpoint-manifest"))
 FIXTURES = FIXTURE_DIR
 OFFICIAL = yaml.safe_load((CONFIGS / "indextts2_v2.yaml").read_text(encoding="utf-8"))
 BIGVGAN_CONFIG = json.loads((CONFIGS / "bigvgan_v2_22khz_80band_256x.json").read_text(encoding="utf-8"))
