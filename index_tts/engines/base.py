@@ -47,6 +47,8 @@ class GenerationParams:
     # steps, a shorter voice prompt for the mel decoder); its measured effect is in
     # docs/performance.md. Engines without such a trade-off treat both alike.
     quality: str = "exact"
+    # IndexTTS-2.5 only (its length regulator): > 1 speaks slower. Other engines ignore it.
+    duration_factor: float = 1.0      # 0.5 .. 2.0
 
     QUALITIES = ("exact", "fast")
 
@@ -60,6 +62,7 @@ class GenerationParams:
         "max_mel_tokens": (50, 1815),
         "max_text_tokens_per_segment": (20, 600),
         "interval_silence_ms": (0, 5000),
+        "duration_factor": (0.5, 2.0),
     }
 
     def validate(self) -> None:
@@ -112,6 +115,9 @@ class EngineRequest:
     emotion: EmotionSpec = field(default_factory=EmotionSpec)
     generation: GenerationParams = field(default_factory=GenerationParams)
     glossary: dict[str, dict[str, str]] = field(default_factory=dict)
+    # IndexTTS-2.5's text language: "auto" or one of its codes (zh, en, ja, es, ar, zhen for mixed
+    # Chinese-English). Other engines ignore it.
+    language: str = "auto"
 
 
 @dataclass
