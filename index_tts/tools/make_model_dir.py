@@ -440,10 +440,13 @@ def make_model_dir(out_dir: str | Path, config: str = "tiny", seed: int = 0, log
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m index_tts.tools.make_model_dir", description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", help="directory to write (created if needed)")
-    parser.add_argument("--config", default="tiny", help="tiny (default), official, or a path to a config.yaml")
+    parser.add_argument("--config", default="tiny", help="tiny (default), official, a path to a config.yaml; tiny-2.5 or official-2.5 for IndexTTS-2.5")
     parser.add_argument("--seed", type=int, default=0, help="base seed; file k uses seed + k")
     args = parser.parse_args(argv)
-    make_model_dir(args.out_dir, args.config, args.seed, log=lambda msg: print(msg, file=sys.stderr))
+    from index_tts.tools.make_model_dir_25 import make_model_dir_25  # IndexTTS-2.5: tiny-2.5, official-2.5
+
+    write = make_model_dir_25 if args.config.endswith("-2.5") else make_model_dir
+    write(args.out_dir, args.config, args.seed, log=lambda msg: print(msg, file=sys.stderr))
     return 0
 
 

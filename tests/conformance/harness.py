@@ -16,6 +16,9 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES_ROOT = REPO / "tests" / "fixtures"  # the copies this repo carries; see its README
 FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", FIXTURES_ROOT / "indextts2"))
+# What test_fixtures runs: $INDEX_TTS_FIXTURES alone (any model version: each kind has its runner),
+# else every set the repo carries, IndexTTS2 and IndexTTS-2.5.
+FIXTURE_DIRS = [FIXTURE_DIR] if "INDEX_TTS_FIXTURES" in os.environ else [FIXTURE_DIR, FIXTURES_ROOT / "indextts25"]
 
 RUNNERS: dict[str, Callable[[dict], None]] = {}
 
@@ -34,7 +37,7 @@ def runner(kind: str):
 
 
 def fixture_files() -> list[Path]:
-    return sorted(FIXTURE_DIR.glob("*.pt"))
+    return sorted(p for d in FIXTURE_DIRS for p in d.glob("*.pt"))
 
 
 def load_case(path: Path) -> dict:
