@@ -6,8 +6,6 @@ so audio is checked for form (lengths, timings, determinism), never for speech.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +23,6 @@ from index_tts.modules.length_regulator25 import target_mel_frames
 from index_tts.service import Synthesizer, SynthesisRequest
 from tests.test_indextts2_engine import SR, buzz
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Hello there, this is a short test. It has two sentences!"
 # Greedy with a code cap: random weights seldom stop, so each segment has a known code count.
 FAST = GenerationParams(do_sample=False, num_beams=1, max_mel_tokens=30, max_text_tokens_per_segment=20, seed=7)
@@ -40,12 +37,8 @@ EMOTION_REQUESTS = {
 
 
 @pytest.fixture(scope="module")
-def tiny25_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-model-25") / "IndexTTS-2.5"
-    made = subprocess.run([sys.executable, "-m", "index_tts.tools.make_model_dir", str(out), "--config", "tiny-2.5"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, f"make_model_dir failed ({made.returncode}):\n{made.stdout}\n{made.stderr}"
-    return out
+def tiny25_dir(tiny25_model_dir) -> Path:
+    return tiny25_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 
 import torch
-import yaml
 
 from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.indextts2 import IndexTTS2Engine, VoicePrompt, _no_trace
@@ -114,10 +113,8 @@ class IndexTTS25Engine(IndexTTS2Engine):
         from index_tts.text.frontend25 import FrontEnd25
         from index_tts.text.tokenizer25 import Tokenizer25
 
-        glossary_file = self.model_dir / "glossary.yaml"
-        glossary = yaml.safe_load(glossary_file.read_text(encoding="utf-8")) if glossary_file.is_file() else {}
-        normalizer = TextNormalizer(enable_glossary=True, glossary=glossary or {})
-        self.front_end = FrontEnd25(Tokenizer25(self.model_dir / RANK_FILE), normalizer, self.gpt.cfg.text_positions)
+        # As for 2.0, custom pronunciations come with each request (the studio's glossary).
+        self.front_end = FrontEnd25(Tokenizer25(self.model_dir / RANK_FILE), TextNormalizer(), self.gpt.cfg.text_positions)
 
     # -- text ---------------------------------------------------------------------------------
 
