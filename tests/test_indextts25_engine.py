@@ -25,7 +25,7 @@ from tests.test_indextts2_engine import SR, buzz
 
 TEXT = "Hello there, this is a short test. It has two sentences!"
 # Greedy with a code cap: random weights seldom stop, so each segment has a known code count.
-FAST = GenerationParams(do_sample=False, num_beams=1, max_mel_tokens=30, max_text_tokens_per_segment=20, seed=7)
+FAST = GenerationParams(do_sample=False, num_beams=1, max_mel_tokens=50, max_text_tokens_per_segment=20, seed=7)
 LOAD_STAGES = ["loading GPT", "loading s2mel", "loading w2v-BERT", "loading codec decoder", "loading CAMPPlus",
                "loading BigVGAN", "loading emotion matrices", "loading text front end", "ready"]
 EMOTION_REQUESTS = {
@@ -101,16 +101,19 @@ def test_segments_stream_in_order_and_join_to_the_result(studio25):
 
 
 def test_duration_factor_sets_the_mel_length_of_each_segment(studio25):
+    from index_tts.engines.indextts2 import Trace
+
     engine = studio25.engine
-    lengths = {}
-    for factor in (1.0, 1.6):
-        streamed = []
-        engine.synthesize(request(generation=replace(FAST, duration_factor=factor)),
-                          on_segment=lambda k, pcm, sr: streamed.append(len(pcm)))
-        lengths[factor] = streamed
-    # Greedy with the code cap: each segment has 30 codes -> 60 codec frames -> 256 samples per mel frame.
-    assert lengths[1.0] == [256 * target_mel_frames(60, 1.0)] * len(lengths[1.0])
-    assert lengths[1.6] == [256 * target_mel_frames(60, 1.6)] * len(lengths[1.6])
+    prompt = engine.voice_prompt(buzz(140), SR)
+    emovec = engine.emotion_vector(prompt, EmotionSpec())
+    ids = [torch.tensor([engine.front_end.tokenizer.encode("<|en|> hello there") + [1]], dtype=torch.int32)]
+    for factor in (1.0, 1.6, 0.5):
+        trace = Trace({})
+        wav, lengths = engine.synthesize_tokens(prompt, emovec, ids, FAST, trace=trace, lang=0, duration_factor=factor)
+        n = trace.values["seg0_codes"].size(1)
+        assert n > 0 and trace.values["seg0_S_infer"].size(1) == 2 * n  # the codec decoder doubles the frames
+        assert int(trace.values["seg0_target_len"]) == target_mel_frames(2 * n, factor)
+        assert lengths == [256 * target_mel_frames(2 * n, factor)]
 
 
 def test_language_auto_detection_and_explicit_choice(studio25):
