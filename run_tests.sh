@@ -13,12 +13,14 @@ cd "$ROOT"
 ./start_app.sh install --dev
 
 # Debian packages the tests use: chromium for the browser tests (never `playwright install`),
-# the shellcheck binary for the launcher lint test, and a CJK font so zh screenshots show text.
+# the shellcheck binary for the launcher lint test, a CJK font so zh screenshots show text, and
+# alsa-utils for its real-voice recordings (/usr/share/sounds/alsa), the quick voice's test references.
 # One `apt-get update`, then one install.
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 [[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]] || missing+=(fonts-wqy-zenhei)
+[[ -e /usr/share/sounds/alsa/Front_Center.wav ]] || missing+=(alsa-utils)
 if [[ ${#missing[@]} -gt 0 ]]; then
     if command -v apt-get >/dev/null; then
         sudo_cmd=()

@@ -71,7 +71,8 @@ Options (environment variable in brackets):
   --auth-token T   token required on every route but /healthz [INDEX_TTS_TOKEN]
                    (given to webui.py in the environment, not argv)
   -h, --help       show this help
-  Any other option (e.g. --model-dir D, --data-dir D) is passed to webui.py unchanged.
+  Any other option (e.g. --model-dir D, --data-dir D, --history-max-entries N,
+  --history-max-gb GB) is passed to webui.py unchanged.
 
 Other environment:
   INDEX_TTS_RUN_DIR   pid file folder, default ./run  (pid file: webui.pid)

@@ -11,8 +11,10 @@ import ipaddress
 import logging
 import os
 import sys
+from pathlib import Path
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+HISTORY_ENTRIES_ENV, HISTORY_GB_ENV = "INDEX_TTS_HISTORY_MAX_ENTRIES", "INDEX_TTS_HISTORY_MAX_GB"  # read by the history store
 
 
 def is_loopback(host: str) -> bool:
@@ -37,6 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-dir", default=None, metavar="DIR",
                    help="load a flat IndexTTS2 model folder instead of the store (docs/weights.md)")
     p.add_argument("--data-dir", default=None, help="where outputs and presets go (default $INDEX_TTS_DATA or ./data)")
+    p.add_argument("--history-max-entries", type=int, default=os.environ.get(HISTORY_ENTRIES_ENV) or 500, metavar="N",
+                   help=f"keep at most N history entries, the oldest go first (default ${HISTORY_ENTRIES_ENV} or 500)")
+    p.add_argument("--history-max-gb", type=float, default=os.environ.get(HISTORY_GB_ENV) or 5.0, metavar="GB",
+                   help=f"and at most this much disk for them (default ${HISTORY_GB_ENV} or 5)")
     p.add_argument("--auth-token", default=None,
                    help="require this token on every route but /healthz (default $INDEX_TTS_TOKEN)")
     p.add_argument("--load-delay", type=float, default=0.0, metavar="SECONDS",
@@ -62,10 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--port must be in 1..65535, got {args.port}")
     if args.load_delay < 0:
         p.error("--load-delay must be >= 0")
-    for name in ("max_queue", "max_text_chars"):
+    for name in ("max_queue", "max_text_chars", "history_max_entries"):
         if getattr(args, name) < (0 if name == "max_queue" else 1):
             p.error(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
-    for name in ("request_timeout", "max_upload_mb", "max_voice_seconds"):
+    for name in ("request_timeout", "max_upload_mb", "max_voice_seconds", "history_max_gb"):
         value = getattr(args, name)
         if not value > 0 or value == float("inf"):
             p.error(f"--{name.replace('_', '-')} must be a positive number, got {value}")
@@ -81,6 +87,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def use_data_folder(args: argparse.Namespace) -> None:
+    """Before the service and gradio are imported: the history limits for the store, and Gradio's
+    upload cache in the data folder, emptied (its files belong to no page of this run)."""
+    from index_tts.storage import DataDir, default_data_dir
+
+    os.environ[HISTORY_ENTRIES_ENV], os.environ[HISTORY_GB_ENV] = str(args.history_max_entries), repr(args.history_max_gb)
+    data = DataDir(Path(args.data_dir) if args.data_dir else default_data_dir())
+    os.environ["GRADIO_TEMP_DIR"] = str(data.clear_gradio_temp().resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -92,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
+    use_data_folder(args)
 
     from index_tts.engines import EngineUnavailable, select_engine
     from index_tts.model_store.doctor import inspect

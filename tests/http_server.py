@@ -72,8 +72,9 @@ class StudioServer:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=kwargs.pop("timeout", 60), **kwargs)
 
     def leftovers(self) -> list[str]:
-        """Temporary files anywhere in the data folder: uploads and unfinished atomic writes."""
-        found = [p for p in (self.data_dir / "tmp").glob("*")] if (self.data_dir / "tmp").exists() else []
+        """Temporary files anywhere in the data folder: uploads (tmp/gradio is Gradio's cache) and
+        unfinished atomic writes."""
+        found = [p for p in (self.data_dir / "tmp").glob("*") if p.is_file()]
         found += [p for p in self.data_dir.rglob("*.tmp")]
         return sorted(str(p.relative_to(self.data_dir)) for p in found)
 

@@ -180,6 +180,9 @@ def test_sigkill_mid_generation_then_start_recovers_cleanly(tmp_path):
         url = f"http://127.0.0.1:{launcher.port}"
         data = launcher.data_dir
         reference = write_voice(tmp_path / "alice.wav")
+
+        def uploads() -> list:  # tmp/gradio is Gradio's own folder, emptied at start too
+            return [p for p in (data / "tmp").iterdir() if p.is_file()]
         with httpx.Client(base_url=url, timeout=60) as http:
             assert wait_until(lambda: http.get("/readyz").status_code == 200, 60)
             with reference.open("rb") as f:
@@ -196,15 +199,17 @@ def test_sigkill_mid_generation_then_start_recovers_cleanly(tmp_path):
         request = threading.Thread(target=doomed)
         request.start()
         assert wait_until(lambda: httpx.get(f"{url}/readyz").json().get("queue") == 1, 30)
-        assert list((data / "tmp").iterdir())  # the upload is on disk while it generates
+        assert uploads()  # the upload is on disk while it generates
         pid = int(read_pid_file(launcher.pid_file)["pid"])
         os.kill(pid, signal.SIGKILL)
         request.join(30)
         # What a kill in the middle of an atomic write leaves (the write itself is too short to hit).
         (data / "voices" / "alice" / ".voice.wav.k1ll.tmp").write_bytes(b"RIFF half a file")
+        (data / "tmp" / "gradio" / "upload-of-the-dead-page.wav").write_bytes(b"RIFF")
 
         assert_ok(launcher("start", "--fault-injection"))
-        assert list((data / "tmp").iterdir()) == []            # the crash's upload was cleared
+        assert uploads() == []                                # the crash's upload was cleared
+        assert not (data / "tmp" / "gradio" / "upload-of-the-dead-page.wav").exists()
         assert list((data / "outputs").iterdir()) == []        # no partial output
         assert not list(data.rglob("*.tmp"))
         assert sorted(p.name for p in (data / "voices").iterdir()) == ["alice"]

@@ -55,12 +55,12 @@ def test_store_writes_atomically(tmp_path, monkeypatch):
     store.add("GPU", en="graphics processor")
     before = (tmp_path / "glossary.json").read_bytes()
 
-    import index_tts.storage as storage
+    import index_tts.fileio as fileio
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(storage.os, "replace", crash)
+    monkeypatch.setattr(fileio.os, "replace", crash)
     with pytest.raises(OSError):
         store.add("CPU", en="processor")
     # The old file is intact and no temporary file is left behind.

@@ -287,7 +287,7 @@ def test_copy_local_stages_a_flat_folder_that_loads_the_same_files(hub, tmp_path
     assert missing_files(local) == []
     for name, _ in hub_sources(hub).items():
         assert (local / name).read_bytes() == hub_files.path(name).read_bytes(), name
-    assert not any(p.name.endswith(".partial") for p in local.rglob("*"))
+    assert not any(p.name.endswith((".partial", ".tmp")) for p in local.rglob("*"))
     # A flat folder has no record to compare with: --verify prints each hash instead.
     flat = cli("doctor", "--model-dir", str(local), "--verify")
     assert flat.returncode == 0 and "no reference to compare" in flat.stdout

@@ -19,7 +19,7 @@ import torch
 from index_tts.bench import machine, runner
 from index_tts.bench.clock import STAGES
 from index_tts.bench.workloads import WORKLOADS
-from index_tts.storage import atomic_write_text
+from index_tts.fileio import atomic_write_text
 
 STAGE_LABELS = {
     "reference": "reference processing",

@@ -30,7 +30,7 @@ from index_tts.bench.__main__ import load_engine
 from index_tts.bench.clock import STAGES, StageClock, patched
 from index_tts.bench.workloads import REF_SR, WORKLOADS, Workload, reference_signal
 from index_tts.emotion import EmotionSpec
-from index_tts.storage import atomic_write_text
+from index_tts.fileio import atomic_write_text
 
 LABELS = {
     "reference": "reference processing", "conditioning": "conditioning (speaker + emotion)",

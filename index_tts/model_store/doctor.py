@@ -18,6 +18,7 @@ from typing import Callable
 
 import yaml
 
+from index_tts.fileio import atomic_copy_file
 from index_tts.model_store.integrity import CHUNK, Expected, check_hash, hash_file, read_record
 from index_tts.model_store.layout import COMMIT_RE, MAIN_REPOS, ModelFiles, load_manifest
 
@@ -310,14 +311,8 @@ def copy_local(files: ModelFiles, dest: Path, log: Callable[[str], None] = print
         if target.is_file() and target.stat().st_size == size:
             log(f"  kept     {name}")
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
         started = time.perf_counter()
-        with open(source, "rb") as src, open(partial, "wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
+        atomic_copy_file(source, target, CHUNK)
         seconds = time.perf_counter() - started
         log(f"  copied   {name} ({size / 1e6:.1f} MB, {size / 1e6 / max(seconds, 1e-6):.0f} MB/s)")
     return ModelFiles.flat(dest)

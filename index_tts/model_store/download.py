@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from index_tts.fileio import atomic_write_text
 from index_tts.model_store.integrity import Expected, check_hash, record_json, record_path
 from index_tts.model_store.layout import MAIN_REPOS, MODELS, ManifestRepo, ModelFiles, load_manifest, resolve_commit
-from index_tts.storage import atomic_write_text
 
 # Seconds: every request has a timeout (huggingface_hub also reads HF_HUB_ETAG_TIMEOUT and
 # HF_HUB_DOWNLOAD_TIMEOUT; the latter bounds each read of a file body).
