@@ -18,7 +18,7 @@ import torch
 from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import EngineRequest, GenerationParams
 from index_tts.engines.indextts25 import IndexTTS25Engine, detect_language
-from index_tts.engines.model_files import missing_files
+from index_tts.engines.indextts2 import missing_files  # the engine contract re-exports it
 from index_tts.modules.length_regulator25 import target_mel_frames
 from index_tts.service import Synthesizer, SynthesisRequest
 from tests.test_indextts2_engine import SR, buzz

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from index_tts.engines.model_files import missing_files
+from index_tts.engines.indextts2 import missing_files  # the engine contract re-exports it
 from index_tts.model_store.layout import MAIN_REPOS, ModelFiles, load_manifest
 from tests.hub_server import HubServer, Repo
 from tests.test_model_store import ROOT, cli, resolve_gets, snapshot_dir

@@ -48,7 +48,7 @@ def workload_25(w: Workload) -> Workload:
 
 def load_engine_25(model_dir: Path, device: str):
     from index_tts.engines.indextts25 import IndexTTS25Engine
-    from index_tts.engines.model_files import missing_files
+    from index_tts.engines.indextts2 import missing_files  # the engine contract re-exports it
 
     missing = missing_files(model_dir, "2.5")
     if missing:

@@ -27,8 +27,7 @@ import re
 import torch
 
 from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
-from index_tts.engines.indextts2 import IndexTTS2Engine, VoicePrompt, _no_trace
-from index_tts.engines.model_files import missing_files
+from index_tts.engines.indextts2 import IndexTTS2Engine, VoicePrompt, _no_trace, missing_files
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
 from index_tts.modules.bigvgan import load_bigvgan

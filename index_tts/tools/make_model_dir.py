@@ -443,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="tiny", help="tiny (default), official, a path to a config.yaml; tiny-2.5 or official-2.5 for IndexTTS-2.5")
     parser.add_argument("--seed", type=int, default=0, help="base seed; file k uses seed + k")
     args = parser.parse_args(argv)
-    from index_tts.tools.make_model_dir_25 import make_model_dir_25  # IndexTTS-2.5: tiny-2.5, official-2.5
-    write = make_model_dir_25 if args.config.endswith("-2.5") else make_model_dir
+    from index_tts.tools import make_model_dir_25  # IndexTTS-2.5: tiny-2.5, official-2.5
+    write = make_model_dir_25.make_model_dir if args.config.endswith("-2.5") else make_model_dir
     write(args.out_dir, args.config, args.seed, log=lambda msg: print(msg, file=sys.stderr))
     return 0
 

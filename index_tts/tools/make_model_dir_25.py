@@ -158,8 +158,9 @@ def all_plans_25(cfg: dict, bigvgan_config: dict, w2v_config: dict) -> list:
             *[(lambda f=f: f) for f in mmd.small_plans(cfg, w2v_config)]]
 
 
-def make_model_dir_25(out_dir: str | Path, config: str = "tiny-2.5", seed: int = 0, log=lambda msg: None) -> Path:
-    """Write the 2.5 model directory; returns its path. Existing files with the same names are replaced."""
+def make_model_dir(out_dir: str | Path, config: str = "tiny-2.5", seed: int = 0, log=lambda msg: None) -> Path:
+    """Write the 2.5 model directory; returns its path. Existing files with the same names are replaced.
+    (The same signature as make_model_dir.make_model_dir, which hands the 2.5 configs to it.)"""
     import json
 
     from index_tts.text.tokenizer25 import RANK_FILE
