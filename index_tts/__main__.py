@@ -1,7 +1,8 @@
 """`python -m index_tts <command>`: the model-store commands.
 
-    download  fetch the IndexTTS2 weights into cache_hub/ (see docs/models.md)
-    doctor    check the model files, disk, storage speed and which engine will run
+    download  fetch the IndexTTS2 (or, with --model 2.5|both, IndexTTS-2.5) weights into cache_hub/
+              (see docs/models.md)
+    doctor    check the model files of both models, disk, storage speed and which engine will run
 
 (Other tools are their own modules: `python -m index_tts.tools.make_model_dir`, ...)
 """
@@ -33,6 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d.add_argument("--verify", action="store_true", help="also re-hash files already present and re-fetch those that differ")
     d.add_argument("--if-missing", action="store_true",
                    help="do nothing (and use no network) when every required file is already present")
+    d.add_argument("--model", choices=("2", "2.5", "both"), default="2",
+                   help="IndexTTS2 (2, default), IndexTTS-2.5 (2.5) or both; shared files are fetched once")
 
     c = sub.add_parser("doctor", help="check model files, disk, storage speed and the engine that will run",
                        description="Exits 1 when the IndexTTS2 set is incomplete.")
@@ -42,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     c.add_argument("--copy-local", default=None, metavar="DIR",
                    help="copy the weights to DIR on local disk (then start with --model-dir DIR)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument("--model", choices=("2", "2.5", "both"), default="both",
+                   help="which model to check (default both; the exit status follows IndexTTS2 unless 2.5 alone is asked)")
     return parser.parse_args(argv)
 
 
@@ -60,7 +65,8 @@ def _revision(args) -> str | None:
 def cmd_download(args) -> int:
     from index_tts.model_store.download import download
 
-    return download(_cache_hub(args), _revision(args), dry_run=args.dry_run, verify=args.verify, if_missing=args.if_missing)
+    return download(_cache_hub(args), _revision(args), dry_run=args.dry_run, verify=args.verify, if_missing=args.if_missing,
+                    model=args.model)
 
 
 def cmd_doctor(args) -> int:
@@ -68,16 +74,26 @@ def cmd_doctor(args) -> int:
     from index_tts.model_store.doctor import copy_local, format_report, inspect
     from index_tts.model_store.layout import open_model_files
 
-    files = open_model_files(args.model_dir, _cache_hub(args), _revision(args))
+    primary = "2.5" if args.model == "2.5" else "2"
+    files = open_model_files(args.model_dir, _cache_hub(args), _revision(args), primary)
     report = inspect(files, verify=args.verify, measure=True)
     engine = "quick voice (the IndexTTS2 set is incomplete)"
     if report.complete:
-        reason = indextts2_unavailable_reason(files)
-        engine = f"quick voice ({reason})" if reason else "IndexTTS2"
+        reason = indextts2_unavailable_reason(files) if primary == "2" else ""
+        engine = f"quick voice ({reason})" if reason else report.model_name
+    # A flat --model-dir holds one model; the hub store is checked for IndexTTS-2.5 too.
+    second = None
+    if args.model == "both" and args.model_dir is None:
+        second = inspect(open_model_files(None, _cache_hub(args), None, "2.5"), verify=args.verify)
     if args.json:
-        print(json.dumps({**report.as_dict(), "engine": engine, "files": [vars(f) for f in report.files]}, indent=1))
+        out = {**report.as_dict(), "engine": engine, "files": [vars(f) for f in report.files]}
+        if second is not None:
+            out["models"] = {"2.5": {**second.as_dict(), "files": [vars(f) for f in second.files]}}
+        print(json.dumps(out, indent=1))
     else:
         print(format_report(report, engine))
+        if second is not None:
+            print("\n" + format_report(second))
     if args.copy_local:
         if not report.complete:
             print(f"error: not copying an incomplete set. {report.fix}", file=sys.stderr)

@@ -23,6 +23,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny25_model_dir(tmp_path_factory) -> Path:
+    """The same for IndexTTS-2.5 (`make_model_dir OUT --config tiny-2.5`)."""
+    out = tmp_path_factory.mktemp("tiny-model-25") / "IndexTTS-2.5"
+    made = subprocess.run([sys.executable, "-m", "index_tts.tools.make_model_dir", str(out), "--config", "tiny-2.5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, f"make_model_dir failed ({made.returncode}):\n{made.stdout}\n{made.stderr}"
+    return out
+
+
+@pytest.fixture(scope="session")
 def studio_server(tmp_path_factory):
     """One real server (quick voice, loopback, default limits) for the HTTP API tests, with a
     saved voice named "alice"."""

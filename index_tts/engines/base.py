@@ -54,6 +54,8 @@ class GenerationParams:
     # mel decoder. Measured effects in docs/performance.md. Engines without such trade-offs treat
     # all alike.
     quality: str = "exact"
+    # IndexTTS-2.5 only (its length regulator): > 1 speaks slower. Other engines ignore it.
+    duration_factor: float = 1.0      # 0.5 .. 2.0
 
     QUALITIES = QUALITY_MODES
 
@@ -67,6 +69,7 @@ class GenerationParams:
         "max_mel_tokens": (50, 1815),
         "max_text_tokens_per_segment": (20, 600),
         "interval_silence_ms": (0, 5000),
+        "duration_factor": (0.5, 2.0),
     }
 
     def validate(self) -> None:
@@ -119,6 +122,9 @@ class EngineRequest:
     emotion: EmotionSpec = field(default_factory=EmotionSpec)
     generation: GenerationParams = field(default_factory=GenerationParams)
     glossary: dict[str, dict[str, str]] = field(default_factory=dict)
+    # IndexTTS-2.5's text language: "auto" or one of its codes (zh, en, ja, es, ar, zhen for mixed
+    # Chinese-English). Other engines ignore it.
+    language: str = "auto"
 
 
 @dataclass

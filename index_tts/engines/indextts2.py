@@ -154,13 +154,16 @@ class IndexTTS2Engine:
                 if readahead.wanted(d / name):  # slow mounts: one sequential pass, then the load reads memory
                     readahead.read_ahead(d / name)
             step()
+        self._place_modules(gpu_gpt_dtype=torch.float16)  # as upstream's use_fp16
+        progress(1.0, "ready")
+
+    def _place_modules(self, gpu_gpt_dtype: torch.dtype) -> None:
         for m in (self.gpt, self.s2mel, self.w2v, self.codec, self.campplus, self.bigvgan):
             m.to(self.device).eval()
         if self.device.startswith("cuda"):
-            prepare_cuda(self)
+            prepare_cuda(self, gpu_gpt_dtype)
         else:
             self.kernel_counts = prepare_cpu(self, self.kernels)
-        progress(1.0, "ready")
 
     def _load_matrices(self) -> None:
         emo_num = tuple(self.cfg.get("emo_num", EMO_NUM))
@@ -216,8 +219,6 @@ class IndexTTS2Engine:
         trace("emo_cond_emb", emo_cond_emb)
 
         gpt_dtype = next(self.gpt.parameters()).dtype
-        indices, s_ref = self.codec.quantize(spk_cond_emb)
-        trace("S_ref_indices", indices), trace("S_ref", s_ref)
         ref_mel = audio.mel_spectrogram(audio_22k, self.cfg["s2mel"]["preprocess_params"]).to(dev)
         trace("ref_mel", ref_mel)
         fbank = audio.kaldi_fbank(audio_16k)
@@ -225,9 +226,8 @@ class IndexTTS2Engine:
         trace("campplus_feat", fbank)
         style = self.campplus(fbank[None].to(dev))
         trace("style", style)
-        prompt_condition = self.s2mel.length_regulator(s_ref, torch.tensor([ref_mel.size(-1)], device=dev))[0]
+        prompt_condition, spk_latent = self._speaker_conditions(spk_cond_emb, ref_mel, style, trace)
         trace("prompt_condition", prompt_condition)
-        spk_latent = self.gpt.get_conditioning(spk_cond_emb.to(gpt_dtype))
         trace("spk_latent", spk_latent)
 
         prompt = VoicePrompt(
@@ -242,6 +242,14 @@ class IndexTTS2Engine:
                 while len(self._voices) > VOICE_CACHE_SIZE:
                     self._voices.popitem(last=False)
         return prompt
+
+    def _speaker_conditions(self, spk_cond_emb: torch.Tensor, ref_mel: torch.Tensor, style: torch.Tensor, trace):
+        """-> (prompt condition [1, P, C] for the DiT, speaker latents [1, 32, d] for the GPT)."""
+        indices, s_ref = self.codec.quantize(spk_cond_emb)
+        trace("S_ref_indices", indices), trace("S_ref", s_ref)
+        prompt_condition = self.s2mel.length_regulator(s_ref, torch.tensor([ref_mel.size(-1)], device=self.device))[0]
+        gpt_dtype = next(self.gpt.parameters()).dtype
+        return prompt_condition, self.gpt.get_conditioning(spk_cond_emb.to(gpt_dtype))
 
     def _w2v_emb(self, audio_16k: np.ndarray, trace=_no_trace, prefix: str = "") -> torch.Tensor:
         feats, mask = audio.w2v_features(audio_16k)
@@ -337,6 +345,13 @@ class IndexTTS2Engine:
         trace(f"{prefix}target_len", target_len)
         cond = self.s2mel.length_regulator(s_infer, target_len)[0]
         trace(f"{prefix}cond", cond)
+        return self._render(prompt, cond, params, generator, z, trace, prefix)
+
+    def _render(self, prompt: VoicePrompt, cond: torch.Tensor, params: GenerationParams, generator: torch.Generator | None,
+                z: torch.Tensor | None, trace=_no_trace, prefix: str = "") -> torch.Tensor:
+        """Length-regulated condition [1, T, C] -> float waveform [N] (DiT/CFM after the voice
+        prompt, then BigVGAN), scaled to ±32767."""
+        dev = self.device
         ref_mel, prompt_condition, steps = prompt.ref_mel, prompt.prompt_condition, CFM_STEPS
         if params.quality == "fast":  # balanced + fewer steps and a shorter prompt
             P, keep = ref_mel.size(-1), min(ref_mel.size(-1), FAST_PROMPT_FRAMES)
@@ -362,8 +377,9 @@ class IndexTTS2Engine:
                           params: GenerationParams, generator: torch.Generator | None = None,
                           noises: list[torch.Tensor] | None = None, trace=_no_trace,
                           progress: ProgressFn = no_progress,
-                          on_segment: SegmentCallback | None = None) -> tuple[torch.Tensor, list[int]]:
+                          on_segment: SegmentCallback | None = None, **segment_options) -> tuple[torch.Tensor, list[int]]:
         """Token segments -> (float waveform [N] before the int16 cast, samples per segment).
+        segment_options: engine-specific keywords for `synthesize_segment` (2.5: lang, duration_factor).
 
         on_segment(index, pcm_int16, sample_rate) is called as each segment's audio is final
         (without the silence between segments), in order, so callers can stream it."""
@@ -374,7 +390,7 @@ class IndexTTS2Engine:
             trace(f"seg{k}_text_tokens", tokens)
             trace(f"seg{k}_emovec", emovec)
             wav = self.synthesize_segment(prompt, emovec, tokens, params, generator,
-                                          None if noises is None else noises[k], trace, f"seg{k}_")
+                                          None if noises is None else noises[k], trace, f"seg{k}_", **segment_options)
             if on_segment is not None:
                 on_segment(k, wav.to(torch.int16).numpy(), SAMPLE_RATE)
             if pieces:
@@ -382,6 +398,12 @@ class IndexTTS2Engine:
             pieces.append(wav)
             lengths.append(wav.numel())
         return torch.cat(pieces) if pieces else torch.zeros(0), lengths
+
+    def _prepare_text(self, request: EngineRequest, params: GenerationParams) -> tuple[list[str], list[torch.Tensor], dict]:
+        """-> (readable text per segment, ids [1, L] int32 per segment, options for synthesize_segment)."""
+        pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment, request.glossary)
+        ids = [torch.tensor([self.tokenizer.convert_tokens_to_ids(p)], dtype=torch.int32) for p in pieces]
+        return [_pieces_text(p) for p in pieces], ids, {}
 
     def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress,
                    on_segment: SegmentCallback | None = None) -> EngineOutput:
@@ -395,10 +417,9 @@ class IndexTTS2Engine:
             generator.manual_seed(params.seed)
 
         progress(0.02, "text processing")
-        pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment, request.glossary)
-        if not pieces:
+        texts, ids, options = self._prepare_text(request, params)
+        if not ids:
             raise NothingToSpeak("the text has nothing to speak after normalisation")
-        ids = [torch.tensor([self.tokenizer.convert_tokens_to_ids(p)], dtype=torch.int32) for p in pieces]
 
         progress(0.05, "processing the voice reference")
         prompt = self.voice_prompt(request.voice, request.voice_sr, request.voice_key)
@@ -412,13 +433,13 @@ class IndexTTS2Engine:
         emovec = self.emotion_vector(prompt, emotion, request.text, generator)
 
         wav, lengths = self.synthesize_tokens(prompt, emovec, ids, params, generator, progress=progress,
-                                              on_segment=on_segment)
+                                              on_segment=on_segment, **options)
         progress(0.95, "finishing")
         pcm = wav.to(torch.int16).numpy()  # truncation toward zero, as upstream's int16 cast
 
         timings, t = [], 0
         gap = int(SAMPLE_RATE * params.interval_silence_ms / 1000)
-        for piece, n in zip(pieces, lengths):
-            timings.append((_pieces_text(piece), t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
+        for text, n in zip(texts, lengths):
+            timings.append((text, t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
             t += n + gap
         return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings, emotion_model=emotion_model)

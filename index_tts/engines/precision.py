@@ -104,9 +104,9 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def prepare_cuda(engine) -> None:
+def prepare_cuda(engine, gpt_dtype: torch.dtype = torch.float16) -> None:
     if getattr(engine, "fp16_gpt", True):
-        engine.gpt.half()  # as upstream's use_fp16; every other module stays fp32
+        engine.gpt.to(gpt_dtype)  # upstream: fp16 for 2.0, bf16 for 2.5; every other module stays fp32
     if _flag(COMPILE_DIT_ENV):
         engine.s2mel.cfm.estimator = torch.compile(engine.s2mel.cfm.estimator, dynamic=True)
 

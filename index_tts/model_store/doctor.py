@@ -20,7 +20,7 @@ import yaml
 
 from index_tts.fileio import atomic_copy_file
 from index_tts.model_store.integrity import CHUNK, Expected, check_hash, hash_file, read_record
-from index_tts.model_store.layout import COMMIT_RE, ModelFiles, load_manifest
+from index_tts.model_store.layout import COMMIT_RE, MAIN_REPOS, ModelFiles, load_manifest
 from index_tts.model_store.model_files import required_files
 
 SLOW_MB_S = 100.0              # below this a mount is called slow (issue #4)
@@ -28,6 +28,11 @@ THROUGHPUT_BUDGET_S = 3.0      # read for at most this long ...
 THROUGHPUT_MAX_BYTES = 512 << 20  # ... or this many bytes
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "afs", "davfs", "sshfs", "virtiofs"}
 FIX_DOWNLOAD = "python -m index_tts download"
+MODEL_NAMES = {"2": "IndexTTS2", "2.5": "IndexTTS-2.5"}
+
+
+def fix_download(model: str) -> str:
+    return FIX_DOWNLOAD if model == "2" else f"{FIX_DOWNLOAD} --model {model}"
 
 
 @dataclass
@@ -60,6 +65,11 @@ class Report:
     mount: Mount | None
     throughput_mb_s: float | None = None
     warnings: list[str] = field(default_factory=list)
+    model: str = "2"               # "2" (IndexTTS2) or "2.5" (IndexTTS-2.5)
+
+    @property
+    def model_name(self) -> str:
+        return MODEL_NAMES[self.model]
 
     @property
     def problems(self) -> list[FileCheck]:
@@ -74,11 +84,12 @@ class Report:
         """One sentence: what is wrong and the command that fixes it ('' when nothing is)."""
         if self.complete:
             return ""
+        fix = fix_download(self.model)
         if all(f.state == "missing" for f in self.files if f.required):  # a fresh install: nothing to list
-            return f"No IndexTTS2 weights in {self.layout} yet. Fetch them (about {_required_gb():.1f} GB) with `{FIX_DOWNLOAD}` (then restart)."
+            return f"No {self.model_name} weights in {self.layout} yet. Fetch them (about {_required_gb(self.model):.1f} GB) with `{fix}` (then restart)."
         named = ", ".join(f"{f.origin} ({f.state})" for f in self.problems[:6])
         more = f" and {len(self.problems) - 6} more" if len(self.problems) > 6 else ""
-        return f"IndexTTS2 needs {named}{more}. Fetch them with `{FIX_DOWNLOAD}` (then restart)."
+        return f"{self.model_name} needs {named}{more}. Fetch them with `{fix}` (then restart)."
 
     def as_dict(self) -> dict:
         return {
@@ -89,8 +100,8 @@ class Report:
         }
 
 
-def _required_gb() -> float:
-    return sum(f.size or 0 for r in load_manifest() for f in r.files if f.required) / 1e9
+def _required_gb(model: str = "2") -> float:
+    return sum(f.size or 0 for r in load_manifest(model) for f in r.files if f.required) / 1e9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,9 +110,10 @@ def _required_gb() -> float:
 
 def _required_names(files: ModelFiles) -> list[str]:
     try:
-        return required_files(files)
+        return required_files(files, files.model)
     except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return ["config.yaml", *[f.logical for r in load_manifest() for f in r.files if f.required and f.logical != "config.yaml"]]
+        return ["config.yaml", *[f.logical for r in load_manifest(files.model) for f in r.files
+                                 if f.required and f.logical != "config.yaml"]]
 
 
 def _expected(files: ModelFiles, name: str) -> Expected | None:
@@ -117,7 +129,7 @@ def _expected(files: ModelFiles, name: str) -> Expected | None:
             if rel in record:
                 return record[rel]
             break
-    for repo in load_manifest():
+    for repo in load_manifest(files.model):
         for f in repo.files:
             if f.logical == name and (f.size_exact or f.sha256):
                 return Expected(size=f.size if f.size_exact else None, sha256=f.sha256)
@@ -230,7 +242,7 @@ def _store_root(files: ModelFiles) -> Path:
 def inspect(files: ModelFiles, *, verify: bool = False, measure: bool = False,
             on_bytes: Callable[[int], None] = lambda n: None) -> Report:
     names = _required_names(files)
-    optional = [f.logical for r in load_manifest() for f in r.files if not f.required and f.logical not in names]
+    optional = [f.logical for r in load_manifest(files.model) for f in r.files if not f.required and f.logical not in names]
     checks = [check_file(files, n, True, verify, on_bytes) for n in names]
     checks += [c for c in (check_file(files, n, False, verify, on_bytes) for n in optional) if c.state != "missing"]
     root = _store_root(files)
@@ -238,7 +250,8 @@ def inspect(files: ModelFiles, *, verify: bool = False, measure: bool = False,
         free = shutil.disk_usage(root).free
     except OSError:
         free = None
-    report = Report(layout=files.describe(), revision=files.revision, files=checks, free_bytes=free, mount=find_mount(root))
+    report = Report(layout=files.describe(), revision=files.revision, files=checks, free_bytes=free, mount=find_mount(root),
+                    model=files.model)
     if report.mount and report.mount.kind != "local":
         report.warnings.append(f"{files.root} is on a {report.mount.kind} filesystem ({report.mount.fstype} at "
                                f"{report.mount.mountpoint}); loading reads every weight from it once")
@@ -258,7 +271,7 @@ def inspect(files: ModelFiles, *, verify: bool = False, measure: bool = False,
 def format_report(report: Report, engine: str = "") -> str:
     lines = [f"Model: {report.layout}"]
     if report.revision:
-        lines.append(f"Revision: IndexTeam/IndexTTS-2 @ {report.revision}")
+        lines.append(f"Revision: {MAIN_REPOS[report.model]} @ {report.revision}")
     for c in report.files:
         size = f"{c.size / 1e6:10.1f} MB" if c.size is not None else " " * 13
         extra = f"  ({c.detail})" if c.detail else ""
@@ -273,7 +286,7 @@ def format_report(report: Report, engine: str = "") -> str:
         lines.append(f"Engine: {engine}")
     lines += kernel_lines()
     lines += [f"warning: {w}" for w in report.warnings]
-    lines.append("IndexTTS2 set: complete" if report.complete else f"IndexTTS2 set: INCOMPLETE. {report.fix}")
+    lines.append(f"{report.model_name} set: complete" if report.complete else f"{report.model_name} set: INCOMPLETE. {report.fix}")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from typing import TextIO
 
 from index_tts.fileio import atomic_write_text
 from index_tts.model_store.integrity import Expected, check_hash, record_json, record_path
-from index_tts.model_store.layout import MAIN_REPO, ManifestRepo, ModelFiles, load_manifest, resolve_commit
+from index_tts.model_store.layout import MAIN_REPOS, MODELS, ManifestRepo, ModelFiles, load_manifest, resolve_commit
 
 # Seconds: every request has a timeout (huggingface_hub also reads HF_HUB_ETAG_TIMEOUT and
 # HF_HUB_DOWNLOAD_TIMEOUT; the latter bounds each read of a file body).
@@ -182,27 +182,37 @@ def _human(n: float | None) -> str:
     return ""
 
 
-def revisions_for(revision: str | None) -> list[tuple[ManifestRepo, str]]:
-    """Each manifest repo with the revision to fetch: `revision` applies to IndexTeam/IndexTTS-2."""
-    return [(r, revision if (revision and r.id == MAIN_REPO) else r.revision) for r in load_manifest()]
+def _models(model: str) -> tuple[str, ...]:
+    return MODELS if model == "both" else (model,)
 
 
-def complete_locally(cache_hub: Path, revision: str | None) -> bool:
-    """Every required manifest file is in the cache at the chosen revisions (no network)."""
-    files = ModelFiles.hub(cache_hub, revision)
-    return all(files.path(f.logical).is_file() for r in load_manifest() for f in r.files if f.required)
+def revisions_for(revision: str | None, model: str = "2") -> list[tuple[ManifestRepo, str]]:
+    """Each repo `model` needs ("2", "2.5" or "both"; shared repos once) with the revision to
+    fetch: `revision` applies to the model's own repo (IndexTeam/IndexTTS-2 or -2.5)."""
+    mains = {MAIN_REPOS[m] for m in _models(model)}
+    return [(r, revision if (revision and r.id in mains) else r.revision) for r in load_manifest(model)]
+
+
+def complete_locally(cache_hub: Path, revision: str | None, model: str = "2") -> bool:
+    """Every required file of `model` is in the cache at the chosen revisions (no network)."""
+    for m in _models(model):
+        files = ModelFiles.hub(cache_hub, revision, m)
+        if not all(files.path(f.logical).is_file() for r in load_manifest(m) for f in r.files if f.required):
+            return False
+    return True
 
 
 def download(cache_hub: Path, revision: str | None = None, *, dry_run: bool = False, verify: bool = False,
-             if_missing: bool = False, out: TextIO = sys.stdout) -> int:
-    """Fetch (or with dry_run, list) what the cache lacks. Returns an exit code; messages go to `out`."""
+             if_missing: bool = False, out: TextIO = sys.stdout, model: str = "2") -> int:
+    """Fetch (or with dry_run, list) what the cache lacks for `model` ("2", "2.5" or "both").
+    Returns an exit code; messages go to `out`."""
     cache_hub = Path(cache_hub)
-    if if_missing and complete_locally(cache_hub, revision):
+    if if_missing and complete_locally(cache_hub, revision, model):
         print(f"All model files are present in {cache_hub}; nothing to fetch (no network used).", file=out)
         return EXIT_OK
     print(f"Model store: {cache_hub.resolve()}   server: {_endpoint()}", file=out)
     try:
-        plans = [plan_repo(cache_hub, repo, rev, verify) for repo, rev in revisions_for(revision)]
+        plans = [plan_repo(cache_hub, repo, rev, verify) for repo, rev in revisions_for(revision, model)]
     except DownloadError as e:
         print(f"error: {e}", file=out)
         return e.exit_code

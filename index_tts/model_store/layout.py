@@ -25,6 +25,9 @@ MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 DEFAULT_CACHE_HUB = "cache_hub"
 LEGACY_FLAT_DIR = "IndexTTS-2"  # before the hub layout, weights sat in cache_hub/IndexTTS-2/
 MAIN_REPO = "IndexTeam/IndexTTS-2"
+# Each model's own repo (`--revision` applies to it); the other repos it needs are shared.
+MAIN_REPOS = {"2": MAIN_REPO, "2.5": "IndexTeam/IndexTTS-2.5"}
+MODELS = tuple(MAIN_REPOS)
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 # Written next to a repo's snapshots by `download`: the server's size and hash of every file.
 RECORD_DIR = "index_tts"
@@ -47,14 +50,22 @@ class ManifestRepo:
     mount: str | None       # folder the whole repo appears as ("" = top level, None = named files only)
     all_files: bool         # fetch every file of the repo, not only `files`
     files: tuple[ManifestFile, ...]
+    models: tuple[str, ...] = ("2",)  # the models that need it ("2", "2.5")
 
     @property
     def folder(self) -> str:
         return "models--" + self.id.replace("/", "--")
 
 
+def load_manifest(model: str = "2") -> tuple[ManifestRepo, ...]:
+    """The repos `model` ("2", "2.5", or "both") needs, in manifest order."""
+    if model != "both" and model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)} or both, got {model!r}")
+    return tuple(r for r in _all_repos() if model == "both" or model in r.models)
+
+
 @lru_cache(maxsize=1)
-def load_manifest() -> tuple[ManifestRepo, ...]:
+def _all_repos() -> tuple[ManifestRepo, ...]:
     data = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
     repos = []
     for r in data["repos"]:
@@ -64,7 +75,8 @@ def load_manifest() -> tuple[ManifestRepo, ...]:
                          size=f.get("size"), size_exact=bool(f.get("size_exact", False)), sha256=f.get("sha256"))
             for f in r["files"]
         )
-        repos.append(ManifestRepo(id=r["id"], revision=r["revision"], mount=mount, all_files=bool(r.get("all_files")), files=files))
+        repos.append(ManifestRepo(id=r["id"], revision=r["revision"], mount=mount, all_files=bool(r.get("all_files")), files=files,
+                                  models=tuple(r.get("models", ("2",)))))
     return tuple(repos)
 
 
@@ -118,18 +130,20 @@ class ModelFiles:
     root: Path                              # the flat folder, or cache_hub
     routes: tuple[Route, ...] = ()          # longest prefix first
     repos: tuple[RepoState, ...] = field(default=())
+    model: str = "2"                        # hub: the model whose repos are routed ("2", "2.5")
 
     @classmethod
-    def flat(cls, model_dir: str | os.PathLike) -> "ModelFiles":
-        return cls(kind="flat", root=Path(model_dir), routes=(Route("", Path(model_dir)),))
+    def flat(cls, model_dir: str | os.PathLike, model: str = "2") -> "ModelFiles":
+        return cls(kind="flat", root=Path(model_dir), routes=(Route("", Path(model_dir)),), model=model)
 
     @classmethod
-    def hub(cls, cache_hub: str | os.PathLike, revision: str | None = None) -> "ModelFiles":
-        """`revision` picks the IndexTTS-2 revision; the other repos use the manifest's."""
+    def hub(cls, cache_hub: str | os.PathLike, revision: str | None = None, model: str = "2") -> "ModelFiles":
+        """`model`'s files ("2": IndexTTS2, "2.5": IndexTTS-2.5) in the hub cache. `revision` picks
+        that model's own repo revision; the other (shared) repos use the manifest's."""
         cache_hub = Path(cache_hub)
         routes, states = [], []
-        for repo in load_manifest():
-            rev = revision if (revision and repo.id == MAIN_REPO) else repo.revision
+        for repo in load_manifest(model):
+            rev = revision if (revision and repo.id == MAIN_REPOS[model]) else repo.revision
             commit = resolve_commit(cache_hub, repo, rev)
             states.append(RepoState(repo, rev, commit))
             # An unresolved revision routes into a folder that does not exist: its files read as missing.
@@ -139,7 +153,7 @@ class ModelFiles:
             routes += [Route(f.logical, snapshot / f.path, repo.id, snapshot) for f in repo.files
                        if repo.mount is None or f.logical != _join(repo.mount, f.path)]
         routes.sort(key=lambda r: len(r.prefix), reverse=True)
-        return cls(kind="hub", root=cache_hub, routes=tuple(routes), repos=tuple(states))
+        return cls(kind="hub", root=cache_hub, routes=tuple(routes), repos=tuple(states), model=model)
 
     def _route(self, name: str) -> tuple[Route, Path]:
         name = name.strip("/")
@@ -168,29 +182,33 @@ class ModelFiles:
     def describe(self) -> str:
         if self.kind == "flat":
             return f"model folder {self.root}"
-        main = next(s for s in self.repos if s.repo.id == MAIN_REPO)
-        return f"{self.root} ({main.describe()})"
+        return f"{self.root} ({self._main().describe()})"
+
+    def _main(self) -> RepoState:
+        return next(s for s in self.repos if s.repo.id == MAIN_REPOS[self.model])
 
     @property
     def revision(self) -> str:
-        """The active IndexTTS-2 revision and commit ('' for a flat folder)."""
+        """The active revision and commit of the model's own repo ('' for a flat folder)."""
         if self.kind == "flat":
             return ""
-        main = next(s for s in self.repos if s.repo.id == MAIN_REPO)
+        main = self._main()
         return f"{main.revision} ({main.commit[:10]})" if main.commit else f"{main.revision} (not downloaded)"
 
 
 def open_model_files(model_dir: str | os.PathLike | None = None, cache_hub: str | os.PathLike | None = None,
-                     revision: str | None = None) -> ModelFiles:
-    """The layout the app loads from: `model_dir` (flat) when given, else the hub cache.
+                     revision: str | None = None, model: str = "2") -> ModelFiles:
+    """The layout the app loads `model` from: `model_dir` (flat) when given, else the hub cache.
 
     A cache_hub that still holds the old flat `IndexTTS-2/` folder, and no hub snapshot of it,
-    keeps loading from that folder.
+    keeps loading IndexTTS2 from that folder.
     """
     if model_dir is not None:
-        return ModelFiles.flat(model_dir)
+        return ModelFiles.flat(model_dir, model)
     cache_hub = Path(cache_hub) if cache_hub is not None else default_cache_hub()
-    files = ModelFiles.hub(cache_hub, revision)
+    files = ModelFiles.hub(cache_hub, revision, model)
+    if model != "2":
+        return files
     legacy = cache_hub / LEGACY_FLAT_DIR
     main = next(s for s in files.repos if s.repo.id == MAIN_REPO)
     if main.commit is None and not revision and (legacy / "config.yaml").is_file():

@@ -128,22 +128,29 @@ def generate(model: UnifiedVoice, spk_cond_emb: torch.Tensor, text_tokens: torch
     """
     p = DecodeParams.from_any(params)
     p.verify()
+    if spk_latent is None:
+        spk_latent = model.get_conditioning(spk_cond_emb, spk_lengths)
+    prompt = model.prompt_embeddings(spk_latent, emo_vec, text_tokens)  # [1, s + 1, d]
+    result = decode(model, prompt, p, generator, record_steps)
+    result.spk_latent = spk_latent
+    return result
+
+
+def decode(model, prompt: torch.Tensor, p: DecodeParams, generator: torch.Generator | None = None,
+           record_steps: int = 0) -> GenerationResult:
+    """The decode loop on a ready prompt [1, s + 1, d] (its last row: start_mel at mel position 0).
+
+    `model` is any GPT with v2's decode primitives (setup_cache, prefill, decode_step, cfg):
+    UnifiedVoice or UnifiedVoice25. `result.spk_latent` is left for the caller to fill."""
     if generator is None and p.do_sample:
-        generator = torch.Generator(device=emo_vec.device)
+        generator = torch.Generator(device=prompt.device)
         if p.seed is not None:
             generator.manual_seed(p.seed)
         else:
             generator.seed()
-    if spk_latent is None:
-        spk_latent = model.get_conditioning(spk_cond_emb, spk_lengths)
-    prompt = model.prompt_embeddings(spk_latent, emo_vec, text_tokens)  # [1, s + 1, d]
-
     if p.num_beams == 1:
-        result = _decode_single(model, prompt, p, generator, record_steps)
-    else:
-        result = _decode_beams(model, prompt, p, generator)
-    result.spk_latent = spk_latent
-    return result
+        return _decode_single(model, prompt, p, generator, record_steps)
+    return _decode_beams(model, prompt, p, generator)
 
 
 def _forbid_early_stop(scores: torch.Tensor, step: int, p: DecodeParams, stop: int) -> torch.Tensor:

@@ -63,17 +63,22 @@ def mel_frames_for_codes(code_lens: Tensor) -> Tensor:
 
 
 class S2Mel(nn.Module):
-    def __init__(self, config: S2MelConfig):
+    """with_gpt_layer=False: IndexTTS-2.5's `MyModel(cfg.s2mel)` (no GPT latent is fused in); a
+    `gpt_layer` entry in its file is then ignored on purpose."""
+
+    def __init__(self, config: S2MelConfig, with_gpt_layer: bool = True):
         super().__init__()
         self.config = config
+        self.parts = SUBMODULES if with_gpt_layer else SUBMODULES[:2]
         self.cfm = CFM(config.cfm)
         self.length_regulator = InterpolateRegulator(config.length_regulator)
-        self.gpt_layer = gpt_layer()
+        if with_gpt_layer:
+            self.gpt_layer = gpt_layer()
 
     @classmethod
-    def from_checkpoint(cls, config: S2MelConfig, path_or_dict) -> "S2Mel":
+    def from_checkpoint(cls, config: S2MelConfig, path_or_dict, with_gpt_layer: bool = True) -> "S2Mel":
         """Build from config, load `s2mel.pth` strictly, switch to eval mode."""
-        return load_s2mel_checkpoint(path_or_dict, cls(config)).eval()
+        return load_s2mel_checkpoint(path_or_dict, cls(config, with_gpt_layer)).eval()
 
 
 def _read_net(path_or_dict) -> dict:
@@ -85,15 +90,15 @@ def _read_net(path_or_dict) -> dict:
     return path_or_dict["net"]
 
 
-def s2mel_state_dict(path_or_dict) -> dict[str, Tensor]:
-    """The checkpoint's `net` entry as one flat state dict for `S2Mel`, `module.` prefixes stripped
-    (as upstream's loader does) and KNOWN_UNUSED_KEYS dropped."""
+def s2mel_state_dict(path_or_dict, parts: tuple[str, ...] = SUBMODULES) -> dict[str, Tensor]:
+    """The checkpoint's `net` entries `parts` as one flat state dict for `S2Mel`, `module.`
+    prefixes stripped (as upstream's loader does) and KNOWN_UNUSED_KEYS dropped."""
     net = _read_net(path_or_dict)
-    missing_parts = [name for name in SUBMODULES if name not in net]
+    missing_parts = [name for name in parts if name not in net]
     if missing_parts:
         raise KeyError(f"s2mel checkpoint 'net' lacks {missing_parts}; it has {sorted(net)}")
     flat: dict[str, Tensor] = {}
-    for name in SUBMODULES:
+    for name in parts:
         for key, value in net[name].items():
             key = key[len("module."):] if key.startswith("module.") else key
             full = f"{name}.{key}"
@@ -107,7 +112,7 @@ def load_s2mel_checkpoint(path_or_dict, model: S2Mel) -> S2Mel:
 
     Raises KeyError naming every missing or unexpected key (other than KNOWN_UNUSED_KEYS);
     shape mismatches raise from `load_state_dict`."""
-    state = s2mel_state_dict(path_or_dict)
+    state = s2mel_state_dict(path_or_dict, model.parts)
     expected = set(model.state_dict())
     missing = sorted(expected - state.keys())
     unexpected = sorted(state.keys() - expected)

@@ -55,7 +55,8 @@ OFFICIAL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "indextts2_v
 OFFICIAL_BIGVGAN_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bigvgan_v2_22khz_80band_256x.json"
 # Config names whose model has other files (IndexTTS-2.5): name -> the module that writes them,
 # with the same `make_model_dir(out_dir, config, seed, log)`. It reuses the plans and writers here.
-OTHER_MODELS: dict[str, str] = {}
+OTHER_MODELS: dict[str, str] = {"tiny-2.5": "index_tts.tools.make_model_dir_25",
+                                 "official-2.5": "index_tts.tools.make_model_dir_25"}
 
 
 # ---------------------------------------------------------------------------------------------

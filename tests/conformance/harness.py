@@ -19,6 +19,9 @@ FIXTURE_DIR = Path(os.environ.get("INDEX_TTS_FIXTURES", FIXTURES_ROOT / "indextt
 # Where the neural runners compute ("cuda:0" in the GPU acceptance check, index_tts.bench.gpu_check),
 # always in fp32; the DSP and text runners stay on the CPU as the engine's front end does.
 DEVICE = os.environ.get("INDEX_TTS_FIXTURE_DEVICE", "cpu")
+# What test_fixtures runs: $INDEX_TTS_FIXTURES alone (any model version: each kind has its runner),
+# else every set the repo carries, IndexTTS2 and IndexTTS-2.5.
+FIXTURE_DIRS = [FIXTURE_DIR] if "INDEX_TTS_FIXTURES" in os.environ else [FIXTURE_DIR, FIXTURES_ROOT / "indextts25"]
 
 RUNNERS: dict[str, Callable[[dict], None]] = {}
 
@@ -48,7 +51,7 @@ def on_device(value: Any) -> Any:
 
 
 def fixture_files() -> list[Path]:
-    return sorted(FIXTURE_DIR.glob("*.pt"))
+    return sorted(p for d in FIXTURE_DIRS for p in d.glob("*.pt"))
 
 
 def load_case(path: Path) -> dict:

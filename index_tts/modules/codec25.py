@@ -1,0 +1,111 @@
+"""EnhancedCodec decoder of IndexTTS-2.5 (`codec.pth`, spec-2.5 §4.2): GPT semantic codes at 25 Hz
+-> the 50 Hz, 1024-wide features the s2mel length regulator takes (`S_infer`).
+
+decode(codes [1, n]):
+    raw codebook rows -> out_project (weight-normed 1x1)      [1, hidden, n]
+    decoder: VocosBackbone + Linear(vocos_dim -> hidden)      [1, n, hidden]
+    nearest x2 upsampling along time (frame i -> 2i, 2i+1)    [1, hidden, 2n]
+    `up` Conv1d(hidden, hidden, k3, pad 1), transposed        [1, 2n, hidden]
+
+The quantizer and Vocos backbone are the MaskGCT ones of the v2 codec (`semantic_codec.py`),
+reused. The file also holds the encoder half (`encoder.*`, `down.*`), which only training runs: it
+is not built and its keys are skipped on purpose (`UNUSED_PREFIXES`); every other key loads
+strictly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from index_tts.modules.semantic_codec import ResidualVQ, SemanticCodecConfig, VocosBackbone
+
+UNUSED_PREFIXES = ("encoder.", "down.")
+UPSAMPLE = 2  # downsample_scale: 25 Hz codes back to the 50 Hz feature rate
+
+
+@dataclass(frozen=True)
+class EnhancedCodecConfig:
+    """The `semantic_codec` block of the 2.5 config.yaml (EnhancedCodec constructor names)."""
+
+    codebook_size: int = 8192
+    hidden_size: int = 1024
+    codebook_dim: int = 8
+    vocos_dim: int = 384
+    vocos_intermediate_dim: int = 2048
+    vocos_num_layers: int = 12
+    num_quantizers: int = 1
+    downsample_scale: int = UPSAMPLE
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnhancedCodecConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"semantic_codec: unknown fields {unknown} (2.5 passes them to EnhancedCodec)")
+        cfg = cls(**{k: v for k, v in d.items() if v is not None})
+        if cfg.downsample_scale != UPSAMPLE:
+            raise ValueError(f"semantic_codec.downsample_scale={cfg.downsample_scale}: only {UPSAMPLE} is implemented")
+        return cfg
+
+    def quantizer_config(self) -> SemanticCodecConfig:
+        return SemanticCodecConfig(codebook_size=self.codebook_size, hidden_size=self.hidden_size,
+                                   codebook_dim=self.codebook_dim, num_quantizers=self.num_quantizers)
+
+
+class CodecDecoder25(nn.Module):
+    """Keys as in `codec.pth`'s `model` dict: `up.*`, `decoder.{0,1}.*`, `quantizer.quantizers.*`."""
+
+    def __init__(self, cfg: EnhancedCodecConfig):
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden_size
+        self.up = nn.Conv1d(h, h, 3, padding=1)
+        self.decoder = nn.Sequential(
+            VocosBackbone(h, cfg.vocos_dim, cfg.vocos_intermediate_dim, cfg.vocos_num_layers),
+            nn.Linear(cfg.vocos_dim, h),
+        )
+        self.quantizer = ResidualVQ(cfg.quantizer_config())
+
+    def vq2emb(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, n] -> [B, hidden, n]."""
+        return self.quantizer.vq2emb(codes.unsqueeze(1))
+
+    def decode_steps(self, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every stage of `decode`, named as the fixtures name them."""
+        emb = self.vq2emb(codes)                                          # [B, h, n]
+        decoded = self.decoder(emb)                                       # [B, n, h]
+        upsampled = F.interpolate(decoded.transpose(1, 2), scale_factor=UPSAMPLE, mode="nearest")  # [B, h, 2n]
+        s_infer = self.up(upsampled).transpose(1, 2)                      # [B, 2n, h]
+        return {"vq2emb": emb, "decoder_out": decoded, "upsampled": upsampled, "S_infer": s_infer}
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, n] -> S_infer [B, 2n, hidden]."""
+        return self.decode_steps(codes)["S_infer"]
+
+
+def load_codec25(path_or_state_dict, cfg: EnhancedCodecConfig | None = None) -> CodecDecoder25:
+    """Load `codec.pth` (`{'model': sd}`, or the bare sd). Skips UNUSED_PREFIXES; any other missing
+    or unexpected key, or a wrong shape, is an error that names it."""
+    cfg = cfg or EnhancedCodecConfig()
+    sd = path_or_state_dict
+    if isinstance(sd, (str, Path)):
+        sd = torch.load(sd, map_location="cpu", weights_only=True, mmap=True)
+    if "model" in sd and isinstance(sd["model"], dict):
+        sd = sd["model"]
+    sd = {k: v for k, v in sd.items() if not k.startswith(UNUSED_PREFIXES)}
+    model = CodecDecoder25(cfg)
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
+    if missing or unexpected:
+        raise KeyError(f"2.5 codec checkpoint: missing keys {missing}, unexpected keys {unexpected}")
+    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items() if sd[k].shape != v.shape]
+    if wrong:
+        raise ValueError(f"2.5 codec checkpoint: shape mismatch: {wrong}")
+    model.load_state_dict(sd, strict=True)
+    return model.eval()
