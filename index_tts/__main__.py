@@ -91,7 +91,10 @@ def cmd_doctor(args) -> int:
             out["models"] = {"2.5": {**second.as_dict(), "files": [vars(f) for f in second.files]}}
         print(json.dumps(out, indent=1))
     else:
+        from index_tts.modules.kernels import report_lines
+
         print(format_report(report, engine))
+        print("\n".join(report_lines()))
         if second is not None:
             print("\n" + format_report(second))
     if args.copy_local:

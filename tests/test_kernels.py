@@ -181,14 +181,14 @@ def test_the_static_step_keeps_its_buffers_across_steps():
 
 
 def test_doctor_shows_the_machine_and_the_measured_choices():
-    from index_tts.model_store.doctor import kernel_lines
+    from index_tts.modules.kernels import report_lines
 
-    assert "not measured yet" in "\n".join(kernel_lines())
+    assert "not measured yet" in "\n".join(report_lines())
     table = kernels.KernelTable()
     table.linear(16, 24, 3, ("default", "onednn") if kernels.onednn_packing_available() else ("default",))
     table.times.setdefault("linear 16->24 rows 3", {"default": 1.0})
     table.dirty = True
     table.save()
-    text = "\n".join(kernel_lines())
+    text = "\n".join(report_lines())
     assert kernels.cpu_info()["cpu"] in text and "native bf16" in text
     assert "linear 16->24 rows 3:" in text and "-> exact" in text

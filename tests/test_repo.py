@@ -46,7 +46,8 @@ def test_no_test_reads_beside_the_clone():
 
 # Imported by the app but deliberately not pinned: each is part of the API of a pinned package,
 # which requires it (checked below) and fixes its version.
-COMES_WITH = {"pydantic": "fastapi", "starlette": "fastapi", "httpx2": "huggingface-hub", "tqdm": "huggingface-hub"}
+COMES_WITH = {"pydantic": "fastapi", "starlette": "fastapi", "httpx2": "huggingface-hub", "tqdm": "huggingface-hub",
+              "regex": "tiktoken"}  # tiktoken's own pattern engine; the tiny 2.5 rank file is trained with it
 # Pinned but not imported by our code: what the app imports needs it at import time.
 NEEDED_BY = {"setuptools": "pyworld",  # pyworld 0.3.5 imports pkg_resources
              "unidic-lite": "fugashi"}  # the dictionary fugashi loads for IndexTTS-2.5's Japanese

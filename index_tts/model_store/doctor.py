@@ -284,29 +284,9 @@ def format_report(report: Report, engine: str = "") -> str:
         lines.append(f"Read throughput: {report.throughput_mb_s:.0f} MB/s")
     if engine:
         lines.append(f"Engine: {engine}")
-    lines += kernel_lines()
     lines += [f"warning: {w}" for w in report.warnings]
     lines.append(f"{report.model_name} set: complete" if report.complete else f"{report.model_name} set: INCOMPLETE. {report.fix}")
     return "\n".join(lines)
-
-
-def kernel_lines() -> list[str]:
-    """The CPU kernels measured on this machine (modules/kernels.py), as the engine will use them."""
-    from index_tts.modules.kernels import describe_cached
-
-    k = describe_cached()
-    m = k["machine"]
-    lines = [f"Kernels: {m['cpu']}; ISA {' '.join(m['flags']) or '-'}; torch {m['torch']}, {m['threads']} threads; "
-             f"native bf16: {'yes' if k['native_bf16'] else 'no'}; oneDNN packing: {'yes' if k['onednn'] else 'no'}"]
-    if not k["cached"]:
-        return lines + [f"  not measured yet (the engine measures them at its first load; cache {k['cache']})"]
-    convs = [c for c in k["choices"] if c.startswith("conv")]
-    lines.append(f"  measured choices ({k['cache']}):")
-    lines += [f"  {c}" for c in k["choices"] if not c.startswith("conv")]
-    if convs:
-        to_bf16 = sum(c.endswith("reduced bf16") for c in convs)
-        lines.append(f"  {len(convs)} convolution classes (BigVGAN): bf16 in the reduced modes for {to_bf16}")
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------

@@ -210,3 +210,20 @@ def describe_cached() -> dict:
     table = KernelTable()
     return {"machine": machine_key(), "native_bf16": native_bf16(), "onednn": onednn_packing_available(),
             "cache": str(table.path), "cached": table.path.is_file(), "choices": table.summary()}
+
+
+def report_lines() -> list[str]:
+    """The CPU kernels measured on this machine, as the engine will use them (for `doctor`)."""
+    k = describe_cached()
+    m = k["machine"]
+    lines = [f"Kernels: {m['cpu']}; ISA {' '.join(m['flags']) or '-'}; torch {m['torch']}, {m['threads']} threads; "
+             f"native bf16: {'yes' if k['native_bf16'] else 'no'}; oneDNN packing: {'yes' if k['onednn'] else 'no'}"]
+    if not k["cached"]:
+        return lines + [f"  not measured yet (the engine measures them at its first load; cache {k['cache']})"]
+    convs = [c for c in k["choices"] if c.startswith("conv")]
+    lines.append(f"  measured choices ({k['cache']}):")
+    lines += [f"  {c}" for c in k["choices"] if not c.startswith("conv")]
+    if convs:
+        to_bf16 = sum(c.endswith("reduced bf16") for c in convs)
+        lines.append(f"  {len(convs)} convolution classes (BigVGAN): bf16 in the reduced modes for {to_bf16}")
+    return lines
