@@ -9,16 +9,14 @@ presets) bypass that limit so the page stays responsive while a job runs.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import math
 from datetime import datetime
-from pathlib import Path
 from typing import Callable
 
 import gradio as gr
 
-from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, normalize_webui_vector
+from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, builtin_presets, normalize_webui_vector
 from index_tts.engines.base import GenerationParams
 from index_tts.dialogue import RoleSetting, compose, compose_from_history, parse_script, roles_of
 from index_tts.service import Busy, NotReady, Status, SynthesisRequest, Synthesizer, TimedOut, TimedSegment, ValidationError
@@ -29,7 +27,6 @@ from index_tts.ui.strings import LANGUAGES, emotion_label, t
 
 log = logging.getLogger(__name__)
 
-PRESETS_FILE = Path(__file__).with_name("emotion_presets.json")
 DEFAULTS = GenerationParams()
 HISTORY_LIMIT = 100
 OUTPUT_FORMATS = [("WAV", "wav"), ("MP3", "mp3"), ("FLAC", "flac"), ("OGG", "ogg")]
@@ -54,17 +51,6 @@ EXAMPLES = [
     ["He looked at the empty chair for a long time, and then he quietly closed the door.", "text", 0.6, [0.0] * 8, "quiet, heavy-hearted sadness"],
     ["别出声……你听到了吗？门外好像有人。", "vector", 0.75, [0, 0, 0, 0.8, 0, 0, 0.2, 0], ""],
 ]
-
-
-def load_emotion_presets(path: Path = PRESETS_FILE) -> list[dict]:
-    """The one-click presets, each with its 8 slider values in EMOTIONS order."""
-    presets = json.loads(path.read_text(encoding="utf-8"))["presets"]
-    for p in presets:
-        unknown = set(p["vector"]) - set(EMOTIONS)
-        if unknown:
-            raise ValueError(f"emotion preset {p['id']!r} names unknown emotions {sorted(unknown)}")
-        p["values"] = [float(p["vector"].get(e, 0.0)) for e in EMOTIONS]
-    return presets
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +132,7 @@ def build_emotion(mode, weight, use_random, sliders, emo_text) -> EmotionSpec:
 
 
 def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
-    presets = load_emotion_presets()
+    presets = builtin_presets()
     translatable: list[tuple[gr.components.Component, Callable[[str], dict]]] = []
 
     def tr(component, **kinds):
