@@ -35,8 +35,9 @@ import soxr
 from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, no_progress
-from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Voice, VoiceStore, atomic_write_bytes,
-                               atomic_write_text, default_data_dir, sanitize_name)
+from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, Preset, PresetStore, Voice, VoiceExists,
+                               VoiceStore, atomic_write_bytes, atomic_write_text, default_data_dir, sanitize_name)
+from index_tts.storage import PresetProblem as Problem
 from index_tts.subtitles import to_srt
 from index_tts.text import tags
 from index_tts.timestretch import MAX_SPEED, MIN_SPEED, time_stretch
@@ -49,6 +50,8 @@ WEIGHTS_HELP = "To use IndexTTS2, fetch its weights with `python -m index_tts do
 LOAD_FAILED_HELP = ("Check the weights with `python -m index_tts doctor --verify`; "
                     "`python -m index_tts download --verify` fetches damaged files again.")
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
+
+UPLOAD_FOLDER = "tmp"   # under the data folder: uploads while a request runs
 
 MAX_IMPORT_VOICES = 500
 MAX_IMPORT_FILE_BYTES = 20 * 2**20     # one voice.wav (60 s of 48 kHz 32-bit float is 11.5 MB)
@@ -85,12 +88,37 @@ class Busy(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class NotFound(LookupError):
+    """A named thing (voice, preset, history entry, emotion preset, glossary term) does not exist.
+    `field` names the request field that named it (for the HTTP `param` and the UI message)."""
+
+    def __init__(self, kind: str, name: object, field: str = "name"):
+        super().__init__(f"{field}: no {kind} named {name!r}")
+        self.kind, self.name, self.field = kind, name, field
+
+
+class Conflict(FileExistsError):
+    """Saving or renaming would replace something of the same name and the caller did not ask to.
+    (A FileExistsError, so callers written against the storage layer's VoiceExists keep working.)"""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message if message.startswith(field) else f"{field}: {message}")
+        self.field = field
+
+
+AlreadyExists = Conflict
+
+
 class Cancelled(RuntimeError):
     """The caller cancelled the request (its cancel event was set); nothing was written."""
 
 
 class TimedOut(RuntimeError):
     """The request took longer than `Limits.request_timeout_s`; nothing was written."""
+
+
+# What a front end catches to show a message (UI) or map to a status (HTTP).
+ServiceError = (ValidationError, NotFound, Conflict, Busy, NotReady, TimedOut, Cancelled)
 
 
 @dataclass(frozen=True)
@@ -278,6 +306,19 @@ class SynthesisRequest:
             generation=self.generation,
             glossary=dict(glossary or {}) if self.use_glossary else {},
         )
+
+
+@contextmanager
+def _named(kind: str, name: object, field_name: str = "name"):
+    """Storage errors about a named thing as the service's typed errors."""
+    try:
+        yield
+    except VoiceExists as e:
+        raise Conflict(field_name, str(e)) from e
+    except FileNotFoundError as e:
+        raise NotFound(kind, name, field_name) from e
+    except ValueError as e:
+        raise ValidationError(field_name, str(e)) from e
 
 
 def _rethrow_named(check: Callable[[], None], default_field: str) -> None:
@@ -525,8 +566,8 @@ class Synthesizer:
                                     default_emotion=default_emotion, overwrite=overwrite)
         except TypeError as e:
             raise ValidationError("default_emotion", f"cannot be stored: {e}") from e
-        except FileExistsError:
-            raise
+        except VoiceExists as e:
+            raise Conflict("name", str(e)) from e
         except ValueError as e:
             message = str(e)
             field_name = message.split(" ", 1)[0] if message.split(" ", 1)[0] in ("tags", "note") else "name"
@@ -617,6 +658,150 @@ class Synthesizer:
                 raise ValidationError(field_name, f"voice {name!r}: {e}") from e
             imported.append(name)
         return imported, skipped
+
+    # -- the data the front ends show and edit (every method raises the typed errors) -----------
+
+    @property
+    def data_root(self) -> Path:
+        """The data folder (outputs, presets, voices, history); front ends pass it to Gradio's allowed paths."""
+        return self.data.root
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where front ends put uploads while a request runs (data/tmp; emptied at start)."""
+        folder = self.data.root / UPLOAD_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def clear_uploads(self) -> None:
+        """Remove uploads left by a crashed process (they belong to no request now)."""
+        for stale in self.upload_dir.glob("*"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+
+    def list_voices(self) -> tuple[list[Voice], list[Problem]]:
+        """The saved voices (sorted by name) and the unreadable ones, as problems."""
+        return self.voices.scan()
+
+    def get_voice(self, name: str) -> Voice:
+        with _named("voice", name):
+            return self.voices.get(name)
+
+    def rename_voice(self, name: str, new_name: str, overwrite: bool = False) -> Voice:
+        """Raises NotFound (name), Conflict / ValidationError (new_name)."""
+        self.get_voice(name)
+        with _named("voice", new_name, "new_name"):
+            return self.voices.rename(name, new_name, overwrite=overwrite)
+
+    def delete_voice(self, name: str) -> None:
+        with _named("voice", name):
+            if not self.voices.delete(name):
+                raise FileNotFoundError(name)
+
+    def export_voices_to_file(self) -> Path:
+        """The voice library zip written under data/exports; returns its path."""
+        path = self.data.root / "exports" / f"voice-library-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+        atomic_write_bytes(path, self.export_voices())
+        return path
+
+    def list_history(self, limit: int = 200) -> list[dict]:
+        """History records, newest first."""
+        return self.history.list(limit)
+
+    def get_history(self, entry_id: str) -> dict:
+        with _named("history entry", entry_id, "history"):
+            return self.history.get(entry_id)
+
+    def history_files(self, entry_id: str) -> list[Path]:
+        """An entry's files: its audio first, then its subtitles and line zip where it has them."""
+        record = self.get_history(entry_id)
+        sides = (self.history.side_file(entry_id, ".srt"), self.history.side_file(entry_id, ".lines.zip"))
+        return [self.history.audio_path(record), *(p for p in sides if p.is_file())]
+
+    def delete_history(self, entry_id: str) -> None:
+        with _named("history entry", entry_id, "history"):
+            if not self.history.delete(entry_id):
+                raise FileNotFoundError(entry_id)
+
+    def list_presets(self) -> tuple[list[str], list[Problem]]:
+        """Saved preset names (sorted) and the unreadable ones, as problems."""
+        return self.presets.scan()
+
+    def save_preset(self, name: str, params: dict, voice: AudioInput | None = None,
+                    emotion_audio: AudioInput | None = None) -> tuple[Preset, bool]:
+        """Save a studio state; returns it and whether one of that name was replaced."""
+        with _named("preset", name):
+            return self.presets.save(name, params, voice=voice, emotion_audio=emotion_audio)
+
+    def load_preset(self, name: str) -> Preset:
+        with _named("preset", name):
+            return self.presets.load(name)
+
+    def delete_preset(self, name: str) -> None:
+        with _named("preset", name):
+            if not self.presets.delete(name):
+                raise FileNotFoundError(name)
+
+    def list_emotion_presets(self) -> list[dict]:
+        """The user's emotion presets: {name, mode, weight, sliders, text, use_random}."""
+        return self.emotion_presets.list()
+
+    @property
+    def emotion_presets_problem(self) -> str:
+        return self.emotion_presets.problem
+
+    def save_emotion_preset(self, name: str, mode: str, weight: float, sliders: list[float], text: str = "",
+                            use_random: bool = False) -> tuple[dict, bool]:
+        """Add or replace a user emotion preset; returns it and whether one was replaced.
+        ValidationError("emotion_preset.<field>")."""
+        try:
+            return self.emotion_presets.save({"name": name, "mode": mode, "weight": weight, "sliders": sliders,
+                                              "text": text, "use_random": use_random})
+        except ValueError as e:
+            field_name = str(e).split(" ", 1)[0].rstrip(":")
+            raise ValidationError(f"emotion_preset.{field_name}", str(e)) from e
+
+    def delete_emotion_preset(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("name", "is empty")
+        if not self.emotion_presets.delete(name):
+            raise NotFound("emotion preset", name.strip())
+
+    def list_glossary(self) -> list[tuple[str, str, str]]:
+        """(term, Chinese reading, English reading) rows; see glossary_problem for an unreadable file."""
+        return self.glossary.list()
+
+    @property
+    def glossary_problem(self) -> str:
+        return self.glossary.problem
+
+    def add_glossary_term(self, term: str, zh: str | None = None, en: str | None = None) -> bool:
+        """Add or replace a term; returns whether one was replaced. ValidationError("glossary.<field>")."""
+        try:
+            return self.glossary.add(term, zh, en)[1]
+        except ValueError as e:
+            field_name = str(e).split(" ", 1)[0].rstrip(":")
+            raise ValidationError(f"glossary.{field_name}", str(e)) from e
+
+    def remove_glossary_term(self, term: str) -> None:
+        if not isinstance(term, str) or not term.strip():
+            raise ValidationError("glossary.term", "is empty")
+        if not self.glossary.remove(term):
+            raise NotFound("glossary term", term.strip(), "glossary.term")
+
+    def compose_dialogue(self, script: str, roles: dict, *, pause_ms: int = 400, output_format: str = "wav",
+                         progress: ProgressFn = no_progress, cancel: threading.Event | None = None):
+        """Voice a `Role: line` script (see index_tts.dialogue); returns a DialogueResult."""
+        from index_tts.dialogue import compose
+        return compose(self, script, roles, pause_ms=pause_ms, output_format=output_format, progress=progress)
+
+    def regenerate(self, entry_id: str, progress: ProgressFn = no_progress, cancel: threading.Event | None = None):
+        """Make a history entry again with its saved settings: a SynthesisResult for speech, a
+        DialogueResult for a dialogue. NotFound / ValidationError("history")."""
+        if self.get_history(entry_id).get("kind") == "dialogue":
+            from index_tts.dialogue import compose_from_history
+            return compose_from_history(self, entry_id, progress)
+        return self.synthesize(self.request_from_history(entry_id), progress, cancel=cancel)
 
     # -- work ---------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from index_tts.emotion import EMOTIONS, EmotionSpec
+from index_tts.emotion import EMOTIONS, EmotionSpec, builtin_presets
 from index_tts.engines.base import EngineOutput, GenerationParams, Segment
 from index_tts.service import OUTPUT_SAMPLE_RATE, Synthesizer, SynthesisRequest, ValidationError
 from index_tts.subtitles import parse_srt, timestamp, to_srt
@@ -288,10 +288,9 @@ def test_dialogue_regenerates_from_history(synth):
 
 def test_waveform_and_emotion_choices(tmp_path):
     from index_tts.service import TimedSegment
-    from index_tts.ui.app import load_emotion_presets
     from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
 
-    builtin = load_emotion_presets()
+    builtin = builtin_presets()
     user = [{"name": "Mine", "mode": "text", "weight": 0.4, "sliders": [0.0] * 8, "text": "tired"}]
     values = [v for _, v in emotion_choices(builtin, user, "en", "Same", "Default")]
     assert values[:3] == [VOICE_DEFAULT, "same", "builtin:happy"] and values[-1] == "user:Mine"
