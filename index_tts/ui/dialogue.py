@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.dialogue import RoleSetting, compose, parse_script, roles_of
+from index_tts.dialogue import RoleSetting, parse_script, roles_of
+from index_tts.emotion import builtin_presets
 from index_tts.service import Synthesizer, TimedSegment, ValidationError
 from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.generation import _whole
 from index_tts.ui.history import history_view
-from index_tts.ui.page import ENGINE, LIGHT, MAX_UI_ROLES, OUTPUT_FORMATS, Page, builtin_presets, reporter
+from index_tts.ui.page import ENGINE, LIGHT, MAX_UI_ROLES, OUTPUT_FORMATS, Page, reporter
 from index_tts.ui.strings import t
 
 
@@ -38,18 +39,19 @@ def detect_roles(script, lang_value, *current):
 def voice_dialogue(synth: Synthesizer, script, pause_ms, fmt, lang_value, *role_values, progress=None):
     """Voice the script; role_values are MAX_UI_ROLES triples (role, voice name, emotion choice).
     [audio, info, waveform, clips zip, subtitles, line rows, history table, history choices]."""
-    users = synth.emotion_presets.list()
+    users = synth.list_emotion_presets()
+    voices = {v.name: v for v in synth.list_voices()[0]}
     roles = {}
     for n in range(MAX_UI_ROLES):
         role, voice_name, choice = role_values[3 * n: 3 * n + 3]
         if role:
-            default = synth.voices.get(voice_name).default_emotion if voice_name and synth.voices.exists(voice_name) else None
+            default = voices[voice_name].default_emotion if voice_name in voices else None
             roles[role] = RoleSetting(voice_name or "", emotion_from_choice(choice or VOICE_DEFAULT, builtin_presets(), users, default))
-    result = compose(synth, script or "", roles, pause_ms=_whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
-                     progress=reporter(progress))
+    result = synth.compose_dialogue(script or "", roles, pause_ms=_whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
+                                    progress=reporter(progress))
     rows = [[i + 1, r, v, text_value, round(s, 2), round(e, 2)] for i, (r, v, text_value, s, e) in enumerate(result.lines)]
     info = t(lang_value, "dlg_info", n=len(result.lines), duration=result.duration_s, name=result.path.name)
-    timeline = synth.history.get(result.history_id)["segments"]
+    timeline = synth.get_history(result.history_id)["segments"]
     svg = waveform_svg(result.path, [TimedSegment(seg["text"], seg["start"], seg["end"], seg["emotion"]) for seg in timeline],
                        t(lang_value, "out_wave_label"))
     table, select, _ = history_view(synth, lang_value, result.history_id)

@@ -7,9 +7,10 @@ import gradio as gr
 
 from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, normalize_webui_vector
 from index_tts.service import EMOTIONS, EmotionSpec, Synthesizer
+from index_tts.emotion import builtin_presets
 from index_tts.ui.creator import emotion_choices
 from index_tts.ui.errors import shows_errors
-from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, builtin_presets, param
+from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, param
 from index_tts.ui.strings import emotion_label, t
 
 # The emotion widgets as endpoint parameters, in the order /synthesize takes them.
@@ -73,9 +74,9 @@ def emotion_dropdowns(lang_value: str, users: list[dict]) -> list:
 @shows_errors
 def save_user_preset(synth: Synthesizer, name, mode, weight, use_random, *rest):
     *slider_values, emo_text_value, lang_value = rest
-    saved, replaced = synth.emotion_presets.save({"name": name or "", "mode": mode, "weight": weight, "use_random": bool(use_random),
-                                                  "sliders": [float(v or 0.0) for v in slider_values], "text": emo_text_value or ""})
-    users = synth.emotion_presets.list()
+    saved, replaced = synth.save_emotion_preset(name or "", mode, weight, [float(v or 0.0) for v in slider_values],
+                                                text=emo_text_value or "", use_random=bool(use_random))
+    users = synth.list_emotion_presets()
     message = t(lang_value, "emo_user_replaced" if replaced else "emo_user_saved", name=saved["name"])
     return [users, message, *emotion_dropdowns(lang_value, users)]
 
@@ -83,13 +84,13 @@ def save_user_preset(synth: Synthesizer, name, mode, weight, use_random, *rest):
 @shows_errors
 def delete_user_preset(synth: Synthesizer, name, lang_value):
     name = (name or "").strip()
-    deleted = synth.emotion_presets.delete(name)
-    users = synth.emotion_presets.list()
-    return [users, t(lang_value, "emo_user_deleted" if deleted else "emo_user_missing", name=name), *emotion_dropdowns(lang_value, users)]
+    synth.delete_emotion_preset(name)
+    users = synth.list_emotion_presets()
+    return [users, t(lang_value, "emo_user_deleted", name=name), *emotion_dropdowns(lang_value, users)]
 
 
 def load_user_presets(synth: Synthesizer, lang_value):
-    users = synth.emotion_presets.list()
+    users = synth.list_emotion_presets()
     return [users, *emotion_dropdowns(lang_value, users)]
 
 

@@ -12,17 +12,15 @@ import logging
 
 import gradio as gr
 
-from index_tts.service import Busy, NotReady, TimedOut, ValidationError
+from index_tts.service import NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
-# The refusals a user can cause or wait out; their message is for the user as is.
-REFUSALS = (ValidationError, NotReady, Busy, TimedOut)
-
-
 def message_of(error: Exception) -> str | None:
-    """The user-facing text of a refusal; None for an unexpected error (a bug)."""
-    if isinstance(error, REFUSALS):
+    """The user-facing text of a refusal (it names the field); None for an unexpected error (a bug)."""
+    if isinstance(error, NotFound):
+        return f"{error.field}: {error.kind} {error.name!r} not found"
+    if isinstance(error, ServiceError):
         return str(error)
     return None
 

@@ -11,17 +11,16 @@ from index_tts.ui.strings import t
 
 
 def glossary_rows(synth: Synthesizer, lang_value, message=""):
-    store = synth.glossary
-    rows = [list(row) for row in store.list()]
-    if store.problem:
-        problem = t(lang_value, "glossary_problem", problem=store.problem)
+    rows = [list(row) for row in synth.list_glossary()]
+    if synth.glossary_problem:
+        problem = t(lang_value, "glossary_problem", problem=synth.glossary_problem)
         message = f"{message}\n\n{problem}" if message else problem
     return rows, message
 
 
 @shows_errors
 def add_term(synth: Synthesizer, term, zh=None, en=None, lang="en"):
-    _, replaced = synth.glossary.add(term or "", zh, en)
+    replaced = synth.add_glossary_term(term or "", zh, en)
     rows, message = glossary_rows(synth, lang, t(lang, "glossary_replaced" if replaced else "glossary_added", term=(term or "").strip()))
     return rows, message, "", "", ""
 
@@ -31,8 +30,8 @@ def remove_term(synth: Synthesizer, term, lang="en"):
     term = (term or "").strip()
     if not term:
         raise gr.Error(t(lang, "glossary_none"), print_exception=False)
-    removed = synth.glossary.remove(term)
-    rows, message = glossary_rows(synth, lang, t(lang, "glossary_removed" if removed else "glossary_missing", term=term))
+    synth.remove_glossary_term(term)
+    rows, message = glossary_rows(synth, lang, t(lang, "glossary_removed", term=term))
     return rows, message, ""
 
 

@@ -20,7 +20,7 @@ def kind_label(lang_value):
 
 def history_view(synth: Synthesizer, lang_value, selected=None, message=""):
     """The history table, the entry choices and a message, read from the data folder."""
-    records = synth.history.list(HISTORY_LIMIT)
+    records = synth.list_history(HISTORY_LIMIT)
     choices = [(f"{r['id'][:15]} · {r.get('title', '')[:40]}", r["id"]) for r in records]
     ids = [r["id"] for r in records]
     return history_rows(records, kind_label(lang_value)), gr.update(choices=choices, value=selected if selected in ids else None), message
@@ -31,10 +31,7 @@ def show_entry(synth: Synthesizer, entry_id, lang_value):
     """The entry's audio and its files (audio, subtitles, per-line zip)."""
     if not entry_id:
         return None, [], ""
-    history = synth.history
-    record = history.get(entry_id)
-    files = [str(history.audio_path(record))]
-    files += [str(p) for p in (history.side_file(entry_id, ".srt"), history.side_file(entry_id, ".lines.zip")) if p.is_file()]
+    files = [str(p) for p in synth.history_files(entry_id)]
     return files[0], files, ""
 
 
@@ -42,7 +39,7 @@ def show_entry(synth: Synthesizer, entry_id, lang_value):
 def delete_entry(synth: Synthesizer, entry_id, lang_value):
     if not entry_id:
         raise gr.Error(t(lang_value, "history_none"), print_exception=False)
-    synth.history.delete(entry_id)
+    synth.delete_history(entry_id)
     return (*history_view(synth, lang_value, None, t(lang_value, "history_deleted", id=entry_id)), None, [])
 
 

@@ -3,21 +3,19 @@ and imported."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import gradio as gr
 
-from index_tts.service import Synthesizer
-from index_tts.storage import atomic_write_bytes
+from index_tts.emotion import builtin_presets
+from index_tts.service import Conflict, Synthesizer
 from index_tts.ui.creator import SAME_AS_VOICE, choice_label, emotion_choices, preset_widget_values
 from index_tts.ui.errors import shows_errors
-from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, builtin_presets, plain
+from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, plain
 from index_tts.ui.strings import t
 
 
 def library_view(synth: Synthesizer, selected=None, message=""):
     """[library list, Synthesize's voice list, message, each dialogue role's voice choices]."""
-    names = [v.name for v in synth.voices.scan()[0]]
+    names = [v.name for v in synth.list_voices()[0]]
     value = selected if selected in names else None
     return [gr.update(choices=names, value=value), gr.update(choices=names, value=value), message,
             *[gr.update(choices=names) for _ in range(MAX_UI_ROLES)]]
@@ -27,7 +25,7 @@ def library_view(synth: Synthesizer, selected=None, message=""):
 def show_voice(synth: Synthesizer, name, lang_value):
     if not name:
         return None, ""
-    v = synth.voices.get(name)
+    v = synth.get_voice(name)
     return str(v.audio_path), t(lang_value, "lib_details", name=v.name, tags=", ".join(v.tags) or "-",
                                 note=v.note, emotion=choice_label(v.default_emotion, builtin_presets(), lang_value))
 
@@ -38,7 +36,7 @@ def pick_voice(synth: Synthesizer, name, users):
     mode, weight, 8 sliders, text] (the emotion widgets unchanged when it has none)."""
     if not name:
         return [gr.update()] * 12
-    v = synth.voices.get(name)
+    v = synth.get_voice(name)
     values = preset_widget_values(v.default_emotion, builtin_presets(), users or []) if isinstance(v.default_emotion, str) else None
     if values is None:
         return [str(v.audio_path)] + [gr.update()] * 11
@@ -59,7 +57,7 @@ def save_library_voice(synth: Synthesizer, audio, name, tags_value, note, emotio
     try:
         saved, replaced = synth.save_voice(name or "", audio, tags=tags_value, note=note, overwrite=bool(overwrite),
                                            default_emotion=None if emotion_choice in (None, SAME_AS_VOICE) else emotion_choice)
-    except FileExistsError:
+    except Conflict:  # with the hint to tick "replace"
         raise gr.Error(plain(t(lang_value, "lib_exists", name=(name or "").strip())), print_exception=False) from None
     message = t(lang_value, "lib_replaced" if replaced else "lib_saved", name=saved.name)
     return [*library_view(synth, saved.name, message), None, "", "", "", False, SAME_AS_VOICE]
@@ -70,8 +68,8 @@ def rename_voice(synth: Synthesizer, name, new_name, lang_value):
     if not name:
         raise gr.Error(t(lang_value, "lib_none"), print_exception=False)
     try:
-        renamed = synth.voices.rename(name, new_name or "")
-    except FileExistsError:
+        renamed = synth.rename_voice(name, new_name or "")
+    except Conflict:
         raise gr.Error(plain(t(lang_value, "lib_exists", name=(new_name or "").strip())), print_exception=False) from None
     return library_view(synth, renamed.name, t(lang_value, "lib_renamed", name=renamed.name))
 
@@ -80,15 +78,13 @@ def rename_voice(synth: Synthesizer, name, new_name, lang_value):
 def delete_voice(synth: Synthesizer, name, lang_value):
     if not name:
         raise gr.Error(t(lang_value, "lib_none"), print_exception=False)
-    synth.voices.delete(name)
+    synth.delete_voice(name)
     return library_view(synth, None, t(lang_value, "lib_deleted", name=name))
 
 
 @shows_errors
 def export_library(synth: Synthesizer):
-    path = synth.data.root / "exports" / f"voice-library-{datetime.now():%Y%m%d-%H%M%S}.zip"
-    atomic_write_bytes(path, synth.export_voices())
-    return str(path)
+    return str(synth.export_voices_to_file())
 
 
 @shows_errors

@@ -10,39 +10,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
 import gradio as gr
 
-from index_tts.service import EMOTIONS, Synthesizer, no_progress
+from index_tts.service import Synthesizer, no_progress
 from index_tts.ui.strings import t
 
-PRESETS_FILE = Path(__file__).with_name("emotion_presets.json")
 OUTPUT_FORMATS = [("WAV", "wav"), ("MP3", "mp3"), ("FLAC", "flac"), ("OGG", "ogg")]
 MAX_UI_ROLES = 6
 # Light events (status, preview, presets) bypass the engine's limit so the page stays responsive.
 LIGHT = dict(concurrency_limit=None, show_progress="hidden")
 ENGINE = dict(concurrency_limit=1, concurrency_id="engine")
-
-
-@functools.lru_cache(maxsize=None)
-def builtin_presets() -> tuple[dict, ...]:
-    """The built-in one-click emotion presets, read once."""
-    return tuple(load_emotion_presets())
-
-
-def load_emotion_presets(path: Path = PRESETS_FILE) -> list[dict]:
-    """The one-click presets, each with its 8 slider values in EMOTIONS order."""
-    presets = json.loads(path.read_text(encoding="utf-8"))["presets"]
-    for p in presets:
-        unknown = set(p["vector"]) - set(EMOTIONS)
-        if unknown:
-            raise ValueError(f"emotion preset {p['id']!r} names unknown emotions {sorted(unknown)}")
-        p["values"] = [float(p["vector"].get(e, 0.0)) for e in EMOTIONS]
-    return presets
 
 
 def plain(message: str) -> str:

@@ -17,7 +17,7 @@ FORM = [param("name"), param("voice", None), param("emo_audio", None), param("em
 
 
 def preset_choices(synth: Synthesizer, lang_value, message=""):
-    names, problems = synth.presets.scan()
+    names, problems = synth.list_presets()
     if problems:
         skipped = t(lang_value, "preset_problems", names=", ".join(p.name for p in problems))
         message = f"{message}\n\n{skipped}" if message else skipped
@@ -34,7 +34,7 @@ def save_preset(synth: Synthesizer, **form):
     """Save FORM's values (defaults for what is missing) under form["name"]: [preset choices, message]."""
     values = fill(FORM, form)
     params = {"emotion": emotion.record(values), "generation": generation.record(values)}
-    preset, replaced = synth.presets.save(values["name"] or "", params, voice=values["voice"],
+    preset, replaced = synth.save_preset(values["name"] or "", params, voice=values["voice"],
                                           emotion_audio=values["emo_audio"] if values["emo_mode"] == "audio" else None)
     names, message = preset_choices(synth, values["lang"], t(values["lang"], "preset_overwritten" if replaced else "preset_saved",
                                                              name=preset.name))
@@ -47,7 +47,7 @@ def load_preset(synth: Synthesizer, name, lang_value="en"):
     settings in field order, message]."""
     if not name:
         raise gr.Error(t(lang_value, "preset_none"), print_exception=False)
-    preset = synth.presets.load(name)
+    preset = synth.load_preset(name)
     mode, *rest = emotion.restore(preset.params.get("emotion", {}))
     return [str(preset.voice_path) if preset.voice_path else None,
             str(preset.emotion_audio_path) if preset.emotion_audio_path else None,
@@ -58,7 +58,7 @@ def load_preset(synth: Synthesizer, name, lang_value="en"):
 def delete_preset(synth: Synthesizer, name, lang_value="en"):
     if not name:
         raise gr.Error(t(lang_value, "preset_none"), print_exception=False)
-    synth.presets.delete(name)
+    synth.delete_preset(name)
     names, message = preset_choices(synth, lang_value, t(lang_value, "preset_deleted", name=name))
     return gr.update(choices=names, value=None), message
 

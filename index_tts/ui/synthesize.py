@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.dialogue import compose_from_history
 from index_tts.emotion import DEFAULT_WEIGHT
+from index_tts.dialogue import DialogueResult
 from index_tts.service import SynthesisRequest, Synthesizer
 from index_tts.ui import emotion, generation, glossary, history, status
 from index_tts.ui.creator import waveform_svg
@@ -29,15 +29,18 @@ EXAMPLES = [
 ]
 
 
-def run_synthesis(synth: Synthesizer, request: SynthesisRequest, lang_value, progress=None):
-    """Synthesize `request`: [audio, info, segment rows, waveform, subtitles, history table, history choices]."""
-    result = synth.synthesize(request, reporter(progress))
+def result_view(synth: Synthesizer, result, lang_value):
+    """[audio, info, segment rows, waveform, subtitles, history table, history choices] of a
+    SynthesisResult, or of a DialogueResult (a regenerated dialogue: no segment rows)."""
+    table, select, _ = history.history_view(synth, lang_value, result.history_id)
+    if isinstance(result, DialogueResult):
+        info = t(lang_value, "dlg_info", n=len(result.lines), duration=result.duration_s, name=result.path.name)
+        return str(result.path), info, [], "", str(result.srt_path), table, select
     info = t(lang_value, "output_info", duration=result.duration_s, elapsed=result.elapsed_s, engine=result.engine, name=result.path.name)
     if result.emotion_model:
         info += f" · {t(lang_value, 'emo_text_label')}: {result.emotion_model}"
     rows = [[i + 1, s.text, round(s.start_s, 2), round(s.end_s, 2), s.emotion] for i, s in enumerate(result.timeline)]
     svg = waveform_svg(result.path, result.timeline, t(lang_value, "out_wave_label"))
-    table, select, _ = history.history_view(synth, lang_value, result.history_id)
     return str(result.path), info, rows, svg, str(result.srt_path) if result.srt_path else None, table, select
 
 
@@ -50,20 +53,15 @@ def synthesize(synth: Synthesizer, progress=None, **form):
                                emotion_audio=values["emo_audio"],
                                use_glossary=True if values["use_glossary"] is None else bool(values["use_glossary"]),
                                output_format=values["output_format"] or "wav")
-    return run_synthesis(synth, request, values["lang"] or "en", progress)
+    return result_view(synth, synth.synthesize(request, reporter(progress)), values["lang"] or "en")
 
 
 @shows_errors
 def regenerate(synth: Synthesizer, entry_id, lang_value, progress=None):
-    """Voice a history entry again with its saved request; Synthesize's outputs."""
+    """Voice a history entry (speech or dialogue) again with its saved request; Synthesize's outputs."""
     if not entry_id:
         raise gr.Error(t(lang_value, "history_none"), print_exception=False)
-    if synth.history.get(entry_id).get("kind") == "dialogue":
-        dialogue = compose_from_history(synth, entry_id, reporter(progress))
-        table, select, _ = history.history_view(synth, lang_value, dialogue.history_id)
-        info = t(lang_value, "dlg_info", n=len(dialogue.lines), duration=dialogue.duration_s, name=dialogue.path.name)
-        return str(dialogue.path), info, [], "", str(dialogue.srt_path), table, select
-    return run_synthesis(synth, synth.request_from_history(entry_id), lang_value, progress)
+    return result_view(synth, synth.regenerate(entry_id, reporter(progress)), lang_value)
 
 
 def layout(page: Page):
