@@ -18,7 +18,7 @@ import gradio as gr
 
 from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, builtin_presets, normalize_webui_vector
 from index_tts.engines.base import GenerationParams
-from index_tts.dialogue import RoleSetting, compose, compose_from_history, parse_script, roles_of
+from index_tts.service import RoleSetting, compose, compose_from_history, parse_script, roles_of
 from index_tts.service import Busy, NotReady, Status, SynthesisRequest, Synthesizer, TimedOut, TimedSegment, ValidationError
 from index_tts.storage import atomic_write_bytes
 from index_tts.ui.creator import (SAME_AS_VOICE, VOICE_DEFAULT, choice_label, emotion_choices, emotion_from_choice,
