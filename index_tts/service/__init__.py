@@ -11,6 +11,7 @@ package re-exports every value type and error they need.
     library.py      voices (and the library zip), presets, emotion presets, glossary
     dialogue.py     `Role: line` scripts voiced as one admitted job
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
+    launch.py       choosing the engine at launch (the model store's findings, the reason)
 See docs/service-api.md for the methods.
 """
 
@@ -24,6 +25,7 @@ from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, Dial
                                         compose_from_history, parse_script, roles_of)
 from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
                                       TimedOut, ValidationError)
+from index_tts.service.launch import EngineUnavailable, choose_engine
 from index_tts.service.library import UPLOAD_FOLDER, Preset, Problem, Voice
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
@@ -39,5 +41,5 @@ __all__ = [
     "NotReady", "ServiceError", "State", "TimedOut", "ValidationError", "UPLOAD_FOLDER", "Preset", "Problem", "Voice",
     "OUTPUT_SAMPLE_RATE", "describe_emotion", "title_of", "PlannedSegment", "Rendered", "SynthesisRequest",
     "SynthesisResult", "TimedSegment", "EngineFactory", "Status", "Synthesizer", "get_synthesizer", "init_synthesizer",
-    "audio_key", "decode_audio",
+    "audio_key", "decode_audio", "EngineUnavailable", "choose_engine",
 ]
