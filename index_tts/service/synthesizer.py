@@ -22,7 +22,7 @@ import numpy as np
 
 from index_tts.encoding import audio_format
 from index_tts.engines.base import Engine, ProgressFn, no_progress
-from index_tts.service.checks import Limits
+from index_tts.service.checks import Limits, check_number
 from index_tts.service.dialogue import DialogueResult, RoleSetting, compose, compose_from_history
 from index_tts.service.errors import Busy, Cancelled, NotReady, State, TimedOut
 from index_tts.service.library import Library
@@ -31,7 +31,7 @@ from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, ti
 from index_tts.service.requests import Rendered, SynthesisRequest, SynthesisResult
 from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, VoiceStore,
                                default_data_dir)
-from index_tts.timestretch import time_stretch
+from index_tts.timestretch import MAX_SPEED, MIN_SPEED, time_stretch
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Synthesizer(Library, Outputs, Rendering):
         Raises ValidationError, NotReady, Busy (queue full), Cancelled, TimedOut.
         """
         started = time.monotonic()
-        speed = float(request.speed) if isinstance(request.speed, (int, float)) and not isinstance(request.speed, bool) else 1.0
+        speed = float(check_number(request.speed, "speed", MIN_SPEED, MAX_SPEED))
         sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
 
         with self.job(cancel) as check:
