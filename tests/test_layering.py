@@ -56,7 +56,15 @@ def under(name: str, prefix: str) -> bool:
 
 
 SOURCES = sorted(PACKAGE.rglob("*.py")) + [ROOT / "webui.py"]
-API_MODULES = ("index_tts.api", "index_tts.api_openai")  # the HTTP layer
+API_MODULES = ("index_tts.api",)  # the HTTP layer (a package)
+# What a front end may import from the project: the service, and its own package. The launcher
+# also mounts the UI and the HTTP API.
+FRONT_END_IMPORTS = {"index_tts.api": ("index_tts.service", "index_tts.api"),
+                     "webui": ("index_tts.service", "index_tts.ui", "index_tts.api")}
+
+
+def front_end(mod: str) -> str | None:
+    return next((f for f in FRONT_END_IMPORTS if under(mod, f)), None)
 
 
 def violations() -> list[str]:
@@ -77,19 +85,20 @@ def violations() -> list[str]:
                     problem = "modules/ may import only torch, safetensors, the standard library and its siblings"
             if problem is None and not under(mod, "index_tts.ui") and top(name) == "gradio":
                 problem = "only index_tts/ui imports gradio"
-            if problem is None and top(name) in ("fastapi", "starlette", "uvicorn") and mod not in (*API_MODULES, "webui"):
+            if problem is None and top(name) in ("fastapi", "starlette", "uvicorn") and not front_end(mod):
                 problem = "only index_tts/api*.py and webui.py import fastapi/uvicorn"
             if problem is None and (under(mod, "index_tts.engines") or under(mod, "index_tts.modules")
                                     or under(mod, "index_tts.text") or under(mod, "index_tts.quickvoice")):
-                if any(under(name, f"index_tts.{upper}") for upper in ("service", "ui", "api", "api_openai", "storage")):
+                if any(under(name, f"index_tts.{upper}") for upper in ("service", "ui", "api", "storage")):
                     problem = "engines and what they use must not import the service, storage, UI or API"
-            if problem is None and mod in ("index_tts.service", "index_tts.storage"):
-                if any(under(name, f"index_tts.{upper}") for upper in ("ui", "api", "api_openai")):
+            if problem is None and (under(mod, "index_tts.service") or mod == "index_tts.storage"):
+                if any(under(name, f"index_tts.{upper}") for upper in ("ui", "api")):
                     problem = "the service must not import the UI or the API"
             if problem is None and under(mod, "index_tts.ui") and any(under(name, m) for m in API_MODULES):
                 problem = "the UI and the API are siblings; neither imports the other"
-            if problem is None and mod in API_MODULES and under(name, "index_tts.ui"):
-                problem = "the UI and the API are siblings; neither imports the other"
+            if problem is None and front_end(mod) and (top(name) == "index_tts" or name == "index_tts") \
+                    and not any(under(name, allowed) for allowed in FRONT_END_IMPORTS[front_end(mod)]):
+                problem = "a front end imports only index_tts.service and its own package"
             if problem is None and top(name) == "webui" and mod != "webui":
                 problem = "nothing imports the launcher"
             # `from a.b import c` is checked as a.b and a.b.c; report it once.
@@ -111,7 +120,9 @@ def test_the_checker_catches_a_backward_import(tmp_path, monkeypatch):
     (fake_root / "index_tts" / "modules" / "bad.py").write_text("import numpy\nimport transformers\nfrom index_tts.service import x\n")
     (fake_root / "index_tts" / "engines" / "bad.py").write_text("from ..service import Synthesizer\n")
     (fake_root / "index_tts" / "service.py").write_text("import gradio as gr\nfrom fastapi import FastAPI\n")
-    (fake_root / "webui.py").write_text("import fastapi\n")
+    (fake_root / "webui.py").write_text("import fastapi\nfrom index_tts.ui.app import mount_ui\n")
+    (fake_root / "index_tts" / "api").mkdir()
+    (fake_root / "index_tts" / "api" / "bad.py").write_text("from index_tts.storage import VoiceStore\nfrom index_tts.service import Synthesizer\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
     monkeypatch.setattr(sys.modules[__name__], "SOURCES", sorted((fake_root / "index_tts").rglob("*.py")) + [fake_root / "webui.py"])
     found = violations()
@@ -122,8 +133,10 @@ def test_the_checker_catches_a_backward_import(tmp_path, monkeypatch):
     assert "engines/bad.py imports index_tts.service" in joined
     assert "service.py imports gradio" in joined
     assert "service.py imports fastapi" in joined
-    assert not any(line.startswith("webui.py") for line in found)  # the launcher may import fastapi
-    assert len(found) == 6
+    assert not any(line.startswith("webui.py") for line in found)  # the launcher may import fastapi and mount the UI
+    assert "api/bad.py imports index_tts.storage: a front end imports only index_tts.service" in joined
+    assert not any("api/bad.py imports index_tts.service" in line for line in found)
+    assert len(found) == 7
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -71,7 +71,7 @@ def test_every_generation_field_is_in_the_ui_the_api_and_saved_presets(page, syn
     # The HTTP API's request schema has every field.
     from fastapi import FastAPI
 
-    from index_tts.api_openai import make_openai_router
+    from index_tts.api import make_openai_router
 
     app = FastAPI()
     app.include_router(make_openai_router(lambda: synth))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from index_tts.emotion import DEFAULT_WEIGHT, EmotionSpec, normalize_webui_vector
+from index_tts.service import DEFAULT_WEIGHT, EmotionSpec, normalize_webui_vector
 
 VOICE_DEFAULT = "voice_default"
 SAME_AS_VOICE = "same"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.dialogue import RoleSetting, parse_script, roles_of
-from index_tts.emotion import builtin_presets
-from index_tts.service import Synthesizer, TimedSegment, ValidationError
+from index_tts.service import (RoleSetting, Synthesizer, TimedSegment, ValidationError, builtin_emotion_presets, parse_script,
+                               roles_of)
 from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.generation import _whole
@@ -46,7 +45,7 @@ def voice_dialogue(synth: Synthesizer, script, pause_ms, fmt, lang_value, *role_
         role, voice_name, choice = role_values[3 * n: 3 * n + 3]
         if role:
             default = voices[voice_name].default_emotion if voice_name in voices else None
-            roles[role] = RoleSetting(voice_name or "", emotion_from_choice(choice or VOICE_DEFAULT, builtin_presets(), users, default))
+            roles[role] = RoleSetting(voice_name or "", emotion_from_choice(choice or VOICE_DEFAULT, builtin_emotion_presets(), users, default))
     result = synth.compose_dialogue(script or "", roles, pause_ms=_whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
                                     progress=reporter(progress))
     rows = [[i + 1, r, v, text_value, round(s, 2), round(e, 2)] for i, (r, v, text_value, s, e) in enumerate(result.lines)]
@@ -67,7 +66,7 @@ def role_row(page: Page, n: int):
                                                 min_width=100), label("dlg_role"))
         voice = page.follows_language(gr.Dropdown([], label=t("en", "dlg_role_voice", n=n + 1), elem_id=f"dlg_role_{n}_voice",
                                                   min_width=140), label("dlg_role_voice"))
-        emotion = page.follows_language(gr.Dropdown(emotion_choices(builtin_presets(), [], "en", t("en", "emo_choice_same"),
+        emotion = page.follows_language(gr.Dropdown(emotion_choices(builtin_emotion_presets(), [], "en", t("en", "emo_choice_same"),
                                                                     t("en", "emo_choice_voice_default")),
                                                     value=VOICE_DEFAULT, label=t("en", "dlg_role_emotion", n=n + 1),
                                                     elem_id=f"dlg_role_{n}_emotion", min_width=140), label("dlg_role_emotion"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.emotion import DEFAULT_WEIGHT, EMOTION_MODES, normalize_webui_vector
-from index_tts.service import EMOTIONS, EmotionSpec, Synthesizer
-from index_tts.emotion import builtin_presets
+from index_tts.service import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, Synthesizer, builtin_emotion_presets,
+                               normalize_webui_vector)
 from index_tts.ui.creator import emotion_choices
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, param
@@ -66,8 +65,8 @@ def builtin_values(preset: dict) -> list:
 def emotion_dropdowns(lang_value: str, users: list[dict]) -> list:
     """Fresh choices for every emotion dropdown: the library's default, then each dialogue role's."""
     same = t(lang_value, "emo_choice_same")
-    return ([gr.update(choices=emotion_choices(builtin_presets(), users, lang_value, same))]
-            + [gr.update(choices=emotion_choices(builtin_presets(), users, lang_value, same, t(lang_value, "emo_choice_voice_default")))
+    return ([gr.update(choices=emotion_choices(builtin_emotion_presets(), users, lang_value, same))]
+            + [gr.update(choices=emotion_choices(builtin_emotion_presets(), users, lang_value, same, t(lang_value, "emo_choice_voice_default")))
                for _ in range(MAX_UI_ROLES)])
 
 
@@ -101,7 +100,7 @@ def layout(page: Page):
                                      lambda lang: {"choices": mode_choices(lang), "label": t(lang, "emo_mode_label")})
         tr(gr.Markdown(t("en", "emo_presets_label"), elem_id="emo_presets_label"), value="emo_presets_label")
         with gr.Row(elem_classes="emo-preset-row"):
-            buttons = [gr.Button(f"{p['en']} · {p['zh']}", size="sm", elem_id=f"emo_preset_{p['id']}") for p in builtin_presets()]
+            buttons = [gr.Button(f"{p['en']} · {p['zh']}", size="sm", elem_id=f"emo_preset_{p['id']}") for p in builtin_emotion_presets()]
         tr(gr.Markdown(t("en", "emo_user_label"), elem_id="emo_user_label"), value="emo_user_label")
         users = gr.State([])
         with gr.Row(elem_classes="emo-preset-row", elem_id="emo_user_row"):
@@ -145,7 +144,7 @@ def layout(page: Page):
 def wire(page: Page, demo: gr.Blocks):
     e = page.emotion
     e.mode.change(show_mode, e.mode, [e.audio_box, e.weight, e.random, e.vector_box, e.text_box], api_visibility="private", **LIGHT)
-    for button, preset in zip(e.buttons, builtin_presets()):
+    for button, preset in zip(e.buttons, builtin_emotion_presets()):
         button.click(lambda _p=preset: builtin_values(_p), None, [e.mode, e.weight, *e.sliders], api_visibility="private", **LIGHT)
     dropdowns = page.emotion_dropdowns
     e.save.click(page.bind(save_user_preset), [e.name, e.mode, e.weight, e.random, *e.sliders, e.text, page.lang],

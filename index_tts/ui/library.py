@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.emotion import builtin_presets
-from index_tts.service import Conflict, Synthesizer
+from index_tts.service import Conflict, Synthesizer, builtin_emotion_presets
 from index_tts.ui.creator import SAME_AS_VOICE, choice_label, emotion_choices, preset_widget_values
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, plain
@@ -27,7 +26,7 @@ def show_voice(synth: Synthesizer, name, lang_value):
         return None, ""
     v = synth.get_voice(name)
     return str(v.audio_path), t(lang_value, "lib_details", name=v.name, tags=", ".join(v.tags) or "-",
-                                note=v.note, emotion=choice_label(v.default_emotion, builtin_presets(), lang_value))
+                                note=v.note, emotion=choice_label(v.default_emotion, builtin_emotion_presets(), lang_value))
 
 
 @shows_errors
@@ -37,7 +36,7 @@ def pick_voice(synth: Synthesizer, name, users):
     if not name:
         return [gr.update()] * 12
     v = synth.get_voice(name)
-    values = preset_widget_values(v.default_emotion, builtin_presets(), users or []) if isinstance(v.default_emotion, str) else None
+    values = preset_widget_values(v.default_emotion, builtin_emotion_presets(), users or []) if isinstance(v.default_emotion, str) else None
     if values is None:
         return [str(v.audio_path)] + [gr.update()] * 11
     mode, weight, slider_values, text_value = values
@@ -115,7 +114,7 @@ def layout(page: Page):
                 name = tr(gr.Textbox(label=t("en", "lib_name"), elem_id="lib_name", max_lines=1), label="lib_name")
                 tags = tr(gr.Textbox(label=t("en", "lib_tags"), elem_id="lib_tags", max_lines=1), label="lib_tags")
                 note = tr(gr.Textbox(label=t("en", "lib_note"), elem_id="lib_note", lines=2), label="lib_note")
-                emotion = tr(gr.Dropdown(emotion_choices(builtin_presets(), [], "en", t("en", "emo_choice_same")), value=SAME_AS_VOICE,
+                emotion = tr(gr.Dropdown(emotion_choices(builtin_emotion_presets(), [], "en", t("en", "emo_choice_same")), value=SAME_AS_VOICE,
                                          label=t("en", "lib_emotion"), elem_id="lib_emotion"), label="lib_emotion")
                 overwrite = tr(gr.Checkbox(False, label=t("en", "lib_overwrite"), elem_id="lib_overwrite"), label="lib_overwrite")
                 save = tr(gr.Button(t("en", "lib_save"), variant="primary", elem_id="lib_save_btn"), value="lib_save")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.emotion import DEFAULT_WEIGHT
-from index_tts.dialogue import DialogueResult
-from index_tts.service import SynthesisRequest, Synthesizer
+from index_tts.service import DEFAULT_WEIGHT, DialogueResult, SynthesisRequest, Synthesizer
 from index_tts.ui import emotion, generation, glossary, history, status
 from index_tts.ui.creator import waveform_svg
 from index_tts.ui.errors import shows_errors
