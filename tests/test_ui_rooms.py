@@ -258,3 +258,25 @@ def test_dialogue_roles_and_run(synth, wav):
     missing = ["Ann", "", "voice_default", "Ben", "Dialogue voice", "voice_default"] + [""] * (3 * dialogue.MAX_UI_ROLES - 6)
     with pytest.raises(gr.Error, match="roles"):
         dialogue.voice_dialogue(synth, script, 200, "wav", "en", *missing)
+
+
+@pytest.mark.parametrize("given,field", [
+    ({"happy": "lots", "emo_mode": "vector"}, "emotion.vector.happy"),
+    ({"emo_weight": "heavy", "emo_mode": "vector"}, "emotion.weight"),
+    ({"emo_weight": float("nan"), "emo_mode": "vector"}, "emotion.weight"),
+    ({"emo_mode": "shouting"}, "emotion.mode"),
+    ({"top_k": float("inf")}, "generation.top_k"),
+    ({"temperature": "hot"}, "generation.temperature"),
+    ({"quality": "best"}, "generation.quality"),
+    ({"text": "\x00"}, "text"),
+])
+def test_bad_widget_values_are_refused_by_name(synth, wav, given, field):
+    with pytest.raises(gr.Error) as raised:
+        synthesize.synthesize(synth, **{"voice": wav, "text": "A sentence.", **given})
+    assert raised.value.message.startswith(field) and "failed" not in raised.value.message
+
+
+def test_bad_dialogue_pause_is_refused_by_name(synth):
+    with pytest.raises(gr.Error) as raised:
+        dialogue.voice_dialogue(synth, "Ann: Hi.", float("nan"), "wav", "en", *[""] * (3 * dialogue.MAX_UI_ROLES))
+    assert raised.value.message.startswith("pause_ms")

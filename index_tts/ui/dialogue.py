@@ -9,7 +9,7 @@ from index_tts.service import (RoleSetting, Synthesizer, TimedSegment, Validatio
                                roles_of)
 from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
 from index_tts.ui.errors import shows_errors
-from index_tts.ui.generation import _whole
+from index_tts.ui.generation import whole
 from index_tts.ui.history import history_view
 from index_tts.ui.page import ENGINE, LIGHT, MAX_UI_ROLES, OUTPUT_FORMATS, Page, reporter
 from index_tts.ui.strings import t
@@ -46,7 +46,7 @@ def voice_dialogue(synth: Synthesizer, script, pause_ms, fmt, lang_value, *role_
         if role:
             default = voices[voice_name].default_emotion if voice_name in voices else None
             roles[role] = RoleSetting(voice_name or "", emotion_from_choice(choice or VOICE_DEFAULT, builtin_emotion_presets(), users, default))
-    result = synth.compose_dialogue(script or "", roles, pause_ms=_whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
+    result = synth.compose_dialogue(script or "", roles, pause_ms=whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
                                     progress=reporter(progress))
     rows = [[i + 1, r, v, text_value, round(s, 2), round(e, 2)] for i, (r, v, text_value, s, e) in enumerate(result.lines)]
     info = t(lang_value, "dlg_info", n=len(result.lines), duration=result.duration_s, name=result.path.name)

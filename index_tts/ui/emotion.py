@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.service import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, Synthesizer, builtin_emotion_presets,
-                               normalize_webui_vector)
+from index_tts.service import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, Synthesizer, ValidationError,
+                               builtin_emotion_presets, normalize_webui_vector)
 from index_tts.ui.creator import emotion_choices
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, param
@@ -17,25 +17,32 @@ FORM = [param("emo_mode", "same_as_voice"), param("emo_audio", None), param("emo
         param("emo_random", False), *[param(e, 0.0) for e in EMOTIONS], param("emo_text", None)]
 
 
-def build_emotion(mode, weight, use_random, sliders, emo_text) -> EmotionSpec:
-    """What the widgets mean. In slider mode the upstream WebUI rule (per-emotion bias, total
-    capped at 0.8) is applied here, as upstream does in its UI layer."""
-    vector = None
-    if mode == "vector":
-        vector = normalize_webui_vector([float(v or 0.0) for v in sliders])
-    return EmotionSpec(mode=mode, weight=float(weight) if weight is not None else DEFAULT_WEIGHT, vector=vector,
-                       text=emo_text or "", use_random=bool(use_random))
+def number(value, field: str, default: float = 0.0) -> float:
+    """A slider's value as a float (`default` when empty); ValidationError(field) if it is no number."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(field, f"{field} must be a number, got {value!r}")
+    return float(value)
+
+
+def sliders_of(values: dict) -> list[float]:
+    return [number(values[e], f"emotion.vector.{e}") for e in EMOTIONS]
 
 
 def from_form(values: dict) -> EmotionSpec:
-    return build_emotion(values["emo_mode"], values["emo_weight"], values["emo_random"], [values[e] for e in EMOTIONS],
-                         values["emo_text"])
+    """What the widgets mean. In slider mode the upstream WebUI rule (per-emotion bias, total
+    capped at 0.8) is applied here, as upstream does in its UI layer."""
+    mode = values["emo_mode"]
+    return EmotionSpec(mode=mode, weight=number(values["emo_weight"], "emotion.weight", DEFAULT_WEIGHT),
+                       vector=normalize_webui_vector(sliders_of(values)) if mode == "vector" else None,
+                       text=values["emo_text"] or "", use_random=bool(values["emo_random"]))
 
 
 def record(values: dict) -> dict:
     """The emotion part of a saved preset, from endpoint values."""
-    return {"mode": values["emo_mode"], "weight": values["emo_weight"], "use_random": bool(values["emo_random"]),
-            "sliders": [float(values[e] or 0.0) for e in EMOTIONS], "text": values["emo_text"] or ""}
+    return {"mode": values["emo_mode"], "weight": number(values["emo_weight"], "emotion.weight", DEFAULT_WEIGHT),
+            "use_random": bool(values["emo_random"]), "sliders": sliders_of(values), "text": values["emo_text"] or ""}
 
 
 def restore(saved: dict) -> list:
@@ -73,7 +80,8 @@ def emotion_dropdowns(lang_value: str, users: list[dict]) -> list:
 @shows_errors
 def save_user_preset(synth: Synthesizer, name, mode, weight, use_random, *rest):
     *slider_values, emo_text_value, lang_value = rest
-    saved, replaced = synth.save_emotion_preset(name or "", mode, weight, [float(v or 0.0) for v in slider_values],
+    saved, replaced = synth.save_emotion_preset(name or "", mode, weight, [number(v, f"emotion_preset.sliders.{e}")
+                                                                           for e, v in zip(EMOTIONS, slider_values)],
                                                 text=emo_text_value or "", use_random=bool(use_random))
     users = synth.list_emotion_presets()
     message = t(lang_value, "emo_user_replaced" if replaced else "emo_user_saved", name=saved["name"])

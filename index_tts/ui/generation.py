@@ -95,10 +95,10 @@ def layout(page: Page) -> list:
     return page.generation.inputs
 
 
-def _whole(value, name: str) -> int:
-    """Sliders and number boxes send floats; integer settings must be whole."""
+def whole(value, field: str) -> int:
+    """Sliders and number boxes send floats; integer settings must be whole (ValidationError(field))."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"generation.{name}", f"generation.{name} must be a number, got {value!r}")
+        raise ValidationError(field, f"{field} must be a number, got {value!r}")
     return int(round(value))
 
 
@@ -106,11 +106,11 @@ def _value(name: str, value):
     kind = TYPES[name]
     if name == "seed":
         empty = value is None or value == "" or (isinstance(value, (int, float)) and (math.isnan(value) or value < 0))
-        return None if empty else _whole(value, name)
+        return None if empty else whole(value, f"generation.{name}")
     if kind == "bool":
         return bool(value)
     if kind == "int":
-        return _whole(value, name)
+        return whole(value, f"generation.{name}")
     if kind == "float":
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"generation.{name}", f"generation.{name} must be a number, got {value!r}")
