@@ -11,7 +11,8 @@ import gradio as gr
 import pytest
 import soundfile as sf
 
-from index_tts.service import (Busy, Conflict, GenerationParams, NotFound, NotReady, TimedOut, ValidationError)
+from index_tts.service import (Busy, Conflict, EmotionSpec, GenerationParams, NotFound, NotReady, TimedOut, ValidationError,
+                               normalize_webui_vector)
 from index_tts.ui import dialogue, emotion, generation, glossary, history, library, presets, synthesize
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import bind
@@ -99,6 +100,17 @@ def test_generation_values_become_params_and_bad_ones_name_the_field():
         generation.from_form({**form, "top_k": float("nan")})
     with pytest.raises(ValidationError, match="generation.temperature"):
         generation.from_form({**form, "temperature": None})
+
+
+def test_emotion_widgets_become_the_spec_the_synthesize_tab_means():
+    sliders = {"happy": 0.9, "angry": 0.0, "sad": 0.0, "afraid": 0.0, "disgusted": 0.0, "melancholic": 0.0, "surprised": 0.6,
+               "calm": 0.0}
+    values = {"emo_mode": "vector", "emo_weight": 0.7, "emo_random": True, "emo_text": None, "emo_audio": None, **sliders}
+    spec = emotion.from_form(values)
+    assert spec.vector == normalize_webui_vector(list(sliders.values())) and sum(spec.vector) <= 0.8 + 1e-9
+    assert (spec.mode, spec.weight, spec.use_random) == ("vector", 0.7, True)
+    assert emotion.from_form({**values, "emo_mode": "text", "emo_text": "wry"}) == EmotionSpec(mode="text", weight=0.7, text="wry",
+                                                                                                use_random=True)
 
 
 def test_quality_choices_come_from_the_engine_contract():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from index_tts.service import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, Synthesizer, ValidationError,
-                               builtin_emotion_presets, normalize_webui_vector)
+                               builtin_emotion_presets)
 from index_tts.ui.creator import emotion_choices
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, param
@@ -26,23 +26,21 @@ def number(value, field: str, default: float = 0.0) -> float:
     return float(value)
 
 
-def sliders_of(values: dict) -> list[float]:
-    return [number(values[e], f"emotion.vector.{e}") for e in EMOTIONS]
+def record(values: dict) -> dict:
+    """The emotion widgets' values as an emotion record (slider positions under "sliders"):
+    what a saved preset stores."""
+    return {"mode": values["emo_mode"], "weight": number(values["emo_weight"], "emotion.weight", DEFAULT_WEIGHT),
+            "use_random": bool(values["emo_random"]), "sliders": [number(values[e], f"emotion.vector.{e}") for e in EMOTIONS],
+            "text": values["emo_text"] or ""}
 
 
 def from_form(values: dict) -> EmotionSpec:
-    """What the widgets mean. In slider mode the upstream WebUI rule (per-emotion bias, total
-    capped at 0.8) is applied here, as upstream does in its UI layer."""
-    mode = values["emo_mode"]
-    return EmotionSpec(mode=mode, weight=number(values["emo_weight"], "emotion.weight", DEFAULT_WEIGHT),
-                       vector=normalize_webui_vector(sliders_of(values)) if mode == "vector" else None,
-                       text=values["emo_text"] or "", use_random=bool(values["emo_random"]))
-
-
-def record(values: dict) -> dict:
-    """The emotion part of a saved preset, from endpoint values."""
-    return {"mode": values["emo_mode"], "weight": number(values["emo_weight"], "emotion.weight", DEFAULT_WEIGHT),
-            "use_random": bool(values["emo_random"]), "sliders": sliders_of(values), "text": values["emo_text"] or ""}
+    """What the widgets mean: the record's EmotionSpec (in slider mode the upstream WebUI rule,
+    per-emotion bias and total capped at 0.8, applies to the slider positions)."""
+    try:
+        return EmotionSpec.from_record(record(values))
+    except ValueError as e:
+        raise ValidationError("emotion", str(e)) from e
 
 
 def restore(saved: dict) -> list:
