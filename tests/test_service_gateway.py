@@ -200,7 +200,7 @@ def test_bad_text_is_refused_by_name(quick_synth, text, field):
     ({"emotion": EmotionSpec(mode="vector", vector=(10**400,) + (0,) * 7)}, "emotion.vector.happy"),
     ({"emotion": EmotionSpec(mode="text", text="calm\x00")}, "emotion.text"),
     ({"emotion": EmotionSpec(mode="text", text="x" * 1001)}, "emotion.text"),
-    ({"generation": GenerationParams(top_k=10**400)}, "generation"),
+    ({"generation": GenerationParams(top_k=10**400)}, "generation.top_k"),
     ({"generation": GenerationParams(temperature=10**400)}, "generation"),
     ({"generation": GenerationParams(seed=2**70)}, "generation.seed"),
     ({"output_format": "wav\x00"}, "output_format"),

@@ -85,5 +85,6 @@ def check_number(value: object, field: str, lo: float, hi: float, *, whole: bool
     except OverflowError:   # an int too large for a float
         finite = False
     if not finite or not lo <= value <= hi or (whole and value != int(value)):
-        raise ValidationError(field, f"must be {what} in [{lo:g}, {hi:g}], got {str(value)[:40]}")
+        shown = f"a number of {value.bit_length()} bits" if isinstance(value, int) and not finite else repr(value)[:40]
+        raise ValidationError(field, f"must be {what} in [{lo:g}, {hi:g}], got {shown}")
     return value

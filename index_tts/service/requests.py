@@ -52,6 +52,10 @@ class SynthesisRequest:
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")
+        for name, (lo, hi) in GenerationParams.RANGES.items():
+            value = getattr(self.generation, name)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:  # beyond any float
+                raise ValidationError(f"generation.{name}", f"must be in [{lo}, {hi}], got a number of {value.bit_length()} bits")
         rethrow_named(self.generation.validate, "generation")
 
         emotion = self.emotion
