@@ -60,6 +60,7 @@ API_MODULES = ("index_tts.api",)  # the HTTP layer (a package)
 # What a front end may import from the project: the service, and its own package. The launcher
 # also mounts the UI and the HTTP API.
 FRONT_END_IMPORTS = {"index_tts.api": ("index_tts.service", "index_tts.api"),
+                     "index_tts.ui": ("index_tts.service", "index_tts.ui"),
                      "webui": ("index_tts.service", "index_tts.ui", "index_tts.api")}
 
 
