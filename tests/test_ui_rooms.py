@@ -14,6 +14,7 @@ import soundfile as sf
 from index_tts.service import (Busy, Conflict, EmotionSpec, GenerationParams, NotFound, NotReady, TimedOut, ValidationError,
                                normalize_webui_vector)
 from index_tts.ui import dialogue, emotion, generation, glossary, history, library, presets, synthesize
+from index_tts.ui.creator import emotion_from_choice
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import bind
 from tests.http_server import write_voice
@@ -168,7 +169,12 @@ def test_library_save_rename_delete(synth, wav):
     audio, details = library.show_voice(synth, "Room voice", "en")
     assert Path(audio).is_file() and "warm, low" in details and "Happy" in details
     picked = library.pick_voice(synth, "Room voice", [])
-    assert picked[1] == "vector" and max(picked[3:11]) > 0  # its default emotion fills the widgets
+    assert picked[1:4] == ["vector", 0.8, False] and max(picked[4:12]) > 0  # its default emotion fills the widgets
+    mine = {"name": "Mine", "mode": "text", "weight": 0.4, "use_random": True, "sliders": [0.0] * 8, "text": "tired"}
+    library.save_library_voice(synth, wav, "Tired voice", "", "", "user:Mine", False, "en")
+    assert library.pick_voice(synth, "Tired voice", [mine])[1:] == ["text", 0.4, True, *[0.0] * 8, "tired"]
+    assert emotion_from_choice("voice_default", [], [mine], "user:Mine") == EmotionSpec(mode="text", weight=0.4, text="tired",
+                                                                                        use_random=True)  # a dialogue role's
 
     renamed = library.rename_voice(synth, "Room voice", "Room voice 2", "en")
     assert value(renamed[0]) == "Room voice 2" and "Room voice" not in choices(renamed[0])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from index_tts.service import Conflict, Synthesizer, builtin_emotion_presets
-from index_tts.ui.creator import SAME_AS_VOICE, choice_label, emotion_choices, preset_widget_values
+from index_tts.ui import emotion
+from index_tts.ui.creator import SAME_AS_VOICE, choice_label, emotion_choices, preset_record
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, plain
 from index_tts.ui.strings import t
@@ -31,16 +32,13 @@ def show_voice(synth: Synthesizer, name, lang_value):
 
 @shows_errors
 def pick_voice(synth: Synthesizer, name, users):
-    """A voice picked for Synthesize: [its audio, and its default emotion in the widgets:
-    mode, weight, 8 sliders, text] (the emotion widgets unchanged when it has none)."""
+    """A voice picked for Synthesize: [its audio, and its default emotion in the widgets: mode,
+    weight, use_random, 8 sliders, text] (the emotion widgets unchanged when it has none)."""
     if not name:
-        return [gr.update()] * 12
+        return [gr.update()] * 13
     v = synth.get_voice(name)
-    values = preset_widget_values(v.default_emotion, builtin_emotion_presets(), users or []) if isinstance(v.default_emotion, str) else None
-    if values is None:
-        return [str(v.audio_path)] + [gr.update()] * 11
-    mode, weight, slider_values, text_value = values
-    return [str(v.audio_path), mode, weight, *slider_values, text_value]
+    record = preset_record(v.default_emotion, builtin_emotion_presets(), users or []) if isinstance(v.default_emotion, str) else None
+    return [str(v.audio_path), *(emotion.restore(record) if record is not None else [gr.update()] * 12)]
 
 
 @shows_errors
@@ -114,8 +112,8 @@ def layout(page: Page):
                 name = tr(gr.Textbox(label=t("en", "lib_name"), elem_id="lib_name", max_lines=1), label="lib_name")
                 tags = tr(gr.Textbox(label=t("en", "lib_tags"), elem_id="lib_tags", max_lines=1), label="lib_tags")
                 note = tr(gr.Textbox(label=t("en", "lib_note"), elem_id="lib_note", lines=2), label="lib_note")
-                emotion = tr(gr.Dropdown(emotion_choices(builtin_emotion_presets(), [], "en", t("en", "emo_choice_same")), value=SAME_AS_VOICE,
-                                         label=t("en", "lib_emotion"), elem_id="lib_emotion"), label="lib_emotion")
+                default_emotion = tr(gr.Dropdown(emotion_choices(builtin_emotion_presets(), [], "en", t("en", "emo_choice_same")), value=SAME_AS_VOICE,
+                                                 label=t("en", "lib_emotion"), elem_id="lib_emotion"), label="lib_emotion")
                 overwrite = tr(gr.Checkbox(False, label=t("en", "lib_overwrite"), elem_id="lib_overwrite"), label="lib_overwrite")
                 save = tr(gr.Button(t("en", "lib_save"), variant="primary", elem_id="lib_save_btn"), value="lib_save")
     with tr(gr.Accordion(t("en", "lib_manage_section"), open=False, elem_id="lib_manage_section"), label="lib_manage_section"):
@@ -134,14 +132,14 @@ def layout(page: Page):
                                       label="lib_import_overwrite")
                 import_ = tr(gr.Button(t("en", "lib_import"), elem_id="lib_import_btn"), value="lib_import")
     page.room("library", voices=voices, audio=audio, details=details, use=use, info=info, new_audio=new_audio, name=name, tags=tags,
-              note=note, emotion=emotion, overwrite=overwrite, save=save, rename_to=rename_to, rename=rename, delete=delete,
+              note=note, emotion=default_emotion, overwrite=overwrite, save=save, rename_to=rename_to, rename=rename, delete=delete,
               export=export, export_file=export_file, import_file=import_file, import_overwrite=import_overwrite, import_=import_)
 
 
 def wire(page: Page, demo: gr.Blocks):
     lib, s, e = page.library, page.synth, page.emotion
     outputs = [lib.voices, s.voice_pick, lib.info, *page.dialogue.role_voices]
-    picked = [s.voice, e.mode, e.weight, *e.sliders, e.text]
+    picked = [s.voice, *e.restorable]
     lib.voices.change(page.bind(show_voice), [lib.voices, page.lang], [lib.audio, lib.details], api_visibility="private", **LIGHT)
     s.voice_pick.input(page.bind(pick_voice), [s.voice_pick, e.users], picked, api_visibility="private", **LIGHT)
     lib.use.click(page.bind(use_voice), [lib.voices, e.users, page.lang], [*picked, s.voice_pick, lib.info, page.tabs],
