@@ -95,6 +95,9 @@ def test_history_presets_emotion_presets_and_glossary(tmp_path):
     with pytest.raises(NotFound):
         synth.regenerate(result.history_id)
 
+    with pytest.raises(ValidationError) as no_file:
+        synth.save_preset("Warm", {}, voice=tmp_path / "gone.wav")
+    assert no_file.value.field == "voice" and synth.list_presets()[0] == []
     preset, replaced = synth.save_preset("Warm", {"generation": {"top_k": 10}})
     assert not replaced and synth.load_preset("Warm").params == {"generation": {"top_k": 10}}
     assert synth.list_presets()[0] == ["Warm"]

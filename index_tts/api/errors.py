@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError as PydanticError
+from starlette.exceptions import HTTPException
 
 from index_tts.service import Busy, Cancelled, Conflict, NotFound, NotReady, TimedOut, ValidationError
 
@@ -88,6 +89,8 @@ class ErrorMappingRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except HTTPException:
+                raise  # already an HTTP answer (FastAPI's own)
             except Exception as e:  # noqa: BLE001 (service_error logs what it does not know)
                 return service_error(e)
 

@@ -14,7 +14,6 @@ by errors.service_error (one mapping). What is valid is decided by the service. 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import threading
 from pathlib import Path

@@ -196,10 +196,14 @@ class Library:
         """Saved preset names (sorted) and the unreadable ones, as problems."""
         return self.presets.scan()
 
-    def save_preset(self, name: str, params: dict, voice: AudioInput | None = None,
-                    emotion_audio: AudioInput | None = None) -> tuple[Preset, bool]:
-        """Save a studio state; returns it and whether one of that name was replaced."""
+    def save_preset(self, name: str, params: dict, voice: str | os.PathLike | None = None,
+                    emotion_audio: str | os.PathLike | None = None) -> tuple[Preset, bool]:
+        """Save a studio state (its voice and emotion clip are files, copied into the preset);
+        returns it and whether one of that name was replaced."""
         check_name(name)
+        for field_name, path in (("voice", voice), ("emotion_audio", emotion_audio)):
+            if path is not None and not (isinstance(path, (str, os.PathLike)) and Path(path).is_file()):
+                raise ValidationError(field_name, "must be an audio file that exists")
         with named("preset", name):
             return self.presets.save(name, params, voice=voice, emotion_audio=emotion_audio)
 
