@@ -11,10 +11,9 @@ import ipaddress
 import logging
 import os
 import sys
-from pathlib import Path
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
-HISTORY_ENTRIES_ENV, HISTORY_GB_ENV = "INDEX_TTS_HISTORY_MAX_ENTRIES", "INDEX_TTS_HISTORY_MAX_GB"  # read by the history store
+HISTORY_ENTRIES_ENV, HISTORY_GB_ENV = "INDEX_TTS_HISTORY_MAX_ENTRIES", "INDEX_TTS_HISTORY_MAX_GB"  # the flags' defaults
 
 
 def is_loopback(host: str) -> bool:
@@ -88,13 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def use_data_folder(args: argparse.Namespace) -> None:
-    """Before the service and gradio are imported: the history limits for the store, and Gradio's
-    upload cache in the data folder, emptied (its files belong to no page of this run)."""
-    from index_tts.storage import DataDir, default_data_dir
+    """Before gradio is imported: Gradio's upload cache in the data folder, emptied."""
+    from index_tts.service import prepare_gradio_temp
 
-    os.environ[HISTORY_ENTRIES_ENV], os.environ[HISTORY_GB_ENV] = str(args.history_max_entries), repr(args.history_max_gb)
-    data = DataDir(Path(args.data_dir) if args.data_dir else default_data_dir())
-    os.environ["GRADIO_TEMP_DIR"] = str(data.clear_gradio_temp().resolve())
+    os.environ["GRADIO_TEMP_DIR"] = str(prepare_gradio_temp(args.data_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,46 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"
     use_data_folder(args)
 
-    from index_tts.engines import EngineUnavailable, select_engine
-    from index_tts.model_store.doctor import inspect
-    from index_tts.model_store.layout import open_model_files
-    from index_tts.service import Limits, get_synthesizer, init_synthesizer
+    from index_tts.service import EngineUnavailable, Limits, choose_engine, get_synthesizer, init_synthesizer
 
-    files = open_model_files(args.model_dir, args.cache_hub, args.revision)
-    log.info("model: %s", files.describe())
     try:
-        store = inspect(files).as_dict()  # no throughput test here: `python -m index_tts doctor` measures it
-    except Exception:  # a report is a courtesy; it must never keep the studio from starting
-        log.exception("could not inspect the model store")
-        store = {}
-    for warning in store.get("warnings", []):
-        log.warning("model store: %s", warning)
-    if args.engine != "quick" and store.get("fix"):
-        log.warning("model store: %s", store["fix"])
-    try:
-        factory, reason = select_engine(args.engine, files)
+        factory, reason, store = choose_engine(args.engine, args.model_dir, args.cache_hub, args.revision,
+                                               fault_injection=args.fault_injection)
     except EngineUnavailable as e:
         log.error("cannot start with --engine %s: %s", args.engine, e)
         return 2
-    log.info("engine: %s", reason)
-    if args.fault_injection:
-        from index_tts.engines.faults import with_fault_injection
-
-        log.warning("--fault-injection: text markers make the engine fail on purpose (a testing aid)")
-        factory = with_fault_injection(factory)
     limits = Limits(max_text_chars=args.max_text_chars, max_voice_seconds=args.max_voice_seconds,
                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), upload_formats=args.upload_formats,
                     max_queue=args.max_queue,
                     request_timeout_s=args.request_timeout)
     synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay,
-                                   limits=limits, model_store=store)
-    log.info("data folder: %s", synthesizer.data.root.resolve())
+                                   limits=limits, model_store=store, history_max_entries=args.history_max_entries,
+                                   history_max_gb=args.history_max_gb)
+    log.info("data folder: %s", synthesizer.data_root.resolve())
 
     import uvicorn
     from fastapi_offline import FastAPIOffline
 
-    from index_tts.api import TokenAuthMiddleware, make_router
-    from index_tts.api_openai import make_openai_router
+    from index_tts.api import TokenAuthMiddleware, make_openai_router, make_router
     from index_tts.ui.app import mount_ui
 
     # /docs (Swagger UI) and /openapi.json; the Swagger files come from the fastapi-offline wheel,
@@ -157,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     app = FastAPIOffline(title="IndexTTS Studio", redoc_url=None, static_url="/docs-static")
     app.include_router(make_router(get_synthesizer))  # before mounting Gradio at "/"
     app.include_router(make_openai_router(get_synthesizer))
-    app = mount_ui(app, get_synthesizer, allowed_paths=[str(synthesizer.data.root.resolve())])
+    app = mount_ui(app, get_synthesizer, allowed_paths=[str(synthesizer.data_root.resolve())])
     served = TokenAuthMiddleware(app, args.auth_token) if args.auth_token else app
     if args.cors_origin:
         from starlette.middleware.cors import CORSMiddleware

@@ -6,9 +6,13 @@ this order), so it must never change. Pure Python: no torch, no numpy.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
-from typing import Literal
+import unicodedata
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
 
 EMOTIONS = ("happy", "angry", "sad", "afraid", "disgusted", "melancholic", "surprised", "calm")
 
@@ -24,6 +28,9 @@ DEFAULT_WEIGHT = 0.65
 
 EmotionMode = Literal["same_as_voice", "audio", "vector", "text"]
 EMOTION_MODES: tuple[EmotionMode, ...] = ("same_as_voice", "audio", "vector", "text")
+
+# The built-in named presets: the one data file the UI, the tag parser and the API read.
+BUILTIN_PRESETS_FILE = Path(__file__).with_name("emotion_presets.json")
 
 
 def normalize_webui_vector(vector: tuple[float, ...] | list[float]) -> tuple[float, ...]:
@@ -83,3 +90,92 @@ class EmotionSpec:
             raise ValueError("emotion.audio is required in 'audio' mode")
         if self.mode == "text" and not isinstance(self.text, str):
             raise ValueError("emotion.text must be a string")
+
+    # -- the one record shape (history, dialogue roles, presets, the API body) -------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """The spec as JSON. Audio is not included: whoever stores the record keeps the clip and
+        adds its own reference under "audio"."""
+        return {"mode": self.mode, "weight": self.weight, "use_random": self.use_random,
+                "vector": list(self.vector) if self.vector is not None else None, "text": self.text}
+
+    @classmethod
+    def from_record(cls, record: Any, audio: object | None = None, audio_sr: int = 0) -> "EmotionSpec":
+        """A spec from a record; ValueError("emotion...") when it is not one.
+
+        Reads every shape written so far: history and dialogue records (`vector`; dialogue
+        records had no `use_random`), a named preset (`{"preset": "angry", "weight": 0.8}`), and
+        the user presets' `sliders` (slider positions: the WebUI bias rule applies to them, as on
+        the Synthesize tab). The result is not range-checked: call validate().
+        """
+        if not isinstance(record, dict):
+            raise ValueError(f"emotion must be an object, got {type(record).__name__}")
+        if record.get("preset") is not None:
+            extra = sorted(set(record) - {"preset", "weight", "use_random"})
+            if extra:
+                raise ValueError(f"emotion.{extra[0]} cannot be combined with emotion.preset")
+            spec = preset_spec(record["preset"], record.get("weight"))
+            return replace(spec, use_random=record.get("use_random", False))
+        vector = record.get("vector")
+        if vector is None and record.get("sliders") is not None and record.get("mode") == "vector":
+            vector = normalize_webui_vector([_number(v, "emotion.sliders") for v in record["sliders"]])
+        if isinstance(vector, dict):
+            unknown = sorted(set(vector) - set(EMOTIONS))
+            if unknown:
+                raise ValueError(f"emotion.vector: unknown emotions {unknown}; use {', '.join(EMOTIONS)}")
+            vector = [vector.get(name, 0.0) for name in EMOTIONS]
+        if vector is not None and (isinstance(vector, (str, bytes)) or not hasattr(vector, "__len__")):
+            raise ValueError(f"emotion.vector must be {len(EMOTIONS)} numbers, got {vector!r}")
+        return cls(mode=record.get("mode", "same_as_voice"), weight=record.get("weight", DEFAULT_WEIGHT),
+                   vector=tuple(vector) if vector is not None else None, text=record.get("text") or "",
+                   audio=audio, audio_sr=audio_sr, use_random=record.get("use_random", False))
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field} must be numbers, got {value!r}")
+    return float(value)
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
+@lru_cache(maxsize=1)
+def _builtin_presets() -> tuple[dict, ...]:
+    presets = json.loads(BUILTIN_PRESETS_FILE.read_text(encoding="utf-8"))["presets"]
+    for p in presets:
+        unknown = set(p["vector"]) - set(EMOTIONS)
+        if unknown:
+            raise ValueError(f"emotion preset {p['id']!r} names unknown emotions {sorted(unknown)}")
+        p["values"] = [float(p["vector"].get(e, 0.0)) for e in EMOTIONS]
+        p["names"] = list(dict.fromkeys([p["id"], *p.get("names", ())]))
+    return tuple(presets)
+
+
+def builtin_presets() -> list[dict]:
+    """The built-in presets: {id, en, zh, weight, vector {emotion: slider}, values [8 sliders], names}."""
+    return [{**p, "vector": dict(p["vector"]), "values": list(p["values"]), "names": list(p["names"])}
+            for p in _builtin_presets()]
+
+
+def find_preset(name: object) -> dict | None:
+    """The built-in preset called `name` (its id or one of its names, any case); None if none is."""
+    if not isinstance(name, str):
+        return None
+    folded = _fold(name)
+    for p in builtin_presets():
+        if any(_fold(n) == folded for n in p["names"]):
+            return p
+    return None
+
+
+def preset_spec(name: object, weight: object = None) -> EmotionSpec:
+    """What a built-in preset tells the engine: its sliders through the WebUI rule, and its weight
+    unless `weight` is given. ValueError("emotion.preset") for an unknown name."""
+    preset = find_preset(name)
+    if preset is None:
+        known = ", ".join(p["id"] for p in _builtin_presets())
+        raise ValueError(f"emotion.preset: unknown preset {str(name)[:40]!r}; known: {known}")
+    return EmotionSpec(mode="vector", vector=normalize_webui_vector(preset["values"]),
+                       weight=preset["weight"] if weight is None else weight)

@@ -9,7 +9,6 @@ import json
 import wave
 from pathlib import Path
 
-import httpx
 import numpy as np
 import openai
 import pytest

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 import httpx
 import openai

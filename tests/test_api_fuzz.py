@@ -135,3 +135,70 @@ def test_fuzz_voice_names_in_paths(http, name):
     path = "/v1/voices/" + quote(name, safe="")
     check(http.get(path))
     check(http.delete(path))
+
+
+# -- hostile bodies: the classes of bad input that once gave a 500 ----------------------------------
+
+def _body(**fields: str) -> bytes:
+    """A speech body with raw JSON text for some fields (so invalid JSON pieces stay as written)."""
+    parts = {"input": '"Hello there."', "voice": '"alice"', "response_format": '"wav"', **fields}
+    return ("{" + ", ".join(f'"{k}": {v}' for k, v in parts.items()) + "}").encode("utf-8", "surrogatepass")
+
+
+nested = st.integers(1, 3000).flatmap(lambda n: st.sampled_from([
+    _body(input="[" * n + "]" * n),
+    _body(emotion='{"text":' * n + '"x"' + "}" * n),
+    ("[" * n + "]" * n).encode(),
+]))
+surrogate = st.sampled_from(["\\ud800", "\\udfff", "\\ud83d", "a\\udc00b", "\\ud800\\ud800"]).flatmap(lambda esc: st.sampled_from([
+    _body(input=f'"{esc}"'), _body(voice=f'"{esc}"'), _body(emotion=f'{{"mode": "text", "text": "{esc}"}}'),
+    _body(**{f"{esc}": '"x"'}),
+]))
+duplicate = st.sampled_from(["input", "voice", "speed", "response_format"]).map(
+    lambda key: _body()[:-1] + f', "{key}": "again"}}'.encode())
+invalid_utf8 = st.binary(min_size=1, max_size=4).filter(lambda b: not _decodes(b)).map(
+    lambda junk: b'{"input": "Hi ' + junk + b'", "voice": "alice"}')
+control = st.text(alphabet=st.characters(categories=["Cc", "Cf"]), min_size=1, max_size=3).flatmap(
+    lambda chars: st.sampled_from([
+        _body(input=json.dumps(chars + "Hello")), _body(input=json.dumps("Hello" + chars)),
+        _body(voice=json.dumps("al" + chars + "ice")),
+        _body(emotion=json.dumps({"mode": "text", "text": chars})),
+        _body(instructions=json.dumps(chars)),
+    ]))
+huge = st.sampled_from(["1e400", "-1e400", "9" * 5000, "1" + "0" * 400, "-0.0", "1e-400"]).flatmap(lambda n: st.sampled_from([
+    _body(speed=n), _body(generation=f'{{"temperature": {n}}}'), _body(generation=f'{{"top_k": {n}}}'),
+    _body(generation=f'{{"seed": {n}}}'), _body(emotion=f'{{"weight": {n}}}'),
+    _body(emotion=f'{{"mode": "vector", "vector": [{n}, 0, 0, 0, 0, 0, 0, 0]}}'),
+]))
+overlong = st.sampled_from([10**4, 10**5, 6 * 10**5]).flatmap(lambda n: st.sampled_from([
+    _body(input=json.dumps("a" * n)), _body(voice=json.dumps("v" * n)), _body(instructions=json.dumps("i" * n)),
+]))
+wrong_types = st.sampled_from(["input", "voice", "speed", "emotion", "generation", "stream", "use_glossary"]).flatmap(
+    lambda key: st.sampled_from(['[]', '{}', '"x"', '12', 'true', 'null', '[["a"]]']).map(lambda v: _body(**{key: v})))
+hostile = st.one_of(nested, surrogate, duplicate, invalid_utf8, control, huge, overlong, wrong_types)
+
+
+def _decodes(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+@FUZZ
+@given(raw=hostile)
+def test_fuzz_hostile_json_bodies(http, raw):
+    response = http.post("/v1/audio/speech", content=raw, headers={"content-type": "application/json"})
+    check(response)
+    if response.status_code in (400, 422):
+        assert response.json()["error"]["param"], response.text
+
+
+@FUZZ
+@given(text=st.text(alphabet=st.characters(categories=["Cc", "Cf", "Zs", "Lo", "Ll"]), min_size=1, max_size=30))
+def test_fuzz_control_characters_in_form_fields_and_names(http, text):
+    check(http.post("/v1/audio/speech", data={"input": text, "voice": "alice", "response_format": "wav"},
+                    files={"unused": ("u", b"", "text/plain")}))
+    check(http.post("/v1/voices", data={"name": text, "note": text, "tags": text},
+                    files={"file": ("v.wav", wav_bytes(1.0, 16000, 0.3), "audio/wav")}))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from index_tts.emotion import EMOTIONS, EmotionSpec
+from index_tts.emotion import EMOTIONS, EmotionSpec, builtin_presets
 from index_tts.engines.base import EngineOutput, GenerationParams, Segment
 from index_tts.service import OUTPUT_SAMPLE_RATE, Synthesizer, SynthesisRequest, ValidationError
 from index_tts.subtitles import parse_srt, timestamp, to_srt
@@ -145,7 +145,7 @@ def test_dialogue_four_lines_two_roles_in_order(synth):
     import io
     import zipfile
 
-    from index_tts.dialogue import RoleSetting, compose, parse_script, roles_of
+    from index_tts.service import RoleSetting, compose, parse_script, roles_of
 
     synth.save_voice("Low", voice(110))
     synth.save_voice("High", voice(230))
@@ -184,7 +184,7 @@ def test_dialogue_four_lines_two_roles_in_order(synth):
     ("Alice: hi\n", {"Alice": "Nobody"}, "voice", "Nobody"),
 ])
 def test_bad_dialogues_name_the_problem_and_write_nothing(synth, script, roles, field, words):
-    from index_tts.dialogue import RoleSetting, compose
+    from index_tts.service import RoleSetting, compose
 
     synth.save_voice("Low", voice(110))
     with pytest.raises(ValidationError) as caught:
@@ -276,7 +276,7 @@ def test_user_emotion_presets_persist_and_are_checked(tmp_path):
 
 
 def test_dialogue_regenerates_from_history(synth):
-    from index_tts.dialogue import RoleSetting, compose, compose_from_history
+    from index_tts.service import RoleSetting, compose, compose_from_history
 
     synth.save_voice("Low", voice(110))
     first = compose(synth, "A: One two.\nB: Three.", {"A": RoleSetting("Low"), "B": RoleSetting("Low")}, pause_ms=100)
@@ -288,10 +288,9 @@ def test_dialogue_regenerates_from_history(synth):
 
 def test_waveform_and_emotion_choices(tmp_path):
     from index_tts.service import TimedSegment
-    from index_tts.ui.app import load_emotion_presets
     from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
 
-    builtin = load_emotion_presets()
+    builtin = builtin_presets()
     user = [{"name": "Mine", "mode": "text", "weight": 0.4, "sliders": [0.0] * 8, "text": "tired"}]
     values = [v for _, v in emotion_choices(builtin, user, "en", "Same", "Default")]
     assert values[:3] == [VOICE_DEFAULT, "same", "builtin:happy"] and values[-1] == "user:Mine"

@@ -97,3 +97,46 @@ def test_emotion_spec_accepts_valid_modes():
     EmotionSpec(mode="vector", vector=(1.2,) + (0.0,) * 7).validate()  # text-mode scores reach 1.2
     EmotionSpec(mode="text", text="").validate()
     EmotionSpec(mode="audio", audio=[0.0] * 10, audio_sr=16000).validate()
+
+
+# -- one record shape and one set of built-in presets ---------------------------------------------
+
+def test_records_round_trip_and_old_shapes_stay_readable():
+    from index_tts.emotion import EmotionSpec as Spec
+
+    spec = Spec(mode="vector", vector=(0.1,) * 8, weight=0.7, use_random=True)
+    assert Spec.from_record(spec.to_record()) == spec
+    assert Spec.from_record(Spec(mode="text", text="tired").to_record()) == Spec(mode="text", text="tired")
+    # A dialogue role written before use_random was recorded:
+    assert Spec.from_record({"mode": "vector", "weight": 0.6, "vector": [0.0] * 8, "text": ""}).use_random is False
+    # A user preset's slider positions go through the WebUI rule, as on the Synthesize tab:
+    sliders = [0.0, 0.8] + [0.0] * 6
+    from_sliders = Spec.from_record({"mode": "vector", "weight": 0.8, "sliders": sliders, "text": "", "use_random": True})
+    assert from_sliders.vector == normalize_webui_vector(sliders) and from_sliders.use_random
+    assert Spec.from_record({"mode": "vector", "vector": {"sad": 0.5}}).vector == (0, 0, 0.5, 0, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match=r"emotion\.vector"):
+        Spec.from_record({"mode": "vector", "vector": {"joy": 1}})
+    with pytest.raises(ValueError, match="emotion must be an object"):
+        Spec.from_record("angry")
+
+
+def test_named_presets_come_from_one_file():
+    from index_tts.emotion import builtin_presets, find_preset, preset_spec
+    from index_tts.text.tags import parse
+
+    presets = builtin_presets()
+    names = [n.casefold() for p in presets for n in p["names"]]
+    assert len(names) == len(set(names)), "a name may mean only one preset"
+    assert {"angry", "excited", "cold_anger"} <= {p["id"] for p in presets}
+    angry = preset_spec("angry")
+    assert angry.vector[EMOTIONS.index("angry")] == pytest.approx(0.7) and angry.weight == 0.8
+    assert preset_spec("ANGRY", 0.3).weight == 0.3 and find_preset("生气")["id"] == "angry"
+    for preset in presets:          # the tag parser reads the same presets: [兴奋], [cold anger] ...
+        (speech,) = parse(f"[{preset['names'][-1]}] Hello.")
+        assert (speech.emotion.vector, speech.emotion.weight) == (preset_spec(preset["id"]).vector, preset["weight"])
+    with pytest.raises(ValueError, match=r"emotion\.preset: unknown preset"):
+        preset_spec("furious")
+    record = EmotionSpec.from_record({"preset": "calm", "weight": 0.5})
+    assert record == EmotionSpec(mode="vector", vector=preset_spec("calm").vector, weight=0.5)
+    with pytest.raises(ValueError, match=r"emotion\.mode cannot be combined"):
+        EmotionSpec.from_record({"preset": "calm", "mode": "text"})

@@ -215,7 +215,13 @@ def test_start_up_puts_gradio_temp_in_the_data_folder_and_empties_it(tmp_path, m
     folder = Path(os.environ["GRADIO_TEMP_DIR"])
     assert folder == (tmp_path / "data" / "tmp" / "gradio").resolve()
     assert folder.is_dir() and list(folder.iterdir()) == []
-    assert Retention.from_env() == Retention(9, 15 * 10**8)
+
+
+def test_the_history_flags_reach_the_store(tmp_path):
+    from index_tts.service import Synthesizer
+
+    synth = Synthesizer(lambda: None, data_dir=tmp_path / "data", history_max_entries=9, history_max_gb=1.5)
+    assert synth.history.retention == Retention(9, 15 * 10**8)
 
 
 def test_gradio_uses_the_folder_webui_sets(tmp_path):

@@ -24,7 +24,6 @@ from index_tts.engines import select_engine
 from index_tts.model_store.layout import ModelFiles
 from index_tts.engines.base import GenerationParams
 from index_tts.engines.indextts2 import QWEN_DIR_DEFAULT, IndexTTS2Engine
-from index_tts.text.emotion_lexicon import text_to_emotion
 from index_tts.service import OUTPUT_SAMPLE_RATE, Synthesizer, SynthesisRequest
 
 SR = 16000

@@ -8,7 +8,6 @@ static-shape decode step chooses the same codes as the dynamic one.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from torch import nn
 from index_tts.bench.runner import mel_distance
 from index_tts.bench.workloads import reference_signal
 from index_tts.emotion import EmotionSpec
-from index_tts.engines.base import QUALITY_MODES, EngineRequest, GenerationParams
+from index_tts.engines.base import QUALITY_MODES, GenerationParams
 from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
 from index_tts.modules import kernels
 from index_tts.modules.generation import DecodeParams, generate

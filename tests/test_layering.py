@@ -87,9 +87,8 @@ LEAVES = ("index_tts.audio", "index_tts.encoding", "index_tts.emotion", "index_t
 LAYERS = (
     Layer("launcher", ("webui",), ("service", "ui", "http")),
     Layer("ui", ("index_tts.ui",), ("service",)),
-    Layer("http", ("index_tts.api", "index_tts.api_openai"), ("service",)),
-    # dialogue.py is the service's batch composer (it moves into index_tts/service/).
-    Layer("service", ("index_tts.service", "index_tts.dialogue"), ("engines", "text", "storage", "model_store", "leaves")),
+    Layer("http", ("index_tts.api",), ("service",)),
+    Layer("service", ("index_tts.service",), ("engines", "text", "storage", "model_store", "leaves")),
     Layer("engines", ("index_tts.engines",), ("modules", "text", "quickvoice", "model_store", "leaves")),
     Layer("modules", ("index_tts.modules",), ()),
     Layer("text", ("index_tts.text",), ("leaves",)),
@@ -183,24 +182,7 @@ def violations(paths: list[Path] | None = None) -> list[str]:
     return [v for path in (SOURCES if paths is None else paths) for v in violations_in(path)]
 
 
-# Offenders this branch leaves to the others (issue #12); each entry is a strict xfail, so the test
-# fails as soon as the file is clean, and the entry must then be deleted.
-AWAITING = {
-    "index_tts/ui/app.py": "i12-ui/i12-service: the UI rooms import only index_tts.service",
-    "index_tts/ui/creator.py": "i12-ui/i12-service: the UI rooms import only index_tts.service",
-    "index_tts/api_openai.py": "i12-service: the API imports only index_tts.service",
-    "webui.py": "engine selection and the store check at start-up go behind index_tts.service",
-}
-
-
-def _case(path: Path):
-    rel = str(path.relative_to(ROOT))
-    if rel in AWAITING:
-        return pytest.param(path, id=rel, marks=pytest.mark.xfail(strict=True, reason=AWAITING[rel]))
-    return pytest.param(path, id=rel)
-
-
-@pytest.mark.parametrize("path", [_case(p) for p in SOURCES])
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_follow_the_layers(path):
     assert violations_in(path) == []
 
@@ -266,7 +248,7 @@ def test_the_checker_catches_backward_and_sideways_imports(tmp_path, monkeypatch
         "index_tts/engines/quick.py": "from index_tts.quickvoice import espeak\n",  # its own package: fine
         "index_tts/service.py": "import gradio as gr\nfrom fastapi import FastAPI\nfrom index_tts import audio\n",
         "index_tts/ui/app.py": "from index_tts.service import Synthesizer\nfrom index_tts.storage import Library\n"
-                              "from index_tts.dialogue import compose\nfrom index_tts.ui.strings import t\n",
+                              "from index_tts.service.library import x\nfrom index_tts.ui.strings import t\n",
         "index_tts/api.py": "from index_tts.service import Synthesizer\nfrom fastapi import APIRouter\nfrom . import ui\n",
         "index_tts/model_store/doctor.py": "from index_tts.engines.model_files import required_files\n",
         "index_tts/audio.py": "import numpy\nfrom index_tts.emotion import EMOTIONS\n",  # leaves may use leaves
@@ -284,7 +266,7 @@ def test_the_checker_catches_backward_and_sideways_imports(tmp_path, monkeypatch
         "service.py imports gradio",
         "service.py imports fastapi",
         "ui/app.py imports index_tts.storage: front ends import only index_tts.service",
-        "ui/app.py imports index_tts.dialogue: front ends import only index_tts.service",
+        "ui/app.py imports index_tts.service.library: front ends import only index_tts.service",
         "api.py imports index_tts.ui: front ends import only index_tts.service",
         "model_store/doctor.py imports index_tts.engines.model_files: the model_store layer may not import the engines layer",
         "webui.py imports index_tts.engines: front ends import only index_tts.service",

@@ -86,7 +86,7 @@ def format_table(result: dict) -> str:
              + (f"; GPU {m['gpu']}" if m.get("gpu") else ""),
              f"mode {result['mode']}: DiT/CFM and BigVGAN in {result['decoder_precision']}",
              f"workload {result['workload']}: {result['workload_description']}",
-             f"| stage | " + " | ".join(cols) + (" | speed-up |" if orig else " |"),
+             "| stage | " + " | ".join(cols) + (" | speed-up |" if orig else " |"),
              "|---" * (len(cols) + 1 + bool(orig)) + "|"]
 
     def row(label, key, get, digits=3, ratio=True):

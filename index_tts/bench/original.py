@@ -22,7 +22,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from index_tts import audio
 from index_tts.bench.clock import StageClock, patched

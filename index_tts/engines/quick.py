@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, ProgressFn, Segment, no_progress
+from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, ProgressFn, SegmentFn, Segment, no_progress
 from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.quickvoice import espeak, prosody, voice
 from index_tts.quickvoice.prosody import ProsodyRule

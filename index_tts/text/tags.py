@@ -1,8 +1,9 @@
-"""Inline emotion and pause tags in the text to speak: a pure parser, no engine, no I/O.
+"""Inline emotion and pause tags in the text to speak: a pure parser, no engine (named tags are
+the built-in presets of `index_tts/emotion_presets.json`).
 
 Syntax (see docs/creator-guide.md):
 
-    [happy]  [sad:0.6]  [开心]  [悲伤:0.6]     a named emotion; the number is its weight (0..1)
+    [happy]  [sad:0.6]  [开心]  [兴奋]        a built-in preset; the number is its weight (0..1)
     [vector 0,0,0.7,0,0,0,0,0.2]              8 values in EMOTIONS order (optionally `:weight`)
     [pause 500ms]  [pause 1.5s]  [停顿 500毫秒]  silence at that point (up to 10 s)
     [default]  [默认]                          back to the request's own emotion
@@ -22,27 +23,15 @@ import math
 import re
 from dataclasses import dataclass
 
-from index_tts.emotion import EMOTIONS, normalize_webui_vector
+from index_tts.emotion import EMOTIONS, builtin_presets, find_preset, preset_spec
 
 OPENERS = "[［"
 CLOSERS = "]］"
 MAX_TAG_CHARS = 120
 MAX_PAUSE_MS = 10000
-NAMED_STRENGTH = 0.8     # a named tag is the matching one-click preset: slider at 0.8 ...
-NAMED_WEIGHT = 0.8       # ... and emotion weight 0.8
 VECTOR_WEIGHT = 0.8
 
-# Names a tag may use for each emotion (matched case-insensitively after NFKC).
-EMOTION_NAMES: dict[str, tuple[str, ...]] = {
-    "happy": ("happy", "joy", "喜", "开心", "高兴", "快乐"),
-    "angry": ("angry", "anger", "怒", "生气", "愤怒"),
-    "sad": ("sad", "sadness", "哀", "悲伤", "伤心", "难过"),
-    "afraid": ("afraid", "fear", "scared", "惧", "害怕", "恐惧"),
-    "disgusted": ("disgusted", "disgust", "厌恶", "反感"),
-    "melancholic": ("melancholic", "melancholy", "低落", "忧郁", "沮丧"),
-    "surprised": ("surprised", "surprise", "惊喜", "惊讶", "吃惊"),
-    "calm": ("calm", "neutral", "平静", "冷静"),
-}
+# A named tag ([angry], [兴奋], [cold anger]) is the built-in preset of that name (emotion_presets.json).
 RESET_NAMES = ("default", "reset", "默认", "还原")
 VECTOR_WORDS = ("vector", "vec", "向量")
 PAUSE_WORDS = ("pause", "break", "停顿", "暂停")
@@ -88,20 +77,9 @@ class TagError(ValueError):
         super().__init__(f"tag at line {self.line}, column {self.column} ({self.snippet!r}): {problem}")
 
 
-def _name_table() -> dict[str, str]:
-    table = {}
-    for emotion, names in EMOTION_NAMES.items():
-        for name in names:
-            table[name.casefold()] = emotion
-    return table
-
-
-_NAMES = _name_table()
-
-
 def known_tags() -> str:
     """The tag words, for error messages and docs."""
-    return ", ".join(n for names in EMOTION_NAMES.values() for n in names[:1]) + ", vector, pause, default"
+    return ", ".join(p["id"] for p in builtin_presets()) + ", vector, pause, default"
 
 
 def _fraction(text: str, value: str, offset: int, what: str) -> float:
@@ -149,11 +127,11 @@ def _interpret(source: str, body: str, offset: int) -> EmotionTag | Pause | None
             raise TagError(source, offset, "a vector needs at least one value above 0")
         return EmotionTag("vector", numbers, VECTOR_WEIGHT if weight is None else weight)
 
-    emotion = _NAMES.get(folded)
-    if emotion is None:
+    preset = find_preset(body)
+    if preset is None:
         raise TagError(source, offset, f'unknown tag {body!r}; known: {known_tags()}; write "[[" for a literal "["')
-    one_hot = [NAMED_STRENGTH if e == emotion else 0.0 for e in EMOTIONS]
-    return EmotionTag(emotion, normalize_webui_vector(one_hot), NAMED_WEIGHT if weight is None else weight)
+    spec = preset_spec(preset["id"], weight)
+    return EmotionTag(preset["id"], spec.vector, spec.weight)
 
 
 def _sentence_start(buffer: str) -> int:

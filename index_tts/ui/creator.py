@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from index_tts.emotion import DEFAULT_WEIGHT, EmotionSpec, normalize_webui_vector
+from index_tts.service import DEFAULT_WEIGHT, EmotionSpec
 
 VOICE_DEFAULT = "voice_default"
 SAME_AS_VOICE = "same"
@@ -32,33 +32,29 @@ def emotion_choices(builtin: list[dict], user: list[dict], lang: str, same_label
     return choices
 
 
-def preset_widget_values(choice: str, builtin: list[dict], user: list[dict]) -> tuple[str, float, list[float], str] | None:
-    """What a preset puts in the emotion widgets: (mode, weight, 8 slider values, text); None if unknown."""
+def preset_record(choice: str, builtin: list[dict], user: list[dict]) -> dict | None:
+    """The emotion record (slider positions under "sliders") a dropdown choice names; None if unknown."""
     if choice == SAME_AS_VOICE:
-        return "same_as_voice", DEFAULT_WEIGHT, [0.0] * 8, ""
+        return {"mode": "same_as_voice", "weight": DEFAULT_WEIGHT, "sliders": [0.0] * 8, "text": ""}
     kind, _, key = (choice or "").partition(":")
     if kind == "builtin":
         for p in builtin:
             if p["id"] == key:
-                return "vector", float(p["weight"]), list(p["values"]), ""
+                return {"mode": "vector", "weight": float(p["weight"]), "sliders": list(p["values"]), "text": ""}
     if kind == "user":
         for p in user:
             if p["name"] == key:
-                return p["mode"], float(p["weight"]), list(p["sliders"]), p.get("text", "")
+                return p
     return None
 
 
 def emotion_from_choice(choice: str, builtin: list[dict], user: list[dict], voice_default: object = None) -> EmotionSpec:
-    """The EmotionSpec a dropdown choice means. The voice's default is a stored choice string."""
+    """The EmotionSpec a dropdown choice means (sliders as on the Synthesize tab: the WebUI bias
+    rule applies). The voice's default is a stored choice string."""
     if choice == VOICE_DEFAULT:
         choice = voice_default if isinstance(voice_default, str) else SAME_AS_VOICE
-    values = preset_widget_values(choice, builtin, user)
-    if values is None:
-        return EmotionSpec()
-    mode, weight, sliders, text = values
-    # Sliders mean what they mean on the Synthesize tab: the WebUI bias rule applies.
-    vector = normalize_webui_vector(sliders) if mode == "vector" else None
-    return EmotionSpec(mode=mode, weight=weight, vector=vector, text=text)
+    record = preset_record(choice, builtin, user)
+    return EmotionSpec() if record is None else EmotionSpec.from_record(record)
 
 
 def choice_label(choice: object, builtin: list[dict], lang: str) -> str:

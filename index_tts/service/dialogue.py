@@ -5,29 +5,38 @@
     # a comment line, skipped
 
 A line is `Role: text` (":" or the full-width "："); blank lines and lines starting with "#" are
-skipped. Inline tags work inside a line. The composer renders each line through the service (one
-engine call per tagged part), joins the lines with an adjustable pause, and writes one mixed file,
-its subtitles (cues prefixed with the role), a zip of the lines (`01_Alice.wav`, ...) and a
-history record.
+skipped. Inline tags work inside a line. The composer is one admitted job of the service (it
+counts in the queue; cancelling it or the request timeout stops it with nothing written): it
+renders each line (one engine call per tagged part), joins the lines with an adjustable pause,
+and writes one mixed file, its subtitles (cues prefixed with the role), a zip of the lines
+(`01_Alice.wav`, ...) and a history record.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
-from index_tts.service import (OUTPUT_SAMPLE_RATE, Rendered, SynthesisRequest, Synthesizer, TimedSegment, ValidationError,
-                               title_of)
+from index_tts.service.checks import check_text
+from index_tts.service.errors import ValidationError
+from index_tts.service.render import OUTPUT_SAMPLE_RATE, checking, title_of
+from index_tts.service.requests import Rendered, SynthesisRequest, TimedSegment
 from index_tts.storage import atomic_write_bytes, sanitize_name
 
+if TYPE_CHECKING:
+    from index_tts.service.synthesizer import Synthesizer
+
+MAX_SCRIPT_CHARS = 100_000
 MAX_LINES = 200
 MAX_ROLES = 12
 MAX_PAUSE_MS = 5000
@@ -56,11 +65,13 @@ class DialogueResult:
     lines: list[tuple[str, str, str, float, float]]   # role, voice, text, start_s, end_s
     history_id: str
     format: str
+    timeline: list[TimedSegment] = field(default_factory=list)   # every segment, "Role: text", with its emotion
 
 
 def parse_script(script: str) -> list[Line]:
     """The spoken lines of a script; ValidationError("script") naming the first bad line."""
-    if not isinstance(script, str) or not script.strip():
+    check_text(script, "script", MAX_SCRIPT_CHARS)
+    if not script.strip():
         raise ValidationError("script", "is empty; write one `Role: line` per line")
     lines = []
     for number, raw in enumerate(script.splitlines(), start=1):
@@ -82,8 +93,9 @@ def roles_of(lines: list[Line]) -> list[str]:
 
 def compose(synth: Synthesizer, script: str, roles: dict[str, RoleSetting], *, pause_ms: int = 400,
             output_format: str = "wav", generation: GenerationParams = GenerationParams(),
-            progress: ProgressFn = no_progress) -> DialogueResult:
-    """Voice every line of `script` and write the mixed file, the per-line zip and the subtitles."""
+            progress: ProgressFn = no_progress, cancel: threading.Event | None = None) -> DialogueResult:
+    """Voice every line of `script` and write the mixed file, the per-line zip and the subtitles,
+    as one job of `synth` (Busy when its queue is full; Cancelled / TimedOut write nothing)."""
     lines = parse_script(script)
     names = roles_of(lines)
     if len(names) > MAX_ROLES:
@@ -100,18 +112,29 @@ def compose(synth: Synthesizer, script: str, roles: dict[str, RoleSetting], *, p
     if fmt.container is None:
         raise ValidationError("output_format", "raw pcm has no place in a zip of lines; choose wav, flac, mp3, ogg or opus")
     voice_paths = {role: synth.voice_path(roles[role].voice) for role in names}
+    with synth.job(cancel) as check:
+        result = _voice(synth, lines, roles, voice_paths, pause_ms, fmt, generation, checking(progress, check), check,
+                      {"script": script, "pause_ms": pause_ms, "output_format": fmt.name,
+                       "roles": {r: {"voice": roles[r].voice, "emotion": roles[r].emotion.to_record()} for r in names}})
+    progress(1.0, "done")
+    return result
 
+
+def _voice(synth: Synthesizer, lines: list[Line], roles: dict[str, RoleSetting], voice_paths: dict[str, Path],
+           pause_ms: int, fmt, generation: GenerationParams, progress: ProgressFn, check, request: dict) -> DialogueResult:
+    """The admitted part of compose(): render the lines, then write everything."""
     gap = np.zeros(int(OUTPUT_SAMPLE_RATE * pause_ms / 1000), np.int16)
     pieces, timeline, placed, clips = [], [], [], []
     length = 0
     for i, line in enumerate(lines):
         setting = roles[line.role]
-        request = SynthesisRequest(text=line.text, voice=voice_paths[line.role], emotion=setting.emotion,
-                                   generation=generation, output_format=fmt.name)
+        line_request = SynthesisRequest(text=line.text, voice=voice_paths[line.role], emotion=setting.emotion,
+                                        generation=generation, output_format=fmt.name)
         share = (i / len(lines), 1 / len(lines))
         try:
-            rendered, _ = synth.render(request, lambda f, stage, s=share: progress(s[0] + 0.9 * s[1] * f,
-                                                                                  f"line {i + 1}/{len(lines)}: {stage}"))
+            rendered, _ = synth.render(line_request, lambda f, stage, s=share: progress(s[0] + 0.9 * s[1] * f,
+                                                                                  f"line {i + 1}/{len(lines)}: {stage}"),
+                                       check=check)
         except ValidationError as e:
             raise ValidationError("script" if e.field == "text" else e.field,
                                   f"line {line.number} ({line.role}): {str(e).split(': ', 1)[-1]}") from e
@@ -126,34 +149,31 @@ def compose(synth: Synthesizer, script: str, roles: dict[str, RoleSetting], *, p
                      for s in rendered.timeline]
         placed.append((line.role, setting.voice, line.text, start, length / OUTPUT_SAMPLE_RATE))
 
+    check()  # the last chance to stop before a file appears
     progress(0.95, "saving audio")
     mixed = Rendered(np.concatenate(pieces), timeline)
     record = {"kind": "dialogue", "title": title_of(" / ".join(f"{l.role}: {l.text}" for l in lines[:2])),
-              "request": {"script": script, "pause_ms": pause_ms, "output_format": fmt.name,
-                          "roles": {r: {"voice": roles[r].voice, "emotion": _emotion_record(roles[r].emotion)} for r in names}},
+              "request": request,
               "lines": [{"role": r, "voice": v, "text": t, "start": round(s, 3), "end": round(e, 3)} for r, v, t, s, e in placed]}
     path, srt, entry_id = synth.write_output(mixed, fmt.name, record)
     zip_path = synth.history.side_file(entry_id, ".lines.zip")
     atomic_write_bytes(zip_path, _zip(clips, fmt))
-    progress(1.0, "done")
-    return DialogueResult(path, zip_path, srt, length / OUTPUT_SAMPLE_RATE, placed, entry_id, fmt.name)
+    return DialogueResult(path, zip_path, srt, length / OUTPUT_SAMPLE_RATE, placed, entry_id, fmt.name, timeline)
 
 
-def compose_from_history(synth: Synthesizer, entry_id: str, progress: ProgressFn = no_progress) -> DialogueResult:
+def compose_from_history(synth: Synthesizer, entry_id: str, progress: ProgressFn = no_progress,
+                         cancel: threading.Event | None = None) -> DialogueResult:
     """Voice a dialogue history entry again with its script, roles, pause and format. The roles'
     voices come from the library by name: ValidationError("voice") if one is gone."""
     try:
         saved = synth.history.get(entry_id)["request"]
         roles = {}
         for role, setting in saved["roles"].items():
-            emotion = setting["emotion"]
-            vector = tuple(emotion["vector"]) if emotion.get("vector") else None
-            roles[role] = RoleSetting(setting["voice"], EmotionSpec(mode=emotion["mode"], weight=emotion["weight"],
-                                                                    vector=vector, text=emotion.get("text") or ""))
+            roles[role] = RoleSetting(setting["voice"], EmotionSpec.from_record(setting["emotion"]))
         script, pause_ms, fmt = saved["script"], saved["pause_ms"], saved["output_format"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValidationError("history", f"entry {entry_id!r} cannot be regenerated as a dialogue ({e})") from e
-    return compose(synth, script, roles, pause_ms=pause_ms, output_format=fmt, progress=progress)
+    return compose(synth, script, roles, pause_ms=pause_ms, output_format=fmt, progress=progress, cancel=cancel)
 
 
 def _file_part(role: str) -> str:
@@ -161,10 +181,6 @@ def _file_part(role: str) -> str:
         return sanitize_name(role, "role").replace(" ", "_")
     except ValueError:
         return "role"
-
-
-def _emotion_record(spec: EmotionSpec) -> dict:
-    return {"mode": spec.mode, "weight": spec.weight, "vector": list(spec.vector) if spec.vector else None, "text": spec.text}
 
 
 def _zip(clips: list[tuple[str, np.ndarray]], fmt) -> bytes:

@@ -1,0 +1,134 @@
+"""The bodies of the speech request (types only: ranges and meaning are checked by the service),
+their OpenAPI schemas, and turning a body into a SynthesisRequest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from index_tts.service import (DEFAULT_WEIGHT, EMOTIONS, FORMAT_NAMES, EmotionSpec, GenerationParams, SynthesisRequest,
+                               Synthesizer, ValidationError, audio_format, builtin_emotion_presets)
+
+
+class EmotionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["same_as_voice", "audio", "vector", "text"] = Field(
+        "same_as_voice", description="same_as_voice | audio (an emotion reference) | vector (8 weights) | text")
+    preset: str | None = Field(None, description="a built-in emotion preset instead of mode/vector: "
+                               + ", ".join(p["id"] for p in builtin_emotion_presets()) + " (weight: its own unless given)")
+    weight: float = Field(DEFAULT_WEIGHT, description="emotion strength (emo_alpha), 0..1")
+    vector: list[float] | dict[str, float] | None = Field(
+        None, description=f"vector mode: 8 values in [0, 1.2] in the order {', '.join(EMOTIONS)}, or an object by name")
+    text: str | None = Field(None, description="text mode: a description of the emotion (empty: read it from `input`)")
+    voice: str | None = Field(None, description="audio mode: a saved voice to use as the emotion reference")
+    random: bool = Field(False, description="pick random emotion rows instead of the speaker's nearest")
+
+
+class GenerationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    num_beams: int | None = None
+    repetition_penalty: float | None = None
+    length_penalty: float | None = None
+    max_mel_tokens: int | None = None
+    max_text_tokens_per_segment: int | None = None
+    interval_silence_ms: int | None = None
+    seed: int | None = None
+    quality: str | None = Field(None, description='"exact" (default: upstream\'s computation) or "fast" (fewer DiT steps and a '
+                                                  'shorter DiT prompt: a labelled quality trade-off, see docs/performance.md)')
+
+
+class SpeechBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field("indextts2", max_length=200, description="accepted for compatibility; the loaded engine speaks")
+    input: str = Field(description="the text to speak")
+    voice: str | None = Field(None, description="a saved voice (GET /v1/voices); multipart requests may upload `voice_file` instead")
+    response_format: str = Field("mp3", description=f"one of {', '.join(FORMAT_NAMES)}")
+    speed: float = Field(1.0, description="0.25..4.0; a pitch-preserving time stretch of the result")
+    instructions: str | None = Field(None, description="OpenAI's style instructions: used as the emotion text when `emotion` is absent")
+    stream: bool = Field(False, description="send audio as each segment finishes (pcm, wav: progressively)")
+    emotion: EmotionBody | None = None
+    generation: GenerationBody | None = None
+    use_glossary: bool = True
+
+
+def build_request(synth: Synthesizer, body: SpeechBody, voice_file: Path | None, emotion_file: Path | None) -> SynthesisRequest:
+    """The service's request for a checked body (and the uploads of a multipart one)."""
+    if voice_file is not None:
+        voice = voice_file
+    elif body.voice is not None:
+        voice = synth.voice_path(body.voice)
+    else:
+        raise ValidationError("voice", "name a saved voice (GET /v1/voices) or upload voice_file")
+    emo = body.emotion
+    if emo is None and body.instructions:
+        emo = EmotionBody(mode="text", text=body.instructions)
+    emotion, emotion_audio = EmotionSpec(), None
+    if emo is not None:
+        record = emo.model_dump(exclude_unset=True)
+        record["use_random"] = record.pop("random", False)
+        saved_voice = record.pop("voice", None)
+        try:
+            emotion = EmotionSpec.from_record(record)
+        except ValueError as e:
+            raise ValidationError(str(e).split(" ", 1)[0].rstrip(":"), str(e)) from e
+        if emotion.mode == "audio":
+            if emotion_file is not None:
+                emotion_audio = emotion_file
+            elif saved_voice is not None:
+                try:
+                    emotion_audio = synth.voice_path(saved_voice)
+                except ValidationError as e:
+                    raise ValidationError("emotion.voice", str(e).removeprefix("voice: ")) from e
+            else:
+                raise ValidationError("emotion.voice", "audio mode needs a saved voice name or an emotion_file upload")
+    given = body.generation.model_dump(exclude_none=True) if body.generation is not None else {}
+    return SynthesisRequest(text=body.input, voice=voice, emotion=emotion, generation=GenerationParams(**given),
+                            emotion_audio=emotion_audio, output_format=body.response_format,
+                            use_glossary=body.use_glossary, speed=body.speed)
+
+
+def inline_refs(schema: dict) -> dict:
+    """pydantic puts nested models in "$defs" and points at them; OpenAPI's requestBody schema
+    must stand alone, so replace every reference with the definition itself."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+                return resolve(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+SPEECH_SCHEMA = inline_refs(SpeechBody.model_json_schema())
+MULTIPART_SPEECH_SCHEMA = {
+    "type": "object",
+    "required": ["input"],
+    "properties": {
+        **{k: v for k, v in SPEECH_SCHEMA["properties"].items() if k not in ("emotion", "generation")},
+        "emotion": {"type": "string", "description": "the `emotion` object as JSON text"},
+        "generation": {"type": "string", "description": "the `generation` object as JSON text"},
+        "voice_file": {"type": "string", "format": "binary", "description": "a reference voice (wav, flac, mp3, ogg)"},
+        "emotion_file": {"type": "string", "format": "binary", "description": "emotion reference (emotion.mode = audio)"},
+    },
+}
+VOICE_UPLOAD_SCHEMA = {
+    "type": "object", "required": ["name", "file"],
+    "properties": {
+        "name": {"type": "string", "description": "letters, digits, space, - and _; other characters become _"},
+        "file": {"type": "string", "format": "binary", "description": "the reference (wav, flac, mp3, ogg)"},
+        "tags": {"type": "string", "description": "comma-separated"},
+        "note": {"type": "string"},
+        "overwrite": {"type": "boolean", "description": "replace a voice of the same name (default false)"},
+    }}
+AUDIO_TYPES = {audio_format(name).media_type: {"schema": {"type": "string", "format": "binary"}} for name in FORMAT_NAMES}

@@ -1,0 +1,45 @@
+"""The synthesizer service: the only door the front ends (webui.py, index_tts/ui, the HTTP API)
+use. They import from here, never from the modules below or from storage and engines; this
+package re-exports every value type and error they need.
+
+    errors.py       ValidationError, NotFound, Conflict, NotReady, Busy, Cancelled, TimedOut
+    checks.py       Limits, and the checks every text, name and number passes (bad input -> 4xx)
+    uploads.py      decoding uploaded audio into a voice
+    requests.py     SynthesisRequest (and its validate()), the result types
+    render.py       text -> audio, tag by tag (nothing written)
+    outputs.py      output files, subtitles and history records; regenerating from history
+    library.py      voices (and the library zip), presets, emotion presets, glossary
+    dialogue.py     `Role: line` scripts voiced as one admitted job
+    synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
+    launch.py       choosing the engine at launch (the model store's findings, the reason)
+See docs/service-api.md for the methods.
+"""
+
+from index_tts.emotion import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionSpec, find_preset, normalize_webui_vector,
+                               preset_spec)
+from index_tts.emotion import builtin_presets as builtin_emotion_presets
+from index_tts.encoding import FORMAT_NAMES, AudioFormat, audio_format, encode
+from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
+from index_tts.service.checks import AudioInput, Limits, bad_character, check_name, check_number, check_text
+from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, DialogueResult, Line, RoleSetting, compose,
+                                        compose_from_history, parse_script, roles_of)
+from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
+                                      TimedOut, ValidationError)
+from index_tts.service.launch import EngineUnavailable, choose_engine, prepare_gradio_temp
+from index_tts.service.library import UPLOAD_FOLDER, Preset, Problem, Voice
+from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
+from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
+from index_tts.service.synthesizer import EngineFactory, Status, Synthesizer, get_synthesizer, init_synthesizer
+from index_tts.service.uploads import audio_key, decode_audio
+
+__all__ = [
+    "DEFAULT_WEIGHT", "EMOTION_MODES", "EMOTIONS", "EmotionSpec", "find_preset", "normalize_webui_vector", "preset_spec",
+    "builtin_emotion_presets", "FORMAT_NAMES", "AudioFormat", "audio_format", "encode", "GenerationParams",
+    "ProgressFn", "no_progress", "AudioInput", "Limits", "bad_character", "check_name", "check_number", "check_text",
+    "MAX_LINES", "MAX_PAUSE_MS", "MAX_ROLES", "DialogueResult", "Line", "RoleSetting", "compose",
+    "compose_from_history", "parse_script", "roles_of", "AlreadyExists", "Busy", "Cancelled", "Conflict", "NotFound",
+    "NotReady", "ServiceError", "State", "TimedOut", "ValidationError", "UPLOAD_FOLDER", "Preset", "Problem", "Voice",
+    "OUTPUT_SAMPLE_RATE", "describe_emotion", "title_of", "PlannedSegment", "Rendered", "SynthesisRequest",
+    "SynthesisResult", "TimedSegment", "EngineFactory", "Status", "Synthesizer", "get_synthesizer", "init_synthesizer",
+    "audio_key", "decode_audio", "EngineUnavailable", "choose_engine", "prepare_gradio_temp",
+]

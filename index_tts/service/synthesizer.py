@@ -1,0 +1,334 @@
+"""The synthesizer service: one per process, between the front ends (UI, HTTP) and an engine.
+
+It owns everything stateful: the engine (loaded in a background thread so the page is up in
+seconds), the lock that serializes synthesis, admission (a bounded queue, the request timeout,
+cancellation) for every job, and the data folder's stores. It knows nothing of Gradio or
+FastAPI; they turn its exceptions (errors.py) into their own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from index_tts.encoding import audio_format
+from index_tts.engines.base import Engine, ProgressFn, no_progress
+from index_tts.service.checks import Limits, check_number
+from index_tts.service.dialogue import DialogueResult, RoleSetting, compose, compose_from_history
+from index_tts.service.errors import Busy, Cancelled, NotReady, State, TimedOut
+from index_tts.service.library import Library
+from index_tts.service.outputs import Outputs
+from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, title_of
+from index_tts.service.requests import Rendered, SynthesisRequest, SynthesisResult
+from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Retention,
+                               VoiceStore, default_data_dir)
+from index_tts.storage.history import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_GB
+from index_tts.timestretch import MAX_SPEED, MIN_SPEED, time_stretch
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_HELP = "To use IndexTTS2, fetch its weights with `python -m index_tts download` (or ./start_app.sh restart) and restart; docs/models.md explains the model store."
+# When the neural engine fails to load, a damaged weight file is the likely cause.
+LOAD_FAILED_HELP = ("Check the weights with `python -m index_tts doctor --verify`; "
+                    "`python -m index_tts download --verify` fetches damaged files again.")
+QUICK_ENGINE_MODULE = "index_tts.engines.quick"
+
+EngineFactory = Callable[[ProgressFn], Engine]
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    progress: float            # 0..1 while loading; 1 when ready
+    message: str               # what is happening, in words
+    engine: str                # engine name ("" until known)
+    device: str
+    version: str
+    is_quick_voice: bool
+    selection_reason: str      # why this engine was chosen
+    error: str = ""            # the load error, when failed
+    help: str = ""             # how to get IndexTTS2 (quick voice), or how to check its weights (failed load)
+    model_store: dict = field(default_factory=dict)  # doctor's findings at start-up (model_store.doctor.Report.as_dict)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @property
+    def weights_revision(self) -> str:
+        """The active IndexTeam/IndexTTS-2 revision ('' for a flat model folder or when unknown)."""
+        return str(self.model_store.get("revision") or "")
+
+
+class Synthesizer(Library, Outputs, Rendering):
+    """The service. Loading, status, admission and synthesis live here; the library, the outputs
+    and history, and rendering are its mixins (library.py, outputs.py, render.py)."""
+
+    def __init__(
+        self,
+        factory: EngineFactory,
+        *,
+        data_dir: str | os.PathLike | None = None,
+        selection_reason: str = "",
+        limits: Limits = Limits(),
+        load_delay_s: float = 0.0,
+        model_store: dict | None = None,
+        history_max_entries: int | None = None,
+        history_max_gb: float | None = None,
+    ):
+        self._factory = factory
+        self.model_store = dict(model_store or {})
+        self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
+        self.data.remove_crash_leftovers()  # a previous process may have been killed mid-write
+        self.presets = PresetStore(self.data.presets)
+        self.glossary = GlossaryStore(self.data.glossary)
+        self.voices = VoiceStore(self.data.voices)
+        retention = None  # unset: $INDEX_TTS_HISTORY_MAX_ENTRIES / _GB or the defaults
+        if history_max_entries is not None or history_max_gb is not None:
+            retention = Retention.from_gb(history_max_entries or DEFAULT_MAX_ENTRIES,
+                                          history_max_gb if history_max_gb is not None else DEFAULT_MAX_GB)
+        self.history = HistoryStore(self.data.history, self.data.outputs, retention)
+        self.emotion_presets = EmotionPresetStore(self.data.emotion_presets)
+        self.limits = limits
+        self.selection_reason = selection_reason
+        self.load_delay_s = max(0.0, float(load_delay_s))
+
+        self._state_lock = threading.Lock()   # guards the fields below
+        self._state: State = "loading"
+        self._progress = 0.0
+        self._message = "starting"
+        self._error = ""
+        self._engine: Engine | None = None
+        self._ready = threading.Event()       # set when loading ends, either way
+        self._loader: threading.Thread | None = None
+        # One synthesis at a time: engines and their per-voice caches are not thread-safe.
+        self._engine_lock = threading.Lock()
+        # Admission: jobs (requests, dialogues) running or waiting, bounded by limits.max_queue.
+        self._admission_lock = threading.Lock()
+        self._in_flight = 0
+        self._typical_s = 5.0  # running mean of request durations, for Retry-After estimates
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def start(self) -> "Synthesizer":
+        """Load the engine in a background thread; returns at once. Idempotent."""
+        with self._state_lock:
+            if self._loader is not None:
+                return self
+            self._loader = threading.Thread(target=self._load, name="engine-loader", daemon=True)
+        self._loader.start()
+        self.clear_uploads()
+        return self
+
+    def _set_progress(self, fraction: float, message: str) -> None:
+        with self._state_lock:
+            if self._state == "loading":
+                self._progress = min(max(float(fraction), self._progress), 1.0)  # never goes back
+                self._message = message
+
+    def _load(self) -> None:
+        started = time.monotonic()
+        try:
+            share = 0.0
+            if self.load_delay_s > 0:
+                # Demo/testing aid (--load-delay): stay visibly in "loading" for a while.
+                share = 0.5
+                end = started + self.load_delay_s
+                while (left := end - time.monotonic()) > 0:
+                    self._set_progress(share * (1 - left / self.load_delay_s), f"held in loading state by --load-delay ({left:.0f} s left)")
+                    time.sleep(min(0.2, left))
+            engine = self._factory(lambda f, stage: self._set_progress(share + (1 - share) * f, stage))
+        except BaseException as e:  # a failed load must show up in the UI, not kill a thread silently
+            log.exception("engine failed to load")
+            with self._state_lock:
+                self._state, self._error, self._message = "failed", f"{type(e).__name__}: {e}", "engine failed to load"
+            self._ready.set()
+            return
+        with self._state_lock:
+            self._engine = engine
+            self._state, self._progress, self._message = "ready", 1.0, "ready"
+        log.info("engine %s ready on %s after %.1f s", getattr(engine, "name", "?"), getattr(engine, "device", "?"), time.monotonic() - started)
+        self._ready.set()
+
+    def wait_until_loaded(self, timeout: float | None = None) -> State:
+        """Block until loading ends (ready or failed) or `timeout` passes; return the state."""
+        self._ready.wait(timeout)
+        return self.status().state
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _is_quick(self, engine: Engine | None) -> bool:
+        if engine is not None:
+            return type(engine).__module__ == QUICK_ENGINE_MODULE
+        return getattr(self._factory, "__module__", None) == QUICK_ENGINE_MODULE
+
+    def status(self) -> Status:
+        with self._state_lock:
+            engine, state = self._engine, self._state
+            progress, message, error = self._progress, self._message, self._error
+        quick = self._is_quick(engine)
+        return Status(
+            state=state,
+            progress=progress,
+            message=message,
+            engine=getattr(engine, "name", "") if engine else "",
+            device=getattr(engine, "device", "") if engine else "",
+            version=getattr(engine, "version", "") if engine else "",
+            is_quick_voice=quick,
+            selection_reason=self.selection_reason,
+            error=error,
+            help=(self.model_store.get("fix") or WEIGHTS_HELP) if quick else LOAD_FAILED_HELP if state == "failed" else "",
+            model_store=dict(self.model_store),
+        )
+
+    def _ready_engine(self) -> Engine:
+        with self._state_lock:
+            state, progress, error, engine = self._state, self._progress, self._error, self._engine
+        if state == "ready" and engine is not None:
+            return engine
+        if state == "failed":
+            raise NotReady(state, progress, f"the model failed to load: {error}")
+        raise NotReady(state, progress, f"model is loading ({progress * 100:.0f}%)")
+
+    @contextmanager
+    def _admitted(self):
+        """Hold one of the 1 + max_queue places for the duration of a request, or raise Busy."""
+        with self._admission_lock:
+            if self._in_flight > self.limits.max_queue:
+                wait = max(1, math.ceil(self._typical_s * self._in_flight))
+                raise Busy(wait, f"the server is busy ({self._in_flight} requests in progress or waiting); "
+                                 f"try again in about {wait} s")
+            self._in_flight += 1
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._admission_lock:
+                self._in_flight -= 1
+                self._typical_s = 0.8 * self._typical_s + 0.2 * (time.monotonic() - started)
+
+    @contextmanager
+    def job(self, cancel: threading.Event | None = None) -> Iterator[Callable[[], None]]:
+        """Admission, timeout and cancellation for one request or batch job (a dialogue): holds a
+        queue place for the duration (or raises Busy) and yields check(), which raises Cancelled
+        once `cancel` is set and TimedOut after `Limits.request_timeout_s`. The work calls it
+        whenever it can stop (every progress report, before writing a file)."""
+        started = time.monotonic()
+        timeout = self.limits.request_timeout_s
+
+        def check() -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the request was cancelled")
+            if time.monotonic() - started > timeout:
+                raise TimedOut(f"the request took longer than {timeout:g} s")
+
+        with self._admitted():
+            yield check
+
+    def queue_length(self) -> int:
+        """Jobs now admitted (synthesis requests and dialogues), the running one included."""
+        with self._admission_lock:
+            return self._in_flight
+
+    def synthesize(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
+                   on_audio: Callable[[np.ndarray], None] | None = None,
+                   cancel: threading.Event | None = None) -> SynthesisResult:
+        """Validate, synthesize (one request at a time), write the output file, its subtitles and
+        its history record.
+
+        progress(fraction, stage) reports stages. on_audio(int16 samples at OUTPUT_SAMPLE_RATE), when
+        given, receives the audio as each segment finishes, the pause before it included, so the
+        chunks in order are exactly the samples of the written file (for streaming).
+        cancel: set it (from any thread) to stop the request; it is checked whenever the engine
+        reports progress, and cancelled or timed-out work writes no file.
+        Raises ValidationError, NotReady, Busy (queue full), Cancelled, TimedOut.
+        """
+        started = time.monotonic()
+        speed = float(check_number(request.speed, "speed", MIN_SPEED, MAX_SPEED))
+        sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
+
+        with self.job(cancel) as check:
+            def stretched_audio(chunk: np.ndarray) -> None:
+                check()
+                chunk = time_stretch(chunk, OUTPUT_SAMPLE_RATE, speed)
+                sent.append(chunk)
+                on_audio(chunk)
+
+            rendered, base = self.render(request, checking(progress, check),
+                                         stretched_audio if on_audio is not None else None, check)
+            fmt = audio_format(request.output_format)
+            if speed != 1.0:
+                audio = np.concatenate(sent) if sent else time_stretch(rendered.audio, OUTPUT_SAMPLE_RATE, speed)
+                scale = len(audio) / max(len(rendered.audio), 1)
+                rendered = Rendered(audio, [replace(s, start_s=s.start_s * scale, end_s=s.end_s * scale) for s in rendered.timeline],
+                                    rendered.emotion_model)
+            check()  # the last chance to stop before a file appears
+            progress(0.95, "saving audio")
+            path, srt, entry_id = self.write_output(rendered, fmt.name, {
+                "kind": "speech",
+                "title": title_of(base.text),
+                "request": self._request_record(request, base),
+            })
+        progress(1.0, "done")
+        return SynthesisResult(
+            path=path,
+            sample_rate=OUTPUT_SAMPLE_RATE,
+            duration_s=len(rendered.audio) / OUTPUT_SAMPLE_RATE,
+            segments=[(s.text, s.start_s, s.end_s) for s in rendered.timeline],
+            engine=self._ready_engine().name,
+            elapsed_s=time.monotonic() - started,
+            emotion_model=rendered.emotion_model,
+            format=fmt.name,
+            timeline=rendered.timeline,
+            srt_path=srt,
+            history_id=entry_id,
+        )
+
+
+    def compose_dialogue(self, script: str, roles: dict[str, RoleSetting], *, pause_ms: int = 400,
+                         output_format: str = "wav", progress: ProgressFn = no_progress,
+                         cancel: threading.Event | None = None) -> DialogueResult:
+        """Voice a `Role: line` script (dialogue.py) as one admitted job: it counts in the queue,
+        and `cancel` or the request timeout stop it with nothing written."""
+        return compose(self, script, roles, pause_ms=pause_ms, output_format=output_format, progress=progress,
+                       cancel=cancel)
+
+    def regenerate(self, entry_id: str, progress: ProgressFn = no_progress,
+                   cancel: threading.Event | None = None) -> SynthesisResult | DialogueResult:
+        """Make a history entry again with its saved settings: a SynthesisResult for speech, a
+        DialogueResult for a dialogue. NotFound / ValidationError("history")."""
+        if self.get_history(entry_id).get("kind") == "dialogue":
+            return compose_from_history(self, entry_id, progress, cancel=cancel)
+        return self.synthesize(self.request_from_history(entry_id), progress, cancel=cancel)
+
+
+# ---------------------------------------------------------------------------------------------
+# the process-wide instance
+
+_instance: Synthesizer | None = None
+_instance_lock = threading.Lock()
+
+
+def init_synthesizer(factory: EngineFactory, **kwargs) -> Synthesizer:
+    """Create the process's Synthesizer and start loading its engine. Call once, at launch."""
+    global _instance
+    with _instance_lock:
+        if _instance is not None:
+            raise RuntimeError("the synthesizer is already initialized; there is one per process")
+        _instance = Synthesizer(factory, **kwargs).start()
+        return _instance
+
+
+def get_synthesizer() -> Synthesizer:
+    if _instance is None:
+        raise RuntimeError("init_synthesizer() has not been called")
+    return _instance
+
