@@ -3,7 +3,6 @@ clean-up at start; the webui flags and Gradio's temp folder in the data folder."
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -6,7 +6,6 @@ so audio is checked for form (lengths, timings, determinism), never for speech.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
