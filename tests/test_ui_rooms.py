@@ -24,7 +24,7 @@ FIELDS = [f.name for f in dataclasses.fields(GenerationParams)]
 # A value other than the default for every field (a new field fails here until it has one).
 CHANGED = {"do_sample": False, "temperature": 1.3, "top_p": 0.55, "top_k": 7, "num_beams": 2, "repetition_penalty": 4.5,
            "length_penalty": -0.5, "max_mel_tokens": 800, "max_text_tokens_per_segment": 60, "interval_silence_ms": 350,
-           "seed": 42, "quality": GenerationParams.QUALITIES[-1]}
+           "seed": 42, "quality": GenerationParams.QUALITIES[-1], "duration_factor": 1.25}
 
 
 @pytest.fixture(scope="module")

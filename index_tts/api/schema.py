@@ -39,8 +39,11 @@ class GenerationBody(BaseModel):
     max_text_tokens_per_segment: int | None = None
     interval_silence_ms: int | None = None
     seed: int | None = None
-    quality: str | None = Field(None, description='"exact" (default: upstream\'s computation) or "fast" (fewer DiT steps and a '
-                                                  'shorter DiT prompt: a labelled quality trade-off, see docs/performance.md)')
+    quality: str | None = Field(None, description='"exact" (default: upstream\'s computation), "balanced" (the same codes, the '
+                                                  'mel decoder and vocoder in bf16 where the hardware has it) or "fast" (balanced '
+                                                  'plus fewer DiT steps and a shorter DiT prompt); see docs/performance.md')
+    duration_factor: float | None = Field(None, description="IndexTTS-2.5's length regulator, 0.5-2.0 (> 1 speaks slower); "
+                                                            "other engines ignore it")
 
 
 class SpeechBody(BaseModel):

@@ -44,6 +44,7 @@ FIELD_UI = {
     "interval_silence_ms": FieldUI("slider", 10, label="interval_silence", elem_id="interval_silence"),
     "seed": FieldUI("number", label="seed"),
     "quality": FieldUI("radio", label="quality"),
+    "duration_factor": FieldUI("slider", 0.05, label="duration_factor"),
 }
 
 NAMES = [f.name for f in dataclasses.fields(GenerationParams)]
