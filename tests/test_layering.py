@@ -120,6 +120,12 @@ def layer_of(mod: str) -> Layer | None:
     return best
 
 
+def is_module(name: str) -> bool:
+    """A module or package of ours, not a name imported from one (`from a import b` yields a.b)."""
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def is_ours(name: str) -> bool:
     return top(name) in ("index_tts", "webui")
 
@@ -150,7 +156,7 @@ def problem_with(mod: str, name: str) -> str | None:
     for package, owners in ENGINE_PACKAGES.items():
         if under(name, package) and not under(mod, package) and not any(under(mod, o) for o in owners):
             return f"{package} belongs to {', '.join(owners)}; no other module imports it"
-    if own.name in FRONT_END_LAYERS and target.name == "service" and not under(name, "index_tts.service"):
+    if own.name in FRONT_END_LAYERS and target.name == "service" and name != "index_tts.service" and is_module(name):
         return "front ends import only index_tts.service and their own package, not the service's parts"
     if target is own or target.name in own.may_import or target.name in ALWAYS or any(under(name, m) for m in EVERYWHERE):
         return None
@@ -246,7 +252,8 @@ def test_the_checker_catches_backward_and_sideways_imports(tmp_path, monkeypatch
         "index_tts/modules/bad.py": "import numpy\nimport transformers\nfrom index_tts.service import x\n",
         "index_tts/engines/bad.py": "from ..service import Synthesizer\nfrom index_tts.quickvoice import lexicon\n",
         "index_tts/engines/quick.py": "from index_tts.quickvoice import espeak\n",  # its own package: fine
-        "index_tts/service.py": "import gradio as gr\nfrom fastapi import FastAPI\nfrom index_tts import audio\n",
+        "index_tts/service/__init__.py": "import gradio as gr\nfrom fastapi import FastAPI\nfrom index_tts import audio\n",
+        "index_tts/service/library.py": "",
         "index_tts/ui/app.py": "from index_tts.service import Synthesizer\nfrom index_tts.storage import Library\n"
                               "from index_tts.service.library import x\nfrom index_tts.ui.strings import t\n",
         "index_tts/api.py": "from index_tts.service import Synthesizer\nfrom fastapi import APIRouter\nfrom . import ui\n",
@@ -263,8 +270,8 @@ def test_the_checker_catches_backward_and_sideways_imports(tmp_path, monkeypatch
         "modules/bad.py imports index_tts.service",
         "engines/bad.py imports index_tts.service",
         "engines/bad.py imports index_tts.quickvoice: index_tts.quickvoice belongs to index_tts.engines.quick",
-        "service.py imports gradio",
-        "service.py imports fastapi",
+        "service/__init__.py imports gradio",
+        "service/__init__.py imports fastapi",
         "ui/app.py imports index_tts.storage: front ends import only index_tts.service",
         "ui/app.py imports index_tts.service.library: front ends import only index_tts.service",
         "api.py imports index_tts.ui: front ends import only index_tts.service",

@@ -11,6 +11,7 @@ from index_tts.engines.base import EngineRequest, GenerationParams  # noqa: E402
 from index_tts.engines.quick import QuickVoiceEngine, count_tokens  # noqa: E402
 from index_tts.quickvoice import prosody  # noqa: E402
 from index_tts.text.emotion_lexicon import text_to_emotion  # noqa: E402
+from index_tts.engines.base import UnusableReference  # noqa: E402
 from index_tts.quickvoice.voice import VoiceAnalysisError  # noqa: E402
 
 SR = 22050
@@ -168,11 +169,14 @@ def test_count_tokens():
 
 
 def test_silent_reference_is_a_clear_error(engine):
-    with pytest.raises(VoiceAnalysisError, match="silent|voiced"):
+    # The analysis' VoiceAnalysisError reaches the service as the engines' UnusableReference("voice").
+    with pytest.raises(UnusableReference, match="silent|voiced") as caught:
         speak(engine, np.zeros(16000, np.float32), key="silence")
+    assert caught.value.field == "voice" and isinstance(caught.value.__cause__, VoiceAnalysisError)
     noise = (0.05 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
-    with pytest.raises(VoiceAnalysisError, match="voiced"):
+    with pytest.raises(UnusableReference, match="voiced") as caught:
         speak(engine, noise, key="noise")
+    assert isinstance(caught.value.__cause__, VoiceAnalysisError)
 
 
 def test_progress_stages(engine, ref150):

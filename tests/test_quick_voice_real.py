@@ -14,6 +14,7 @@ from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.engines.base import EngineRequest, GenerationParams
 from index_tts.engines.quick import QuickVoiceEngine, rule_from_reference
 from index_tts.quickvoice import espeak, prosody, voice
+from index_tts.engines.base import UnusableReference
 from index_tts.quickvoice.voice import VoiceAnalysisError
 from tests import real_voices as rv
 
@@ -135,5 +136,6 @@ def test_unusable_reference_is_a_clear_error(engine, clean_voices, what):
     else:
         ref = rv.pink_noise(3 * SR, np.random.default_rng(2))
         ref = (0.1 * ref / np.abs(ref).max()).astype(np.float32)
-    with pytest.raises(VoiceAnalysisError, match="voiced"):
+    with pytest.raises(UnusableReference, match="voiced") as caught:
         speak(engine, ref, SR, key=what)
+    assert caught.value.field == "voice" and isinstance(caught.value.__cause__, VoiceAnalysisError)

@@ -7,6 +7,7 @@ import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from index_tts.service import (Busy, Cancelled, Conflict, EmotionSpec, GenerationParams, NotFound, RoleSetting,
@@ -230,3 +231,16 @@ def test_the_nul_text_that_gave_a_500_is_a_named_error_on_the_quick_voice(quick_
     for text in ("\x00a", "\x00\x00Hello.", " \x00你好"):
         with pytest.raises(ValidationError, match="control character"):
             quick_synth.synthesize(SynthesisRequest(text=text, voice=voice()))
+
+
+def test_an_unusable_reference_is_a_named_error_not_a_500(quick_synth, tmp_path):
+    """A reference with no voiced speech (a pure tone, as the API fuzzing found) names its field."""
+    import soundfile as sf
+
+    t = np.arange(8000) / 8000
+    tone = tmp_path / "tone.wav"
+    sf.write(tone, 0.3 * np.sin(2 * np.pi * 440 * t), 8000)
+    with pytest.raises(ValidationError) as caught:
+        quick_synth.synthesize(SynthesisRequest(text="Hello.", voice=str(tone)))
+    assert caught.value.field == "voice" and "voiced" in str(caught.value)
+    assert quick_synth.queue_length() == 0

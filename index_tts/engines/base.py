@@ -97,6 +97,15 @@ class NothingToSpeak(ValueError):
     """The text holds nothing an engine can speak (only punctuation, say)."""
 
 
+class UnusableReference(ValueError):
+    """A voice or emotion reference the engine cannot use (no voiced speech in it, say); `field`
+    is the request field it came from ("voice" or "emotion.audio")."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Segment:
     """One piece of the text as the engine will speak it."""

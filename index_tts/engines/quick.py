@@ -27,7 +27,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, ProgressFn, SegmentFn, Segment, no_progress
+from index_tts.engines.base import (EngineOutput, EngineRequest, NothingToSpeak, ProgressFn, Segment, SegmentFn,
+                                    UnusableReference, no_progress)
 from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.quickvoice import espeak, prosody, voice
 from index_tts.quickvoice.prosody import ProsodyRule
@@ -114,7 +115,10 @@ class QuickVoiceEngine:
         if not segs:
             raise NothingToSpeak("the text has nothing to speak (no words or characters)")
 
-        speaker = self._profile(request.voice, request.voice_sr, request.voice_key)
+        try:
+            speaker = self._profile(request.voice, request.voice_sr, request.voice_key)
+        except voice.VoiceAnalysisError as e:
+            raise UnusableReference("voice", str(e)) from e
 
         feats, wavs = [], []
         for i, seg in enumerate(segs):
@@ -167,7 +171,10 @@ class QuickVoiceEngine:
             return prosody.NEUTRAL
         if emotion.mode == "audio":
             sr = emotion.audio_sr or SAMPLE_RATE
-            measured = voice.analyse_voice(np.asarray(emotion.audio, dtype=np.float32), sr)
+            try:
+                measured = voice.analyse_voice(np.asarray(emotion.audio, dtype=np.float32), sr)
+            except voice.VoiceAnalysisError as e:
+                raise UnusableReference("emotion.audio", str(e)) from e
             return prosody.scale(rule_from_reference(measured, speaker), emotion.weight)
         if emotion.mode == "vector":
             weights = tuple(emotion.vector)

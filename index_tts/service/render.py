@@ -11,7 +11,8 @@ import numpy as np
 import soxr
 
 from index_tts.emotion import EMOTIONS, EmotionSpec
-from index_tts.engines.base import Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, no_progress
+from index_tts.engines.base import (Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, UnusableReference,
+                                    no_progress)
 from index_tts.service.checks import LINE_BREAKS, bad_character, check_number
 from index_tts.service.errors import ValidationError, rethrow_named
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, TimedSegment
@@ -128,6 +129,8 @@ class Rendering:
                     output = engine.synthesize(part_request, part_progress, **extra)
                 except NothingToSpeak:
                     continue   # e.g. a part that is only punctuation; the whole text is checked below
+                except UnusableReference as e:
+                    raise ValidationError(e.field, str(e)) from e
                 finally:
                     done += 1
                 offset = (part_start + lead.size) / OUTPUT_SAMPLE_RATE
