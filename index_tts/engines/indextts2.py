@@ -104,6 +104,7 @@ def _pieces_text(pieces: list[str]) -> str:
 class IndexTTS2Engine:
     name = "IndexTTS2"
     version = VERSION
+    file_set = "2"  # which files it needs (model_store.model_files)
 
     def __init__(self, model_dir: ModelFiles | Path, device: str = "cpu", kernels: str = "auto"):
         # Logical name -> real path (`model_dir / "gpt.pth"`): a flat folder or the cache_hub hub cache.
@@ -125,9 +126,9 @@ class IndexTTS2Engine:
     def load(cls, model_dir: ModelFiles | str | Path, progress: ProgressFn = no_progress, device: str | None = None) -> "IndexTTS2Engine":
         device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
         files = as_model_files(model_dir)
-        missing = missing_files(files)
+        missing = missing_files(files, cls.file_set)
         if missing:
-            raise FileNotFoundError(f"IndexTTS2 model ({files.describe()}) lacks: {', '.join(missing)}")
+            raise FileNotFoundError(f"{cls.name} model ({files.describe()}) lacks: {', '.join(missing)}")
         engine = cls(files, device)
         engine._load_modules(progress)
         return engine

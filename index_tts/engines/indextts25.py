@@ -26,13 +26,13 @@ import re
 
 import torch
 
-from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
-from index_tts.engines.indextts2 import IndexTTS2Engine, VoicePrompt, _no_trace, missing_files
+from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment
+from index_tts.engines.indextts2 import IndexTTS2Engine, VoicePrompt, _no_trace
 from index_tts.model_store import readahead
-from index_tts.model_store.layout import ModelFiles, as_model_files
+from index_tts.model_store.layout import ModelFiles
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
-from index_tts.modules.codec25 import EnhancedCodecConfig, load_codec25
+from index_tts.modules.codec25 import codec25_config, load_codec25
 from index_tts.modules.length_regulator25 import prompt_condition, regulate
 from index_tts.modules.s2mel import S2Mel, S2MelConfig
 from index_tts.modules.unified_voice import UnifiedVoiceConfig
@@ -66,22 +66,12 @@ def detect_language(text: str) -> str:
 class IndexTTS25Engine(IndexTTS2Engine):
     name = "IndexTTS-2.5"
     version = VERSION
+    file_set = "2.5"
 
     def __init__(self, model_dir: ModelFiles, device: str = "cpu"):
         super().__init__(model_dir, device)
         self.version = VERSION  # the released config.yaml reportedly says 2.0 (spec-2.5 §1.2)
         self.front_end = None
-
-    @classmethod
-    def load(cls, model_dir, progress: ProgressFn = no_progress, device: str | None = None) -> "IndexTTS25Engine":
-        device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-        files = as_model_files(model_dir)
-        missing = missing_files(files, "2.5")
-        if missing:
-            raise FileNotFoundError(f"IndexTTS-2.5 model ({files.describe()}) lacks: {', '.join(missing)}")
-        engine = cls(files, device)
-        engine._load_modules(progress)
-        return engine
 
     def _load_modules(self, progress: ProgressFn, text: bool = True) -> None:
         d, cfg = self.model_dir, self.cfg
@@ -89,7 +79,7 @@ class IndexTTS25Engine(IndexTTS2Engine):
             ("GPT", "gpt", lambda: load_gpt25_checkpoint(d / cfg["gpt_checkpoint"], UnifiedVoiceConfig.from_dict(cfg["gpt"])), cfg["gpt_checkpoint"]),
             ("s2mel", "s2mel", lambda: S2Mel.from_checkpoint(S2MelConfig.from_dict(cfg["s2mel"]), d / cfg["s2mel_checkpoint"], with_gpt_layer=False), cfg["s2mel_checkpoint"]),
             ("w2v-BERT", "w2v", lambda: W2VBertEncoder.from_dir(d / "w2v_bert", d / cfg["w2v_stat"]), "w2v_bert/model.safetensors"),
-            ("codec decoder", "codec", lambda: load_codec25(d / "codec.pth", EnhancedCodecConfig.from_dict(cfg["semantic_codec"])), "codec.pth"),
+            ("codec decoder", "codec", lambda: load_codec25(d / "codec.pth", codec25_config(cfg["semantic_codec"])), "codec.pth"),
             ("CAMPPlus", "campplus", lambda: load_campplus(d / "campplus_cn_common.bin"), "campplus_cn_common.bin"),
             ("BigVGAN", "bigvgan", lambda: load_bigvgan(d / "bigvgan"), "bigvgan/bigvgan_generator.pt"),
         ]

@@ -15,8 +15,6 @@ strictly.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,39 +27,10 @@ UNUSED_PREFIXES = ("encoder.", "down.")
 UPSAMPLE = 2  # downsample_scale: 25 Hz codes back to the 50 Hz feature rate
 
 
-@dataclass(frozen=True)
-class EnhancedCodecConfig:
-    """The `semantic_codec` block of the 2.5 config.yaml (EnhancedCodec constructor names)."""
-
-    codebook_size: int = 8192
-    hidden_size: int = 1024
-    codebook_dim: int = 8
-    vocos_dim: int = 384
-    vocos_intermediate_dim: int = 2048
-    vocos_num_layers: int = 12
-    num_quantizers: int = 1
-    downsample_scale: int = UPSAMPLE
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EnhancedCodecConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"semantic_codec: unknown fields {unknown} (2.5 passes them to EnhancedCodec)")
-        cfg = cls(**{k: v for k, v in d.items() if v is not None})
-        if cfg.downsample_scale != UPSAMPLE:
-            raise ValueError(f"semantic_codec.downsample_scale={cfg.downsample_scale}: only {UPSAMPLE} is implemented")
-        return cfg
-
-    def quantizer_config(self) -> SemanticCodecConfig:
-        return SemanticCodecConfig(codebook_size=self.codebook_size, hidden_size=self.hidden_size,
-                                   codebook_dim=self.codebook_dim, num_quantizers=self.num_quantizers)
-
-
 class CodecDecoder25(nn.Module):
     """Keys as in `codec.pth`'s `model` dict: `up.*`, `decoder.{0,1}.*`, `quantizer.quantizers.*`."""
 
-    def __init__(self, cfg: EnhancedCodecConfig):
+    def __init__(self, cfg: SemanticCodecConfig):
         super().__init__()
         self.cfg = cfg
         h = cfg.hidden_size
@@ -70,7 +39,7 @@ class CodecDecoder25(nn.Module):
             VocosBackbone(h, cfg.vocos_dim, cfg.vocos_intermediate_dim, cfg.vocos_num_layers),
             nn.Linear(cfg.vocos_dim, h),
         )
-        self.quantizer = ResidualVQ(cfg.quantizer_config())
+        self.quantizer = ResidualVQ(cfg)
 
     def vq2emb(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, n] -> [B, hidden, n]."""
@@ -89,10 +58,15 @@ class CodecDecoder25(nn.Module):
         return self.decode_steps(codes)["S_infer"]
 
 
-def load_codec25(path_or_state_dict, cfg: EnhancedCodecConfig | None = None) -> CodecDecoder25:
+def codec25_config(d: dict) -> SemanticCodecConfig:
+    """The `semantic_codec` block of the 2.5 config.yaml (EnhancedCodec's constructor names)."""
+    return SemanticCodecConfig.from_dict(d, downsample_scale=UPSAMPLE)
+
+
+def load_codec25(path_or_state_dict, cfg: SemanticCodecConfig | None = None) -> CodecDecoder25:
     """Load `codec.pth` (`{'model': sd}`, or the bare sd). Skips UNUSED_PREFIXES; any other missing
     or unexpected key, or a wrong shape, is an error that names it."""
-    cfg = cfg or EnhancedCodecConfig()
+    cfg = cfg or SemanticCodecConfig(downsample_scale=UPSAMPLE)
     sd = path_or_state_dict
     if isinstance(sd, (str, Path)):
         sd = torch.load(sd, map_location="cpu", weights_only=True, mmap=True)

@@ -38,14 +38,16 @@ class SemanticCodecConfig:
     downsample_scale: int = 1
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SemanticCodecConfig":
+    def from_dict(cls, d: dict, downsample_scale: int = 1) -> "SemanticCodecConfig":
+        """`downsample_scale`: the one the caller implements (IndexTTS2's codec 1, IndexTTS-2.5's
+        codec decoder 2), also the default when the config omits it."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"SemanticCodecConfig: unknown fields {unknown}")
-        cfg = cls(**{k: v for k, v in d.items() if v is not None})
-        if cfg.downsample_scale not in (1,):
-            raise ValueError(f"SemanticCodecConfig.downsample_scale={cfg.downsample_scale}: only 1 is implemented")
+        cfg = cls(**{"downsample_scale": downsample_scale, **{k: v for k, v in d.items() if v is not None}})
+        if cfg.downsample_scale != downsample_scale:
+            raise ValueError(f"semantic_codec.downsample_scale={cfg.downsample_scale}: only {downsample_scale} is implemented")
         return cfg
 
 

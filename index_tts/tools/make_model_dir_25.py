@@ -126,10 +126,10 @@ def gpt25_plan(cfg: dict) -> mmd.WeightFile:
 
 def codec25_plan(cfg: dict) -> mmd.WeightFile:
     """EnhancedCodec in the file's key order: down, up, encoder, decoder, quantizer."""
-    from index_tts.modules.codec25 import CodecDecoder25, EnhancedCodecConfig
+    from index_tts.modules.codec25 import CodecDecoder25, codec25_config
     from index_tts.modules.semantic_codec import VocosBackbone
 
-    c = EnhancedCodecConfig.from_dict(cfg["semantic_codec"])
+    c = codec25_config(cfg["semantic_codec"])
     h = c.hidden_size
     with mmd.parameters_on_meta():
         model = CodecDecoder25(c)

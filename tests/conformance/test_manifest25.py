@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from tests.conformance.harness import FIXTURES_ROOT
-from tests.conformance.test_manifest import BIGVGAN_CONFIG, CONFIGS, assert_matches, shapes
+from tests.conformance.test_manifest import CONFIGS, assert_matches, shapes
 
 MANIFESTS_25 = Path(os.environ.get("INDEX_TTS_MANIFESTS_25", FIXTURES_ROOT / "checkpoint-manifest-2.5"))
 OFFICIAL_25 = yaml.safe_load((CONFIGS / "indextts25.yaml").read_text(encoding="utf-8"))
@@ -41,11 +41,11 @@ def check_gpt():
 
 
 def check_codec():
-    from index_tts.modules.codec25 import UNUSED_PREFIXES, CodecDecoder25, EnhancedCodecConfig
+    from index_tts.modules.codec25 import UNUSED_PREFIXES, CodecDecoder25, codec25_config
 
     official = manifest("codec.pth.json")
     with torch.device("meta"):
-        model = CodecDecoder25(EnhancedCodecConfig.from_dict(OFFICIAL_25["semantic_codec"]))
+        model = CodecDecoder25(codec25_config(OFFICIAL_25["semantic_codec"]))
     unused = {k for k in official if k.removeprefix("model/").startswith(UNUSED_PREFIXES)}
     assert "model/down.weight" in unused and "model/encoder.1.weight" in unused
     assert_matches("codec.pth", shapes(model, prefix="model/"), unused, official)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from index_tts.modules.codec25 import EnhancedCodecConfig, load_codec25
+from index_tts.modules.codec25 import codec25_config, load_codec25
 from index_tts.modules.length_regulator25 import prompt_condition, regulate, target_mel_frames
 from index_tts.modules.s2mel import S2Mel, S2MelConfig, load_s2mel_checkpoint
 from tests.conformance.harness import check, runner, state_dict
@@ -18,7 +18,7 @@ def _calls(inputs: dict, prefix: str) -> list[int]:
 
 @runner("codec25_decode")
 def run_codec_decode(case: dict) -> None:
-    codec = load_codec25(state_dict(case["weights"]), EnhancedCodecConfig.from_dict(case["config"]["semantic_codec"]))
+    codec = load_codec25(state_dict(case["weights"]), codec25_config(case["config"]["semantic_codec"]))
     with torch.no_grad():
         for j in _calls(case["inputs"], "codes"):
             for name, value in codec.decode_steps(case["inputs"][f"codes{j}"]).items():

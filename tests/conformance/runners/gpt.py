@@ -40,10 +40,9 @@ def run_forward(case: dict) -> None:
     check(case, "latent", latent)
 
 
-@runner("gpt_generate")
-def run_generate(case: dict) -> None:
-    model, inp = _model(case), on_device(case["inputs"])
-    kw = dict(inp["generation_kwargs"])
+def decode_params(generation_kwargs: dict) -> DecodeParams:
+    """The fixture's HF generate() kwargs as our DecodeParams (HF defaults where absent)."""
+    kw = dict(generation_kwargs)
     params = DecodeParams(
         do_sample=kw.pop("do_sample", False),
         num_beams=kw.pop("num_beams", 1),
@@ -56,14 +55,12 @@ def run_generate(case: dict) -> None:
     )
     assert kw.pop("num_return_sequences", 1) == 1
     assert not kw, f"unhandled generation kwargs {kw}"
+    return params
+
+
+def check_generation(case: dict, res, record: int) -> None:
+    """Every output of a generate fixture (2.0 or 2.5) against our GenerationResult."""
     outputs = case["outputs"]
-    record = outputs["logits_first5"].size(0) if "logits_first5" in outputs else 0
-    with torch.no_grad():
-        emo_vec = inp.get("emo_vec")
-        if emo_vec is None:  # upstream then derives it from the emotion features alone
-            emo_vec = model.get_emovec(inp["emo_cond_emb"], inp.get("emo_cond_lengths"))
-        res = generate(model, inp["spk_cond_emb"], inp["text_tokens"], emo_vec, params,
-                       spk_lengths=inp["cond_lengths"], record_steps=record)
     check(case, "codes", res.codes)
     check(case, "code_len", torch.tensor([res.code_len]))
     check(case, "codes_trimmed", res.codes[:, : res.code_len])
@@ -76,3 +73,18 @@ def run_generate(case: dict) -> None:
     extra = set(outputs) - {"codes", "code_len", "codes_trimmed", "speech_conditioning_latent",
                             "sequences_scores", "logits_first5", "scores_first5"}
     assert not extra, f"outputs not checked: {sorted(extra)}"
+
+
+@runner("gpt_generate")
+def run_generate(case: dict) -> None:
+    model, inp = _model(case), on_device(case["inputs"])
+    params = decode_params(inp["generation_kwargs"])
+    outputs = case["outputs"]
+    record = outputs["logits_first5"].size(0) if "logits_first5" in outputs else 0
+    with torch.no_grad():
+        emo_vec = inp.get("emo_vec")
+        if emo_vec is None:  # upstream then derives it from the emotion features alone
+            emo_vec = model.get_emovec(inp["emo_cond_emb"], inp.get("emo_cond_lengths"))
+        res = generate(model, inp["spk_cond_emb"], inp["text_tokens"], emo_vec, params,
+                       spk_lengths=inp["cond_lengths"], record_steps=record)
+    check_generation(case, res, record)

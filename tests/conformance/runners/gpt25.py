@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from index_tts.modules.generation import DecodeParams
 from index_tts.modules.unified_voice import UnifiedVoiceConfig
 from index_tts.modules.unified_voice25 import COND_ROWS, generate25, load_gpt25_checkpoint
 from tests.conformance.harness import check, runner, state_dict
+from tests.conformance.runners.gpt import check_generation, decode_params
 
 
 def _model(case: dict):
@@ -56,32 +56,9 @@ def run_forward(case: dict) -> None:
 @runner("gpt25_generate")
 def run_generate(case: dict) -> None:
     model, inp = _model(case), case["inputs"]
-    kw = dict(inp["generation_kwargs"])
-    params = DecodeParams(
-        do_sample=kw.pop("do_sample", False),
-        num_beams=kw.pop("num_beams", 1),
-        repetition_penalty=kw.pop("repetition_penalty", 1.0),
-        length_penalty=kw.pop("length_penalty", 1.0),
-        max_mel_tokens=kw.pop("max_generate_length"),
-        temperature=kw.pop("temperature", 1.0),
-        top_k=kw.pop("top_k", 0),
-        top_p=kw.pop("top_p", 1.0),
-    )
-    assert kw.pop("num_return_sequences", 1) == 1
-    assert not kw, f"unhandled generation kwargs {kw}"
+    params = decode_params(inp["generation_kwargs"])
     outputs = case["outputs"]
     record = outputs["logits_first5"].size(0) if "logits_first5" in outputs else 0
     res = generate25(model, inp["style"], inp["text_tokens"], int(inp["langs"][0]), inp["emo_vec"], params,
                      record_steps=record)
-    check(case, "codes", res.codes)
-    check(case, "code_len", torch.tensor([res.code_len]))
-    check(case, "codes_trimmed", res.codes[:, : res.code_len])
-    check(case, "speech_conditioning_latent", res.spk_latent)
-    if "sequences_scores" in outputs:
-        check(case, "sequences_scores", torch.tensor([res.sequence_score], dtype=torch.float32))
-    if record:
-        check(case, "logits_first5", torch.cat(res.step_logits))
-        check(case, "scores_first5", torch.cat(res.step_scores))
-    extra = set(outputs) - {"codes", "code_len", "codes_trimmed", "speech_conditioning_latent",
-                            "sequences_scores", "logits_first5", "scores_first5"}
-    assert not extra, f"outputs not checked: {sorted(extra)}"
+    check_generation(case, res, record)

@@ -57,6 +57,11 @@ def run_pipeline(case):
     emovec = engine.emotion_vector(prompt, emotion_spec(case), trace=trace)
     segments = [torch.tensor([ids], dtype=torch.int32) for ids in inp["text_segments"]]
     wav, _ = engine.synthesize_tokens(prompt, emovec, segments, params, noises=on_device(inp["z"]), trace=trace)
+    check_pipeline(case, trace, wav)
+
+
+def check_pipeline(case: dict, trace: Trace, wav: torch.Tensor) -> None:
+    """Every output of a pipeline fixture (2.0 or 2.5): the traced intermediates and the waveform."""
     trace("wav_float", wav[None])
     trace("wav_int16", wav.to(torch.int16)[:, None])
     trace("sampling_rate", 22050)
