@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from index_tts.modules.semantic_codec import ResidualVQ, SemanticCodecConfig, VocosBackbone
+from index_tts.modules.semantic_codec import ResidualVQ, SemanticCodecConfig, VocosBackbone, load_exactly
 
 UNUSED_PREFIXES = ("encoder.", "down.")
 UPSAMPLE = 2  # downsample_scale: 25 Hz codes back to the 50 Hz feature rate
@@ -73,13 +73,4 @@ def load_codec25(path_or_state_dict, cfg: SemanticCodecConfig | None = None) -> 
     if "model" in sd and isinstance(sd["model"], dict):
         sd = sd["model"]
     sd = {k: v for k, v in sd.items() if not k.startswith(UNUSED_PREFIXES)}
-    model = CodecDecoder25(cfg)
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
-    if missing or unexpected:
-        raise KeyError(f"2.5 codec checkpoint: missing keys {missing}, unexpected keys {unexpected}")
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items() if sd[k].shape != v.shape]
-    if wrong:
-        raise ValueError(f"2.5 codec checkpoint: shape mismatch: {wrong}")
-    model.load_state_dict(sd, strict=True)
-    return model.eval()
+    return load_exactly(CodecDecoder25(cfg), sd, "2.5 codec checkpoint")

@@ -193,14 +193,18 @@ def load_semantic_codec(path: str | Path, cfg: SemanticCodecConfig | None = None
 
     cfg = cfg or SemanticCodecConfig()
     sd = {k: v for k, v in load_file(str(path)).items() if not k.startswith(UNUSED_PREFIXES)}
-    model = RepCodec(cfg)
+    return load_exactly(RepCodec(cfg), sd, f"semantic codec checkpoint {path}")
+
+
+def load_exactly(model: nn.Module, sd: dict, what: str) -> nn.Module:
+    """Load `sd` into `model` (eval mode) when keys and shapes match exactly; otherwise raise,
+    naming every missing, unexpected or misshapen key."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
+    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
     if missing or unexpected:
-        raise KeyError(f"semantic codec checkpoint {path}: missing keys {missing}, unexpected keys {unexpected}")
+        raise KeyError(f"{what}: missing keys {missing}, unexpected keys {unexpected}")
     wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items() if sd[k].shape != v.shape]
     if wrong:
-        raise ValueError(f"semantic codec checkpoint {path}: shape mismatch: {wrong}")
+        raise ValueError(f"{what}: shape mismatch: {wrong}")
     model.load_state_dict(sd, strict=True)
     return model.eval()
