@@ -10,6 +10,7 @@ package re-exports every value type and error they need.
     outputs.py      output files, subtitles and history records; regenerating from history
     library.py      voices (and the library zip), presets, emotion presets, glossary
     dialogue.py     `Role: line` scripts voiced as one admitted job
+    clips.py        clips (one keyed, kept stretch of speech) for dubbing, dialogue lines and projects
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
     launch.py       choosing the engine at launch (the model store's findings, the reason)
 See docs/service-api.md for the methods.

@@ -216,13 +216,14 @@ class Synthesizer(Library, Outputs, Rendering):
                 self._typical_s = 0.8 * self._typical_s + 0.2 * (time.monotonic() - started)
 
     @contextmanager
-    def job(self, cancel: threading.Event | None = None) -> Iterator[Callable[[], None]]:
+    def job(self, cancel: threading.Event | None = None, timeout_s: float | None = None) -> Iterator[Callable[[], None]]:
         """Admission, timeout and cancellation for one request or batch job (a dialogue): holds a
         queue place for the duration (or raises Busy) and yields check(), which raises Cancelled
-        once `cancel` is set and TimedOut after `Limits.request_timeout_s`. The work calls it
-        whenever it can stop (every progress report, before writing a file)."""
+        once `cancel` is set and TimedOut after `timeout_s` (default `Limits.request_timeout_s`;
+        long work whose results are kept as it goes, like a project, passes math.inf). The work
+        calls it whenever it can stop (every progress report, before writing a file)."""
         started = time.monotonic()
-        timeout = self.limits.request_timeout_s
+        timeout = self.limits.request_timeout_s if timeout_s is None else timeout_s
 
         def check() -> None:
             if cancel is not None and cancel.is_set():
