@@ -8,7 +8,8 @@ one layer below, and may import only what its layer allows. Parsed with `ast`, n
     modules      one nn.Module per file                        -> torch, safetensors, each other
     text, quickvoice                                           -> leaves
     storage, model_store   the data folder and the weights     -> leaves (used by the service, not above it)
-    bench, tools, the CLI  (python -m index_tts ...)           -> engines, modules, text, model_store, leaves
+    bench, tools, the CLI  (python -m index_tts ...)           -> engines, modules, text, model_store, leaves, cli
+    cli          index_tts/project_cli.py (a front end)        -> index_tts.service only
     leaves       audio, encoding, emotion, timestretch, subtitles, fileio -> each other
                  (fileio, the atomic file writes, is standard library only: every layer may use it)
 
@@ -96,7 +97,9 @@ LAYERS = (
     Layer("storage", ("index_tts.storage",), ("leaves",)),
     Layer("model_store", ("index_tts.model_store",), ("leaves",)),
     Layer("tools", ("index_tts.bench", "index_tts.tools", "index_tts.__main__"),
-          ("engines", "modules", "text", "model_store", "leaves")),
+          ("engines", "modules", "text", "model_store", "leaves", "cli")),
+    # `python -m index_tts project ...`: a front end of the service, like the UI (its own Synthesizer).
+    Layer("cli", ("index_tts.project_cli",), ("service",)),
     Layer("leaves", LEAVES, ()),
     Layer("root", ("index_tts",), (), exact=True),  # index_tts/__init__.py: the version, imports nothing
 )
@@ -107,7 +110,7 @@ EVERYWHERE = ("index_tts.fileio",)
 # A package that belongs to one engine: only that engine imports it ("no engine imports another
 # engine's package"). The neural engines share modules/ and text/.
 ENGINE_PACKAGES = {"index_tts.quickvoice": ("index_tts.engines.quick",)}
-FRONT_END_LAYERS = ("launcher", "ui", "http")
+FRONT_END_LAYERS = ("launcher", "ui", "http", "cli")
 WEB_STACK = ("fastapi", "starlette", "uvicorn")
 
 
