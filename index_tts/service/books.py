@@ -54,7 +54,7 @@ def read_book(filename: str, data: bytes) -> tuple[str, list[ChapterText]]:
     else:
         text = _decode(data)
         title, chapters = (_read_markdown(text) if suffix in MARKDOWN_SUFFIXES else (None, [ChapterText(stem, text)]))
-    chapters = [ChapterText(c.title.strip()[:200] or f"Chapter {i + 1}", c.text.strip()) for i, c in enumerate(chapters)]
+    chapters = [ChapterText(_plain(c.title)[:200] or f"Chapter {i + 1}", c.text.strip()) for i, c in enumerate(chapters)]
     chapters = [c for c in chapters if c.text]
     if not chapters:
         raise ValidationError("file", "has nothing to read (no text in any chapter)")
@@ -77,6 +77,14 @@ def check_chapter_text(text: str, field: str) -> None:
         tags.parse(text)
     except tags.TagError as e:
         raise ValidationError(field, str(e)) from e
+
+
+def _plain(title: str) -> str:
+    """A title is shown, not spoken: inline tags in it are dropped."""
+    try:
+        return " ".join(tags.strip_tags(title).split())
+    except tags.TagError:
+        return " ".join(title.split())
 
 
 def _decode(data: bytes) -> str:
