@@ -54,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if not book.is_file():
         print(f"error: INPUT: no such file {book}", file=sys.stderr)
         return 2
+    RayRunner = None
+    if args.ray:
+        try:
+            from index_tts.scale.ray_runner import RayRunner
+        except ImportError:
+            print(f"error: --ray: {RAY_MISSING}", file=sys.stderr)
+            return 2
     engine_kwargs = {"engine": args.engine, "model_dir": args.model_dir, "cache_hub": args.cache_hub, "revision": args.revision}
     try:
         factory, reason, store = choose_engine(**engine_kwargs)
@@ -69,14 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"engine: {reason}", flush=True)
         synth.create_project(name, book.name, book.read_bytes(), voice="" if voice_file else args.voice,
                              voice_file=voice_file, seed=args.seed, replace_existing=True)
-        runner = None
-        if args.ray:
-            try:
-                from index_tts.scale.ray_runner import RayRunner
-            except ImportError:
-                print(f"error: --ray: {RAY_MISSING}", file=sys.stderr)
-                return 2
-            runner = RayRunner(args.ray, engine_kwargs, progress=lambda fraction, stage: None)
+        runner = None if RayRunner is None else RayRunner(args.ray, engine_kwargs, progress=lambda fraction, stage: None)
         before = synth.project_progress(name)
         print(f"project {name!r}: {len(before.chapters)} chapters, {before.total} segments, "
               f"{before.done} already rendered, {before.total - before.done} to render", flush=True)
