@@ -228,17 +228,16 @@ class Projects:
         if (folder / MANIFEST).exists() and not replace_existing:
             raise Conflict("name", f"a project named {name!r} exists")
         self._not_rendering(name)
-        voice_audio = None
-        if voice_file is not None:
+        if voice_file is not None:   # kept in the project, as 16-bit WAV (the same input, the same bytes)
             samples, rate = decode_audio(voice_file, "voice", self.limits)
-            voice_audio, voice = (samples, rate), f"{OWN_VOICE}reference.wav"
+            buffer = io.BytesIO()
+            sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+            voice = f"{OWN_VOICE}reference.wav"
         elif not isinstance(voice, str) or not voice:
             raise ValidationError("voice", "choose a voice for the project")
         else:
             self.voice_path(voice)
-        if voice_audio is not None:
-            buffer = io.BytesIO()
-            sf.write(buffer, voice_audio[0], voice_audio[1], format="WAV", subtype="PCM_16")
+        if voice_file is not None:
             atomic_write_bytes(folder / "voices" / "reference.wav", buffer.getvalue())
         project = Project(name, title, Path(str(filename)).name[:200], voice, emotion, replace(generation, seed=None), seed,
                           [Chapter(c.title, c.text) for c in chapters])
@@ -395,8 +394,8 @@ class Projects:
                 job.message = stage
             progress(fraction, stage)
 
-        def segment_progress(fraction: float, stage: str) -> None:  # the runner's share: the segments missing
-            report((len(job.done) + fraction * (total - len(job.done))) / max(total, 1), stage)
+        def segment_progress(fraction: float, stage: str) -> None:  # the runner's fraction is of the missing ones
+            report((kept + fraction * (total - kept)) / max(total, 1), stage)
 
         def done(clip: Clip, audio: np.ndarray) -> None:
             with job.lock:
