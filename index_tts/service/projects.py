@@ -24,7 +24,7 @@ import shutil
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -32,7 +32,7 @@ import soundfile as sf
 from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
-from index_tts.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_temp_leftovers
+from index_tts.fileio import atomic_write_bytes, atomic_write_json, remove_temp_leftovers
 from index_tts.service.audiobook import write_book
 from index_tts.service.books import check_chapter_text, read_book, split_segments
 from index_tts.service.checks import AudioInput, check_name, check_number
@@ -40,9 +40,6 @@ from index_tts.service.clips import Clip, ClipStore, LocalRunner, Runner, make_c
 from index_tts.service.errors import Cancelled, Conflict, NotFound, ValidationError, rethrow_named
 from index_tts.service.uploads import decode_audio
 from index_tts.storage import sanitize_name
-
-if TYPE_CHECKING:
-    from index_tts.service.synthesizer import Synthesizer  # noqa: F401
 
 PROJECTS_FOLDER = "projects"
 MANIFEST = "project.json"
