@@ -96,11 +96,17 @@ def test_the_projects_tab_in_the_browser(tmp_path):
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 1200})
             page.goto(server.url + "/")
+            page.wait_for_selector("#generate_btn")
             page.locator("#tab_projects-button").click()
+            try:
+                page.locator("#prj_name input").wait_for(state="visible", timeout=20000)
+            except Exception:
+                page.screenshot(path=str(screenshot_path("projects-failed.png")), full_page=True)
+                raise
             page.locator("#prj_name input").fill("tale")
             page.locator("#prj_upload input[type=file]").set_input_files(str(book))
             page.locator("#prj_voice input").click()
-            page.get_by_role("option", name="narrator").click()
+            page.get_by_role("option", name="narrator", exact=True).filter(visible=True).first.click()
             page.locator("#prj_create").click()
             expect(page.locator("#prj_message")).to_contain_text("with 3 chapter", timeout=30000)
             expect(page.locator("#prj_chapters")).to_contain_text("Night", timeout=30000)
@@ -111,6 +117,9 @@ def test_the_projects_tab_in_the_browser(tmp_path):
             expect(page.locator("#prj_progress [data-state=done]")).to_be_attached(timeout=180000)
             assert counts.inner_text().split("/")[0] == counts.inner_text().split("/")[1]
             page.screenshot(path=str(screenshot_path("screenshot-projects.png")), full_page=True)
+
+            from tests.test_creator_e2e import unlabelled_controls
+            assert unlabelled_controls(page, "#tab_projects") == []
 
             page.locator("#prj_export").click()
             expect(page.locator("#prj_message")).to_contain_text("Exported 3 chapter file", timeout=60000)

@@ -187,7 +187,7 @@ def layout(page: Page):
     with gr.Row():
         with gr.Column(scale=2):
             with tr(gr.Accordion(t("en", "prj_new"), open=True, elem_id="prj_new"), label="prj_new"):
-                name = tr(gr.Textbox(label=t("en", "prj_name"), elem_id="prj_name"), label="prj_name")
+                name = tr(gr.Textbox(label=t("en", "prj_name"), max_lines=1, elem_id="prj_name"), label="prj_name")
                 upload = tr(gr.File(label=t("en", "prj_upload"), file_types=[".txt", ".md", ".markdown", ".epub"], type="filepath",
                                     elem_id="prj_upload"), label="prj_upload")
                 pasted = tr(gr.Textbox(lines=6, max_lines=20, label=t("en", "prj_paste"), placeholder=t("en", "prj_paste_placeholder"),
