@@ -47,6 +47,7 @@ def test_the_projects_tab_imports_renders_edits_and_exports(synth):
     assert timer.active and "Rendering" in html
     html = wait_done(synth, "ui book")
     assert "Done" in html and "2/2" in html
+    assert projects.tick(synth, "ui book", "en")[3] == ""   # the "rendering…" hint goes when it ends
 
     title, text, chapter_voice, chapter_emotion = projects.pick_chapter(synth, "ui book", 1)
     assert (title, chapter_voice, chapter_emotion) == ("Evening", projects.PROJECT_DEFAULT, projects.PROJECT_DEFAULT)

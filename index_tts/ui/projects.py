@@ -147,6 +147,12 @@ def poll(synth: Synthesizer, name, lang_value):
     return progress_html(progress, lang_value), chapter_rows(synth.get_project(name), progress), gr.Timer(active=running)
 
 
+def tick(synth: Synthesizer, name, lang_value):
+    """poll(), and the render's hint cleared once it ends (the progress then says how it ended)."""
+    html_value, rows, timer = poll(synth, name, lang_value)
+    return html_value, rows, timer, gr.update() if timer.active else ""
+
+
 @shows_errors
 def pause(synth: Synthesizer, name, lang_value):
     _need(name, lang_value)
@@ -260,7 +266,7 @@ def wire(page: Page, demo: gr.Blocks):
     p.save_chapter.click(page.bind(save_chapter), [p.project, p.chapter, p.title, p.text, p.chapter_voice, p.chapter_emotion, lang],
                          [p.message], **private).then(page.bind(poll), [p.project, lang], [p.progress, p.chapters, p.timer], **private)
     p.render.click(page.bind(render), [p.project, lang], [p.progress, p.message, p.timer], api_name="project_render", **LIGHT)
-    p.timer.tick(page.bind(poll), [p.project, lang], [p.progress, p.chapters, p.timer], **private)
+    p.timer.tick(page.bind(tick), [p.project, lang], [p.progress, p.chapters, p.timer, p.message], **private)
     p.pause.click(page.bind(pause), [p.project, lang], [p.message], **private)
     p.cancel.click(page.bind(cancel), [p.project, lang], [p.message], **private)
     p.export.click(page.bind(export), [p.project, p.fmt, lang], [p.files, p.book, p.message], api_name="project_export", **LIGHT)
