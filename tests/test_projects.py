@@ -106,6 +106,9 @@ def test_segments_are_paragraphs_cut_at_sentences_and_carry_their_emotion():
     text = "[sad] One sentence here. Another one follows! A third?\n\nA new paragraph. [default] Plain again."
     assert split_segments(text, 40) == ["[sad] One sentence here.", "[sad] Another one follows! A third?",
                                         "[sad] A new paragraph. [default] Plain again."]
+    assert split_segments("你好。我是一个人！[开心] 今天天气很好？\n\n第二段。") == ["你好。我是一个人！[开心] 今天天气很好？", "[开心] 第二段。"]
+    assert split_segments("It cost 1,000 dollars, and then [happy:0.5] more, much more than that.", 30) == \
+        ["It cost 1,000 dollars, and", "then [happy:0.5] more, much", "[happy:0.5] more than that."]
     long = " ".join(["word"] * 50)
     assert all(len(s) <= 40 for s in split_segments(long, 40)) and " ".join(split_segments(long, 40)) == long
 

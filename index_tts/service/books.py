@@ -232,6 +232,7 @@ def _read_epub(data: bytes) -> tuple[str | None, list[ChapterText]]:
 # -- segments ---------------------------------------------------------------------------------
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？…])[\"'”’)）]*\s+|(?<=[。！？；])")
+_WIDE_MARKS = "。！？；，、：…”’）"
 _TAG = re.compile(r"(?<![\[［])[\[［]([^\[\]［］]*)[\]］]")
 
 
@@ -265,24 +266,25 @@ def _pack(sentences: list[str], max_chars: int) -> list[str]:
             continue
         for part in _cut(sentence, max_chars):
             if out and len(out[-1]) + 1 + len(part) <= max_chars:
-                out[-1] += " " + part
+                out[-1] += ("" if out[-1][-1] in _WIDE_MARKS else " ") + part   # Chinese text has no spaces
             else:
                 out.append(part)
     return out
 
 
 def _cut(sentence: str, max_chars: int) -> list[str]:
-    """A sentence longer than max_chars, cut after commas, then at spaces (never inside a tag)."""
+    """A sentence longer than max_chars, cut after commas, then at spaces (never inside a tag,
+    never inside a number like 1,000); the pieces put back together are the sentence."""
     if len(sentence) <= max_chars:
         return [sentence]
-    words = re.split(r"(?<=[,，、:;])\s*|\s+(?![^\[［]*[\]］])", sentence)
+    pieces = re.findall(r".+?(?:[,:;]\s+|[，、；：]|\s+(?![^\[［]*[\]］])|$)", sentence)
     parts = [""]
-    for word in filter(None, words):
-        if parts[-1] and len(parts[-1]) + 1 + len(word) > max_chars:
-            parts.append(word)
+    for piece in pieces:
+        if parts[-1].strip() and len(parts[-1]) + len(piece) > max_chars:
+            parts.append(piece)
         else:
-            parts[-1] = f"{parts[-1]} {word}".strip()
-    return parts
+            parts[-1] += piece
+    return [p.strip() for p in parts if p.strip()]
 
 
 def _tag_kind(raw: str) -> str:

@@ -404,7 +404,7 @@ class Projects:
 
         try:
             with self.job(job.cancel, timeout_s=math.inf) as check:
-                remove_temp_leftovers(store.folder)   # a killed render's half-written clip
+                remove_temp_leftovers(store.folder.parent)   # a killed process's half-written clip or manifest
                 report(kept / max(total, 1), f"{kept} of {total} segments already rendered")
                 rendered = render_missing(clips, store, runner or LocalRunner(self, segment_progress), check, done)
                 store.keep_only(c.key for c in clips)  # segments an edit replaced
