@@ -24,8 +24,8 @@ from index_tts.emotion import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionS
 from index_tts.emotion import builtin_presets as builtin_emotion_presets
 from index_tts.encoding import FORMAT_NAMES, AudioFormat, audio_format, encode
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
-from index_tts.service.clips import LocalRunner, Runner
 from index_tts.service.checks import AudioInput, Limits, bad_character, check_name, check_number, check_text
+from index_tts.service.clips import LocalRunner, Runner
 from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, DialogueResult, Line, RoleSetting, compose,
                                         compose_from_history, parse_script, roles_of)
 from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
