@@ -108,7 +108,7 @@ def test_segments_are_paragraphs_cut_at_sentences_and_carry_their_emotion():
                                         "[sad] A new paragraph. [default] Plain again."]
     assert split_segments("你好。我是一个人！[开心] 今天天气很好？\n\n第二段。") == ["你好。我是一个人！[开心] 今天天气很好？", "[开心] 第二段。"]
     assert split_segments("It cost 1,000 dollars, and then [happy:0.5] more, much more than that.", 30) == \
-        ["It cost 1,000 dollars, and", "then [happy:0.5] more, much", "[happy:0.5] more than that."]
+        ["[happy:0.5] It cost 1,000 dollars, and", "[happy:0.5] then [happy:0.5] more, much", "[happy:0.5] more than that."]
     long = " ".join(["word"] * 50)
     assert all(len(s) <= 40 for s in split_segments(long, 40)) and " ".join(split_segments(long, 40)) == long
 
@@ -221,13 +221,22 @@ def bad_zip() -> bytes:
     ("latin1", "old.txt", "café".encode("latin-1"), "file", "not UTF-8"),
     ("not a zip", "bad.epub", b"PK not really a zip", "file", "not a zip"),
     ("no container", "bad.epub", bad_zip(), "file", "META-INF/container.xml"),
+    ("lost chapter", "bad.epub", None, "file", "lacks OEBPS/text/ch1.xhtml"),
     ("bad tag", "tag.md", b"# One\nHello [pause forever] there.", "chapters[0].text", "pause"),
     ("../escape", "ok.txt", b"Hello.", "name", "letters, digits"),
     ("a/b", "ok.txt", b"Hello.", "name", "letters, digits"),
     ("..", "ok.txt", b"Hello.", "name", ""),
     ("", "ok.txt", b"Hello.", "name", "empty"),
 ])
-def test_bad_input_is_a_named_error_and_writes_nothing(synth, wav, name, filename, data, field, words):
+def test_bad_input_is_a_named_error_and_writes_nothing(synth, wav, name, filename, data, field, words, tmp_path):
+    if data is None:   # an EPUB whose manifest names a chapter the archive lacks
+        book = make_epub(tmp_path / "b.epub", [("One", "Text."), ("Two", "More.")], spine=[0, 1])
+        with zipfile.ZipFile(book) as z:
+            kept = {n: z.read(n) for n in z.namelist() if n != "OEBPS/text/ch1.xhtml"}
+        with zipfile.ZipFile(book, "w") as z:
+            for n, content in kept.items():
+                z.writestr(n, content)
+        data = book.read_bytes()
     before = sorted((synth.data_root / "projects").rglob("*")) if (synth.data_root / "projects").is_dir() else []
     with pytest.raises(ValidationError) as error:
         synth.create_project(name, filename, data, voice_file=str(wav))

@@ -284,7 +284,13 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
             parts.append(piece)
         else:
             parts[-1] += piece
-    return [p.strip() for p in parts if p.strip()]
+    parts = [p.strip() for p in parts if p.strip()]
+    # An emotion tag reaches back to the start of its sentence: the parts before it carry it too.
+    first = next((m for m in _TAG.finditer(sentence) if _tag_kind(m.group(1)) != "pause"), None)
+    if first is not None and _tag_kind(first.group(1)) == "emotion":
+        at = next(i for i, p in enumerate(parts) if first.group(0) in p)
+        parts = [f"{first.group(0)} {p}" for p in parts[:at]] + parts[at:]
+    return parts
 
 
 def _tag_kind(raw: str) -> str:
