@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="TESTING AID ONLY: text markers like {{fault:raise}} make the engine fail on purpose")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
+    if args.model not in ("2", "2.5", "both"):  # argparse does not check a default ($INDEX_TTS_MODEL)
+        p.error(f"--model (or INDEX_TTS_MODEL) must be 2, 2.5 or both, got {args.model!r}")
     if not 0 < args.port < 65536:
         p.error(f"--port must be in 1..65535, got {args.port}")
     if args.load_delay < 0:
