@@ -108,9 +108,8 @@ class Synthesizer(Library, Outputs, Rendering):
         """factory: the engine of `model`, the launch default, loaded by start(). others: the other
         served models (`--model both`), each loaded on its first request."""
         self._factory = factory
-        self.model_store = dict(model_store or {})
         self.default_model = check_model(model)
-        self._slots = {self.default_model: ModelSlot(self.default_model, ModelChoice(factory, selection_reason, self.model_store),
+        self._slots = {self.default_model: ModelSlot(self.default_model, ModelChoice(factory, selection_reason, dict(model_store or {})),
                                                      load_delay_s)}
         for other, choice in (others or {}).items():
             self._slots[check_model(other)] = ModelSlot(other, choice)
@@ -126,8 +125,6 @@ class Synthesizer(Library, Outputs, Rendering):
         self.history = HistoryStore(self.data.history, self.data.outputs, retention)
         self.emotion_presets = EmotionPresetStore(self.data.emotion_presets)
         self.limits = limits
-        self.selection_reason = selection_reason
-        self.load_delay_s = max(0.0, float(load_delay_s))
 
         # One synthesis at a time: engines and their per-voice caches are not thread-safe.
         self._engine_lock = threading.Lock()
