@@ -129,7 +129,7 @@ def test_25_without_weights_is_refused_by_name_never_a_crash(tmp_path):
     synth = studio(default, tmp_path / "data25", model, others)
     status = synth.status()
     assert (model, others, status.state, status.model) == ("indextts-2.5", {}, "failed", "indextts-2.5")
-    assert "download --model 2.5" in status.error
+    assert "download --model 2.5" in status.error and "download --model 2.5" in status.help
     with pytest.raises(ValidationError, match="^model: indextts-2.5 is not available here"):
         synth.synthesize(request())
     with pytest.raises(ValidationError, match="^model: indextts-2 is not served here; start the studio with --model 2 or"):

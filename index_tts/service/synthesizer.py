@@ -188,11 +188,22 @@ class Synthesizer(Library, Outputs, Rendering):
             is_quick_voice=quick,
             selection_reason=slot.choice.reason,
             error=error,
-            help=(store.get("fix") or WEIGHTS_HELP) if quick else LOAD_FAILED_HELP if state == "failed" else "",
+            help=self._help(slot, state, quick),
             model_store=dict(store),
             model=slot.model,
             models=tuple(m.as_dict() for m in self.models()),
         )
+
+    @staticmethod
+    def _help(slot: ModelSlot, state: State, quick: bool) -> str:
+        """How to get the model (the quick voice stands in, or its weights are missing), or how to
+        check its weights (a failed load)."""
+        fix = slot.choice.model_store.get("fix")
+        if quick:
+            return fix or WEIGHTS_HELP
+        if slot.choice.factory is None:
+            return fix or slot.choice.reason
+        return LOAD_FAILED_HELP if state == "failed" else ""
 
     def _ready_engine(self, model: str | None = None) -> Engine:
         return self._slot(model).ready_engine()
