@@ -28,7 +28,7 @@ import gradio as gr
 from index_tts.service import Synthesizer
 from index_tts.ui import dialogue, library, presets, synthesize
 from index_tts.ui.page import LIGHT, Page
-from index_tts.ui.status import preview, render_banner
+from index_tts.ui.status import chosen_status, preview, render_banner
 from index_tts.ui.strings import LANGUAGES, t
 
 __all__ = ["build_ui", "mount_ui", "render_banner"]
@@ -65,7 +65,7 @@ def wire_language(page: Page):
     def switch_language(synth: Synthesizer, lang_value, text_value, max_tokens_value, model_value, language_value, *table_values):
         updates = [gr.update(**make(lang_value)) for _, make in page.translatable]
         updates += [retitle(value, key, lang_value) for value, (_, _, key) in zip(table_values, TABLES)]
-        updates.append(render_banner(synth.status(), lang_value))
+        updates.append(render_banner(chosen_status(synth, model_value), lang_value))
         rows, note = preview(synth, text_value, max_tokens_value, lang_value, model_value, language_value)
         return [*updates, retitle(rows, "segments_headers", lang_value), note]
 

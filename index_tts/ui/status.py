@@ -48,14 +48,19 @@ def preview(synth: Synthesizer, text_value, max_tokens_value, lang_value, model_
     return rows, note
 
 
+def chosen_status(synth: Synthesizer, model_value) -> Status:
+    """The status of the model the switch shows (the default's if it names none the studio serves)."""
+    try:
+        return synth.status(model_value or None)
+    except ValidationError:
+        return synth.status()
+
+
 def refresh_status(synth: Synthesizer, text_value, max_tokens_value, lang_value, model_value=None, language_value="auto"):
     """The banner (of the chosen model: a model loaded on demand starts loading when chosen), the
     poll timer and the preview."""
     rows, note = preview(synth, text_value, max_tokens_value, lang_value, model_value, language_value)
-    try:
-        status = synth.status(model_value or None)
-    except ValidationError:
-        status = synth.status()
+    status = chosen_status(synth, model_value)
     # Poll only while loading; a fresh page load starts the timer again.
     return render_banner(status, lang_value), gr.Timer(active=status.state == "loading"), rows, note
 
