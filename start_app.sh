@@ -26,6 +26,7 @@ readonly EXIT_UNHEALTHY=8     # status: our process runs but /healthz does not a
 HOST="${INDEX_TTS_HOST:-127.0.0.1}"
 PORT="${INDEX_TTS_PORT:-7860}"
 ENGINE="${INDEX_TTS_ENGINE:-auto}"
+MODEL="${INDEX_TTS_MODEL:-2}"
 TIMEOUT="${INDEX_TTS_TIMEOUT:-120}"
 NO_INSTALL="${INDEX_TTS_NO_INSTALL:-0}"
 RUN_DIR="${INDEX_TTS_RUN_DIR:-$ROOT/run}"
@@ -60,11 +61,13 @@ Options (environment variable in brackets):
   --host HOST      bind address, default 127.0.0.1          [INDEX_TTS_HOST]
                    Exposing the app needs --host 0.0.0.0 --auth-token TOKEN.
   --port PORT      TCP port, default 7860                    [INDEX_TTS_PORT]
+  --model M        2 | 2.5 | both, default 2 (IndexTTS2)   [INDEX_TTS_MODEL]
+                   both: IndexTTS2 is the default, IndexTTS-2.5 loads on its first request
   --engine NAME    auto | quick | indextts2, default auto   [INDEX_TTS_ENGINE]
   --timeout SEC    seconds to wait for /healthz, default 120 [INDEX_TTS_TIMEOUT]
   --no-install     skip the venv/requirements check          [INDEX_TTS_NO_INSTALL=1]
-  --no-download    do not fetch missing IndexTTS2 weights    [INDEX_TTS_NO_DOWNLOAD=1]
-                   (by default a start runs "python -m index_tts download --if-missing"
+  --no-download    do not fetch missing weights              [INDEX_TTS_NO_DOWNLOAD=1]
+                   (by default a start runs "python -m index_tts download --if-missing --model M"
                    unless --engine quick; it uses no network when every file is present)
   --cache-hub DIR  the model store, default ./cache_hub      [INDEX_TTS_CACHE_HUB]
   --revision REV   IndexTeam/IndexTTS-2 revision, default main [INDEX_TTS_REVISION]
@@ -139,6 +142,8 @@ while [[ $# -gt 0 ]]; do
         --port) need_value "$1" $# && PORT=$2 && shift ;;
         --port=*) PORT=${1#*=} ;;
         --engine) need_value "$1" $# && ENGINE=$2 && shift ;;
+        --model) need_value "$1" $# && MODEL=$2 && shift ;;
+        --model=*) MODEL=${1#*=} ;;
         --engine=*) ENGINE=${1#*=} ;;
         --timeout) need_value "$1" $# && TIMEOUT=$2 && shift ;;
         --timeout=*) TIMEOUT=${1#*=} ;;
@@ -179,6 +184,8 @@ esac
 # The model store and revision reach webui.py through the environment (like the token).
 if [[ -n $CACHE_HUB ]]; then export INDEX_TTS_CACHE_HUB="$CACHE_HUB"; fi
 if [[ -n $REVISION ]]; then export INDEX_TTS_REVISION="$REVISION"; fi
+# So is the model choice; webui.py validates it (like the engine name, below).
+export INDEX_TTS_MODEL="$MODEL"
 # The engine name is deliberately not validated here: webui.py owns that list, and an
 # invalid name makes it exit, which the health wait reports with the log tail.
 
@@ -422,13 +429,13 @@ show_log_tail() {
 # First start: fetch what the model store lacks. Nothing to do (and no network) when every file
 # is present; a failure (offline, proxy, disk) is reported and the app starts anyway.
 fetch_weights() {
-    if [[ $NO_DOWNLOAD == 1 || $ENGINE == quick ]]; then
+    if [[ $NO_DOWNLOAD == 1 || ($ENGINE == quick && $MODEL == 2) ]]; then
         return 0
     fi
-    say "Checking the IndexTTS2 weights in ${INDEX_TTS_CACHE_HUB:-$ROOT/cache_hub} (skip with --no-download)"
-    if ! "$PY" -m index_tts download --if-missing; then
-        warn "could not fetch the IndexTTS2 weights (see above); starting anyway."
-        warn "the app will use the quick voice until you run: $PY -m index_tts download"
+    say "Checking the weights (--model $MODEL) in ${INDEX_TTS_CACHE_HUB:-$ROOT/cache_hub} (skip with --no-download)"
+    if ! "$PY" -m index_tts download --if-missing --model "$MODEL"; then
+        warn "could not fetch the weights (see above); starting anyway."
+        warn "until you run $PY -m index_tts download --model $MODEL, IndexTTS2 is the quick voice and IndexTTS-2.5 is unavailable"
     fi
 }
 

@@ -1,4 +1,4 @@
-"""IndexTTS Studio launcher: `python webui.py [--host H] [--port P] [--engine auto|quick|indextts2] ...`.
+"""IndexTTS Studio launcher: `python webui.py [--host H] [--port P] [--model 2|2.5|both] [--engine auto|quick|indextts2] ...`.
 
 Importing this file does nothing; `main()` parses arguments, starts the engine loading in the
 background, and serves the Gradio studio at `/` plus `/healthz` and `/readyz` with uvicorn.
@@ -29,14 +29,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="webui.py", description="IndexTTS Studio: emotional zero-shot TTS in the browser.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else needs --auth-token)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--model", choices=["2", "2.5", "both"], default=os.environ.get("INDEX_TTS_MODEL") or "2",
+                   help="which model to serve: IndexTTS2 (2, the default), IndexTTS-2.5 (2.5), or both (IndexTTS2 is "
+                        "the default; IndexTTS-2.5 loads on its first request). Default $INDEX_TTS_MODEL or 2")
     p.add_argument("--engine", choices=["auto", "quick", "indextts2"], default="auto",
-                   help="auto: IndexTTS2 when its weights are present, else the offline quick voice")
+                   help="for IndexTTS2: auto = its weights when present, else the offline quick voice")
     p.add_argument("--cache-hub", default=None, metavar="DIR",
                    help="the model store, a Hugging Face hub cache (default $INDEX_TTS_CACHE_HUB or ./cache_hub)")
     p.add_argument("--revision", default=os.environ.get("INDEX_TTS_REVISION") or None, metavar="REV",
                    help="IndexTeam/IndexTTS-2 revision to load from the store (default: main)")
     p.add_argument("--model-dir", default=None, metavar="DIR",
                    help="load a flat IndexTTS2 model folder instead of the store (docs/weights.md)")
+    p.add_argument("--model-dir-25", default=None, metavar="DIR",
+                   help="load a flat IndexTTS-2.5 model folder instead of the store (docs/indextts25.md)")
     p.add_argument("--data-dir", default=None, help="where outputs and presets go (default $INDEX_TTS_DATA or ./data)")
     p.add_argument("--history-max-entries", type=int, default=os.environ.get(HISTORY_ENTRIES_ENV) or 500, metavar="N",
                    help=f"keep at most N history entries, the oldest go first (default ${HISTORY_ENTRIES_ENV} or 500)")
@@ -63,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="TESTING AID ONLY: text markers like {{fault:raise}} make the engine fail on purpose")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
+    if args.model not in ("2", "2.5", "both"):  # argparse does not check a default ($INDEX_TTS_MODEL)
+        p.error(f"--model (or INDEX_TTS_MODEL) must be 2, 2.5 or both, got {args.model!r}")
     if not 0 < args.port < 65536:
         p.error(f"--port must be in 1..65535, got {args.port}")
     if args.load_delay < 0:
@@ -106,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"
     use_data_folder(args)
 
-    from index_tts.service import EngineUnavailable, Limits, choose_engine, get_synthesizer, init_synthesizer
+    from index_tts.service import EngineUnavailable, Limits, choose_models, get_synthesizer, init_synthesizer
 
     try:
-        factory, reason, store = choose_engine(args.engine, args.model_dir, args.cache_hub, args.revision,
-                                               fault_injection=args.fault_injection)
+        model, default, others = choose_models(args.model, args.engine, args.model_dir, args.cache_hub, args.revision,
+                                               args.model_dir_25, fault_injection=args.fault_injection)
     except EngineUnavailable as e:
         log.error("cannot start with --engine %s: %s", args.engine, e)
         return 2
@@ -118,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), upload_formats=args.upload_formats,
                     max_queue=args.max_queue,
                     request_timeout_s=args.request_timeout)
-    synthesizer = init_synthesizer(factory, data_dir=args.data_dir, selection_reason=reason, load_delay_s=args.load_delay,
-                                   limits=limits, model_store=store, history_max_entries=args.history_max_entries,
-                                   history_max_gb=args.history_max_gb)
+    synthesizer = init_synthesizer(default.factory, data_dir=args.data_dir, selection_reason=default.reason,
+                                   load_delay_s=args.load_delay, limits=limits, model_store=default.model_store,
+                                   history_max_entries=args.history_max_entries, history_max_gb=args.history_max_gb,
+                                   model=model, others=others)
     log.info("data folder: %s", synthesizer.data_root.resolve())
 
     import uvicorn

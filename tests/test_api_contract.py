@@ -173,24 +173,30 @@ def test_voice_library(studio_server, tmp_path):
 
 
 @pytest.mark.parametrize("body,field", [
-    ('{"model": "m", "input": "hi", "voice": "alice", "speed": NaN}', "speed"),
-    ({"model": "m", "input": "hi", "voice": "alice", "speed": 4.5}, "speed"),
-    ({"model": "m", "voice": "alice"}, "input"),
-    ({"model": "m", "input": "   ", "voice": "alice"}, "text"),
-    ({"model": "m", "input": "x" * 5001, "voice": "alice"}, "text"),
-    ({"model": "m", "input": "hi", "voice": "nobody"}, "voice"),
-    ({"model": "m", "input": "hi"}, "voice"),
-    ({"model": "m", "input": "hi", "voice": "alice", "response_format": "aac"}, "output_format"),
-    ({"model": "m", "input": "hi", "voice": "alice", "generation": {"top_k": 1000}}, "generation.top_k"),
-    ('{"model": "m", "input": "hi", "voice": "alice", "generation": {"temperature": Infinity}}', "generation.temperature"),
-    ({"model": "m", "input": "hi", "voice": "alice", "generation": {"top_p": "lots"}}, "generation.top_p"),
-    ({"model": "m", "input": "hi", "voice": "alice", "generation": {"quality": "turbo"}}, "generation.quality"),
-    ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "vector", "vector": [0.5, 0.5]}}, "emotion.vector"),
-    ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "vector", "vector": {"joy": 1}}}, "emotion.vector"),
-    ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "joyful"}}, "emotion.mode"),
-    ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"weight": -1}}, "emotion.weight"),
-    ({"model": "m", "input": "hi", "voice": "alice", "emotion": {"mode": "audio", "voice": "nobody"}}, "emotion.voice"),
-    ({"model": "m", "input": "hi", "voice": "alice", "colour": "blue"}, "colour"),
+    ('{"model": "tts-1", "input": "hi", "voice": "alice", "speed": NaN}', "speed"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "speed": 4.5}, "speed"),
+    ({"model": "tts-1", "voice": "alice"}, "input"),
+    ({"model": "tts-1", "input": "   ", "voice": "alice"}, "text"),
+    ({"model": "tts-1", "input": "x" * 5001, "voice": "alice"}, "text"),
+    ({"model": "tts-1", "input": "hi", "voice": "nobody"}, "voice"),
+    ({"model": "tts-1", "input": "hi"}, "voice"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "response_format": "aac"}, "output_format"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "generation": {"top_k": 1000}}, "generation.top_k"),
+    ('{"model": "tts-1", "input": "hi", "voice": "alice", "generation": {"temperature": Infinity}}', "generation.temperature"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "generation": {"top_p": "lots"}}, "generation.top_p"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "generation": {"quality": "turbo"}}, "generation.quality"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "emotion": {"mode": "vector", "vector": [0.5, 0.5]}}, "emotion.vector"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "emotion": {"mode": "vector", "vector": {"joy": 1}}}, "emotion.vector"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "emotion": {"mode": "joyful"}}, "emotion.mode"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "emotion": {"weight": -1}}, "emotion.weight"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "emotion": {"mode": "audio", "voice": "nobody"}}, "emotion.voice"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "colour": "blue"}, "colour"),
+    ({"model": "m", "input": "hi", "voice": "alice"}, "model"),
+    ({"model": "indextts-3", "input": "hi", "voice": "alice"}, "model"),
+    ({"model": 2.5, "input": "hi", "voice": "alice"}, "model"),
+    ({"model": "indextts-2.5", "input": "hi", "voice": "alice"}, "model"),  # not served by this studio (--model 2)
+    ({"model": "indextts-2", "input": "hi", "voice": "alice", "language": "fr"}, "language"),
+    ({"model": "tts-1", "input": "hi", "voice": "alice", "language": 7}, "language"),
     ("{not json", "body"),
 ])
 def test_bad_fields_get_422_naming_the_field(studio_server, body, field):
@@ -242,7 +248,7 @@ def test_nothing_is_served_from_outside_the_data_folder(studio_server):
 
 
 def test_oversized_bodies_are_refused_while_they_arrive(studio_server):
-    huge = json.dumps({"model": "m", "voice": "alice", "input": "x" * (2 * 1024 * 1024)}).encode()
+    huge = json.dumps({"model": "tts-1", "voice": "alice", "input": "x" * (2 * 1024 * 1024)}).encode()
 
     def chunked():  # no Content-Length: the server must count as the bytes come
         for start in range(0, len(huge), 65536):
@@ -254,3 +260,15 @@ def test_oversized_bodies_are_refused_while_they_arrive(studio_server):
             assert r.status_code == 413
             assert r.json()["error"]["param"] == "body"
     assert studio_server.alive()
+
+
+def test_models_lists_the_served_models(studio_server, client):
+    # The quick-voice studio serves IndexTTS2 (the quick voice stands in for it) and not IndexTTS-2.5.
+    assert [m.id for m in client.models.list()] == ["indextts-2"]
+    model = client.models.retrieve("indextts-2")
+    assert model.id == "indextts-2" and model.model_extra["default"] is True
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("indextts-2.5")
+    with studio_server.client() as http:
+        ready = http.get("/readyz").json()
+    assert ready["model"] == "indextts-2" and [m["id"] for m in ready["models"]] == ["indextts-2"]

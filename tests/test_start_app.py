@@ -248,7 +248,7 @@ def test_usage_errors_and_help(launcher):
 
     help_text = launcher("--help")
     assert_ok(help_text)
-    for needle in ("Exit codes", "--host", "--port", "--engine", "--no-install", "--timeout",
+    for needle in ("Exit codes", "--host", "--port", "--model", "--engine", "--no-install", "--timeout",
                    "INDEX_TTS_RUN_DIR", "INDEX_TTS_LOG_DIR", "0.0.0.0"):
         assert needle in help_text.stdout
 

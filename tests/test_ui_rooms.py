@@ -13,7 +13,7 @@ import soundfile as sf
 
 from index_tts.service import (Busy, Conflict, EmotionSpec, GenerationParams, NotFound, NotReady, TimedOut, ValidationError,
                                normalize_webui_vector)
-from index_tts.ui import dialogue, emotion, generation, glossary, history, library, presets, synthesize
+from index_tts.ui import dialogue, emotion, generation, glossary, history, library, model, presets, synthesize
 from index_tts.ui.creator import emotion_from_choice
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import bind
@@ -68,7 +68,7 @@ def test_every_generation_field_is_in_the_ui_the_api_and_saved_presets(page, syn
     for name in ("/synthesize", "/save_preset"):
         params = [p["parameter_name"] for p in endpoints[name]["parameters"]]
         assert [generation.param_name(n) for n in FIELDS] == [p for p in params if p in {generation.param_name(n) for n in FIELDS}]
-    assert len(endpoints["/load_preset"]["returns"]) == 2 + 3 + 8 + 1 + len(FIELDS) + 1
+    assert len(endpoints["/load_preset"]["returns"]) == 2 + 3 + 8 + 1 + len(FIELDS) + 2 + 1  # ..., model, language, message
 
     # The HTTP API's request schema has every field.
     from fastapi import FastAPI
@@ -88,7 +88,8 @@ def test_every_generation_field_is_in_the_ui_the_api_and_saved_presets(page, syn
     form = {generation.param_name(n): v for n, v in CHANGED.items()}
     presets.save_preset(synth, name="Every field", voice=wav, **form)
     loaded = presets.load_preset(synth, "Every field")
-    assert loaded[2 + 3 + 8 + 1: -1] == [CHANGED[n] for n in FIELDS]
+    assert loaded[2 + 3 + 8 + 1: -3] == [CHANGED[n] for n in FIELDS]
+    assert loaded[-3:-1] == ["indextts-2", "auto"]  # the model and its language
     assert synth.load_preset("Every field").params["generation"] == CHANGED
 
 
@@ -228,13 +229,30 @@ def test_presets_restore_every_field(synth, wav):
     assert Path(loaded[0]).read_bytes() == Path(wav).read_bytes() and loaded[1] is None
     assert loaded[2:5] == ["vector", 0.7, True]  # mode, weight, use_random
     assert loaded[5:13] == list(sliders.values()) and loaded[13] == "tense"
-    assert loaded[14:-1] == [CHANGED[n] for n in FIELDS]
+    assert loaded[14:-3] == [CHANGED[n] for n in FIELDS]
 
     presets.delete_preset(synth, "Whole form", "en")
     with pytest.raises(gr.Error, match="not found"):
         presets.load_preset(synth, "Whole form", "en")
     with pytest.raises(gr.Error, match="not found"):
         presets.delete_preset(synth, "Whole form", "en")
+
+
+def test_the_model_switch_old_presets_and_bad_choices(synth, wav):
+    # The quick-voice studio serves IndexTTS2 only; its language choice stays hidden.
+    assert [m.id for m in model.served(synth)] == ["indextts-2"]
+    assert model.switch_model(synth, "indextts-2")["visible"] is False
+    # A preset saved before the model choice reads as IndexTTS2's, in "auto".
+    synth.save_preset("Old one", {"emotion": {}, "generation": {}}, voice=wav)
+    assert presets.load_preset(synth, "Old one", "en")[-3:-1] == ["indextts-2", "auto"]
+    # One naming a model this studio does not serve keeps the switch as it is and says so.
+    synth.save_preset("Made by 2.5", {"emotion": {}, "generation": {}, "model": "indextts-2.5", "language": "ja"}, voice=wav)
+    loaded = presets.load_preset(synth, "Made by 2.5", "en")
+    assert loaded[-2] == "ja" and "indextts-2.5 is not served" in loaded[-1]
+    with pytest.raises(gr.Error, match="model: indextts-2.5 is not served here"):
+        synthesize.synthesize(synth, voice=wav, text="Hello.", model="indextts-2.5")
+    with pytest.raises(gr.Error, match="language: must be one of"):
+        synthesize.synthesize(synth, voice=wav, text="Hello.", language="klingon")
 
 
 def test_user_emotion_presets_restore_use_random(synth):

@@ -16,6 +16,19 @@ def test_limit_flags_parse():
     assert args.cors_origin == ["https://a.example", "https://b.example"]
     defaults = webui.parse_args([])
     assert defaults.cors_origin == [] and defaults.host == "127.0.0.1" and not defaults.fault_injection
+    assert defaults.model == "2" and defaults.model_dir_25 is None  # IndexTTS2 stays the default
+
+
+def test_the_model_flag_and_its_environment_variable(monkeypatch, capsys):
+    assert webui.parse_args(["--model", "both", "--model-dir-25", "/m25"]).model_dir_25 == "/m25"
+    monkeypatch.setenv("INDEX_TTS_MODEL", "2.5")
+    assert webui.parse_args([]).model == "2.5"
+    monkeypatch.setenv("INDEX_TTS_MODEL", "3")
+    with pytest.raises(SystemExit):
+        webui.parse_args([])
+    assert "INDEX_TTS_MODEL" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        webui.parse_args(["--model", "1.5"])
 
 
 @pytest.mark.parametrize("argv,flag", [

@@ -2,6 +2,8 @@
 
     POST   /v1/audio/speech      text -> audio (JSON as OpenAI's API, or multipart with an uploaded
                                  reference); `stream: true` sends audio as each segment finishes
+    GET    /v1/models            the models this studio serves (`model` of a speech request)
+    GET    /v1/models/{id}       one of them
     GET    /v1/voices            the saved voices (and the unreadable ones, as problems)
     GET    /v1/voices/{name}     one saved voice
     POST   /v1/voices            upload a reference (multipart), checked like a synthesis voice
@@ -27,7 +29,7 @@ from index_tts.api.errors import BadRequest, ErrorMappingRoute, parse_json
 from index_tts.api.schema import (AUDIO_TYPES, MULTIPART_SPEECH_SCHEMA, SPEECH_SCHEMA, VOICE_UPLOAD_SCHEMA, SpeechBody,
                                   build_request)
 from index_tts.api.streaming import remove, result_headers, start, stream, wait_or_disconnect
-from index_tts.service import SynthesisResult, Synthesizer, audio_format
+from index_tts.service import NotFound, SynthesisResult, Synthesizer, audio_format
 
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the multipart framing and text fields around a file
 JSON_LIMIT_BYTES = 1024 * 1024   # a JSON speech request is text and a few numbers
@@ -134,6 +136,21 @@ def make_openai_router(get_synthesizer: Callable[[], Synthesizer]) -> APIRouter:
                             headers=result_headers(result))
         finally:
             remove(created)  # empty when a stream took the uploads over
+
+    def model_object(info) -> dict:
+        # OpenAI's model object, with the studio's own fields after its four.
+        return {"id": info.id, "object": "model", "created": 0, "owned_by": "IndexTeam", **info.as_dict()}
+
+    @router.get("/models", summary="List the models served (available: their weights are present)")
+    def list_models() -> dict:
+        return {"object": "list", "data": [model_object(m) for m in get_synthesizer().models() if m.available]}
+
+    @router.get("/models/{model_id}", summary="One served model")
+    def get_model(model_id: str) -> Response:
+        for info in get_synthesizer().models():
+            if info.id == model_id and info.available:
+                return JSONResponse(model_object(info))
+        raise NotFound("model", model_id, "model")
 
     @router.get("/voices", summary="List the saved voices")
     def list_voices() -> dict:

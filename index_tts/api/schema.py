@@ -8,8 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from index_tts.service import (DEFAULT_WEIGHT, EMOTIONS, FORMAT_NAMES, EmotionSpec, GenerationParams, SynthesisRequest,
-                               Synthesizer, ValidationError, audio_format, builtin_emotion_presets)
+from index_tts.service import (DEFAULT_WEIGHT, EMOTIONS, FORMAT_NAMES, MODEL_IDS, TEXT_LANGUAGES, EmotionSpec, GenerationParams,
+                               SynthesisRequest, Synthesizer, ValidationError, audio_format, builtin_emotion_presets)
+
+# OpenAI's model names: they ask for the studio's default model. "indextts2": this API's old default.
+DEFAULT_MODEL_NAMES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "indextts2")
 
 
 class EmotionBody(BaseModel):
@@ -48,7 +51,8 @@ class GenerationBody(BaseModel):
 
 class SpeechBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field("indextts2", max_length=200, description="accepted for compatibility; the loaded engine speaks")
+    model: str | None = Field(None, max_length=200, description=f"{' or '.join(MODEL_IDS)} (GET /v1/models lists those served); "
+                              f"{', '.join(DEFAULT_MODEL_NAMES)} or none: the studio's default model")
     input: str = Field(description="the text to speak")
     voice: str | None = Field(None, description="a saved voice (GET /v1/voices); multipart requests may upload `voice_file` instead")
     response_format: str = Field("mp3", description=f"one of {', '.join(FORMAT_NAMES)}")
@@ -58,6 +62,19 @@ class SpeechBody(BaseModel):
     emotion: EmotionBody | None = None
     generation: GenerationBody | None = None
     use_glossary: bool = True
+    language: str = Field("auto", max_length=20, description=f"IndexTTS-2.5's text language: {', '.join(TEXT_LANGUAGES)} "
+                                                             "(zh-en: mixed Chinese and English; auto: from the script). "
+                                                             "IndexTTS2 ignores it")
+
+
+def model_of(body: SpeechBody) -> str | None:
+    """The service's model for a body's `model`: None (the default) for OpenAI's names."""
+    if body.model is None or body.model in DEFAULT_MODEL_NAMES:
+        return None
+    if body.model not in MODEL_IDS:
+        raise ValidationError("model", f"must be one of {', '.join(MODEL_IDS)}, or {', '.join(DEFAULT_MODEL_NAMES)} for the "
+                                       f"default model; got {body.model[:80]!r}")
+    return body.model
 
 
 def build_request(synth: Synthesizer, body: SpeechBody, voice_file: Path | None, emotion_file: Path | None) -> SynthesisRequest:
@@ -93,7 +110,7 @@ def build_request(synth: Synthesizer, body: SpeechBody, voice_file: Path | None,
     given = body.generation.model_dump(exclude_none=True) if body.generation is not None else {}
     return SynthesisRequest(text=body.input, voice=voice, emotion=emotion, generation=GenerationParams(**given),
                             emotion_audio=emotion_audio, output_format=body.response_format,
-                            use_glossary=body.use_glossary, speed=body.speed)
+                            use_glossary=body.use_glossary, speed=body.speed, model=model_of(body), language=body.language)
 
 
 def inline_refs(schema: dict) -> dict:

@@ -1,9 +1,12 @@
 """python -m index_tts.bench --model-dir DIR [--workload ref5s-100tok|short|long|smoke]
     [--mode exact|balanced|fast] [--compare-original] [--runs 3] [--warmup 1] [--prompt cold|warm]
     [--wait-quiet] [--quality-check] [--json out.json]
+python -m index_tts.bench --model 2.5|both --model-dir DIR --model-dir-25 DIR25 [--workload ...] [--mode ...]
 
-Full-size random weights: `python -m index_tts.tools.make_model_dir /tmp/fullsize --config official`.
-Prints the per-stage table (the one in docs/performance.md) and writes it as JSON with --json.
+Full-size random weights: `python -m index_tts.tools.make_model_dir /tmp/fullsize --config official`
+(and `--config official-2.5` for IndexTTS-2.5). Prints the per-stage table (the one in
+docs/performance.md) and writes it as JSON with --json. `--model both` measures IndexTTS2 and
+IndexTTS-2.5 on the same text and audio length, one after the other (bench/compare25.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def parse_args(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/fullsize"),
                     help="an IndexTTS2 model directory (default /tmp/fullsize)")
+    ap.add_argument("--model", choices=("2", "2.5", "both"), default="2",
+                    help="IndexTTS2 (2, the default), IndexTTS-2.5 (2.5) or both side by side on the same workload")
+    ap.add_argument("--model-dir-25", type=Path, default=Path("/tmp/fullsize-25"),
+                    help="an IndexTTS-2.5 model directory, for --model 2.5|both (default /tmp/fullsize-25)")
     ap.add_argument("--workload", choices=sorted(WORKLOADS), default="ref5s-100tok")
     ap.add_argument("--mode", choices=QUALITY_MODES, default="exact", help="our engine's quality mode")
     ap.add_argument("--compare-original", action="store_true", help="also measure the original-style path")
@@ -148,6 +155,14 @@ def main(argv=None) -> int:
     workload = WORKLOADS[args.workload]
     quiet = args.max_wait if args.wait_quiet else None
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    if args.model != "2":
+        from index_tts.bench import compare25
+
+        result = compare25.run(args, log)
+        print(compare25.format_table(result))
+        if args.json:
+            atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+        return 0
 
     if args.wait_quiet:  # the first load measures the kernels: on a quiet machine too
         machine.wait_quiet(args.max_wait, log)

@@ -1,7 +1,7 @@
-"""IndexTTS2 and IndexTTS-2.5 side by side on the same workload:
+"""IndexTTS-2.5 in the bench, alone or side by side with IndexTTS2 on the same workload:
 
-    python -m index_tts.bench.compare25 --model-dir DIR_2 --model-dir-25 DIR_25
-        [--workload ref5s-100tok|short|long|smoke] [--mode exact|fast] [--runs 3] [--warmup 1]
+    python -m index_tts.bench --model 2.5|both --model-dir DIR_2 --model-dir-25 DIR_25
+        [--workload ref5s-100tok|short|long|smoke] [--mode exact|balanced|fast] [--runs 3] [--warmup 1]
         [--prompt cold|warm] [--json out.json]
 
 Both models speak the same audio length: 2.5's codes run at 25 Hz and each becomes two codec frames,
@@ -16,9 +16,7 @@ speaker conformer) and the step from codes to DiT input (2.0's teacher-forced la
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import gc
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,8 +28,8 @@ from index_tts.bench.__main__ import load_engine
 from index_tts.bench.clock import STAGES, StageClock, patched
 from index_tts.bench.workloads import REF_SR, WORKLOADS, Workload, reference_signal
 from index_tts.emotion import EmotionSpec
-from index_tts.fileio import atomic_write_text
 
+MODEL_LABELS = {"2.0": "IndexTTS2", "2.5": "IndexTTS-2.5"}
 LABELS = {
     "reference": "reference processing", "conditioning": "conditioning (speaker + emotion)",
     "gpt_prefill": "GPT prefill", "gpt_decode": "GPT decode (incl. search overhead)",
@@ -103,16 +101,23 @@ def run_25(engine, workload: Workload, quality: str = "exact", prompt: str = "co
 
 
 def format_table(result: dict) -> str:
-    a, b = result["2.0"], result["2.5"]
+    """The per-stage table of each measured model (IndexTTS2 and/or IndexTTS-2.5) and, with both, their ratio."""
+    names = [v for v in ("2.0", "2.5") if v in result]
+    both = len(names) == 2
+    first = result[names[0]]
     lines = [f"workload {result['workload']}: {result['workload_description']} (2.5: codes {result['codes_25']})",
-             f"mode {result['mode']}, {result['prompt']} prompt, {a['runs']} runs, device {result['device']}",
-             "| stage | IndexTTS2 | IndexTTS-2.5 | 2.5 / 2.0 |", "|---|---|---|---|"]
+             f"mode {result['mode']}, {result['prompt']} prompt, {first['runs']} runs, device {result['device']}",
+             "| stage | " + " | ".join(MODEL_LABELS[v] for v in names) + (" | 2.5 / 2.0 |" if both else " |"),
+             "|---" * (len(names) + 1 + both) + "|"]
 
     def row(label, get, digits=3):
-        x, y = get(a), get(b)
-        ratio = f"{y / x:.2f}" if x and y else "—"
-        lines.append(f"| {label} | {x:.{digits}f} | {y:.{digits}f} | {ratio} |" if x is not None and y is not None
-                     else f"| {label} | {x} | {y} | — |")
+        values = [get(result[v]) for v in names]
+        cells = [f"{x:.{digits}f}" if x is not None else "—" for x in values]
+        ratio = ""
+        if both:
+            x, y = values
+            ratio = f" | {y / x:.2f}" if x and y else " | —"
+        lines.append(f"| {label} | " + " | ".join(cells) + ratio + " |")
 
     for name in STAGES:
         row(LABELS[name] + " (s)", lambda s, n=name: s["stages_s"][n])
@@ -122,45 +127,29 @@ def format_table(result: dict) -> str:
     row("first audio (s)", lambda s: s["first_audio_s"])
     row("decode ms/token", lambda s: s["decode_ms_per_token"], 1)
     row("peak RSS (GiB)", lambda s: s["peak_rss_gib"], 2)
-    lines.append(f"load: IndexTTS2 {result['load_s']['2.0']:.1f} s, IndexTTS-2.5 {result['load_s']['2.5']:.1f} s; "
-                 f"other processes (cores): {a['foreign_cores']} / {b['foreign_cores']}"
-                 + ("" if a["all_clean"] and b["all_clean"] else "  -- NOT clean: figures distorted"))
+    clean = all(result[v]["all_clean"] for v in names)
+    lines.append("load: " + ", ".join(f"{MODEL_LABELS[v]} {result['load_s'][v]:.1f} s" for v in names)
+                 + "; other processes (cores): " + " / ".join(str(result[v]["foreign_cores"]) for v in names)
+                 + ("" if clean else "  -- NOT clean: figures distorted"))
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m index_tts.bench.compare25", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, required=True, help="an IndexTTS2 model directory")
-    ap.add_argument("--model-dir-25", type=Path, required=True, help="an IndexTTS-2.5 model directory")
-    ap.add_argument("--workload", choices=sorted(WORKLOADS), default="ref5s-100tok")
-    ap.add_argument("--mode", choices=("exact", "fast"), default="exact")
-    ap.add_argument("--prompt", choices=("cold", "warm"), default="cold")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--json", type=Path, help="write all figures here")
-    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-
+def run(args, log) -> dict:
+    """`python -m index_tts.bench --model 2.5|both`: the workload on IndexTTS-2.5 (its @2.5 form:
+    half the codes, the same audio) and, with both, on IndexTTS2 first. One model in memory at a
+    time: each model's figures (and peak RSS) are its own."""
     w2, w25 = WORKLOADS[args.workload], workload_25(WORKLOADS[args.workload])
     result = {"workload": w2.name, "workload_description": w2.description, "codes_25": w25.codes, "mode": args.mode,
               "prompt": args.prompt, "device": args.device, "machine": machine.machine_info(), "load_s": {}}
-    # One model in memory at a time: the figures (and peak RSS) are each model's own.
-    engine, result["load_s"]["2.0"] = load_engine(args.model_dir, args.device)
-    log(f"IndexTTS2: {args.warmup} warm-up + {args.runs} runs")
-    result["2.0"] = runner.summarise(runner.measure(lambda: runner.run_ours(engine, w2, args.mode, args.prompt),
-                                                    args.runs, args.warmup, None, log))
-    del engine
+    if args.model == "both":
+        engine, result["load_s"]["2.0"] = load_engine(args.model_dir, args.device)
+        log(f"IndexTTS2: {args.warmup} warm-up + {args.runs} runs")
+        result["2.0"] = runner.summarise(runner.measure(lambda: runner.run_ours(engine, w2, args.mode, args.prompt),
+                                                        args.runs, args.warmup, None, log))
+        del engine
+        gc.collect()
     engine, result["load_s"]["2.5"] = load_engine_25(args.model_dir_25, args.device)
     log(f"IndexTTS-2.5: {args.warmup} warm-up + {args.runs} runs")
     result["2.5"] = runner.summarise(runner.measure(lambda: run_25(engine, w25, args.mode, args.prompt),
                                                     args.runs, args.warmup, None, log))
-    print(format_table(result))
-    if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return result

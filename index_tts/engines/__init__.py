@@ -35,16 +35,17 @@ def _indextts2_module():
         return None, f"the IndexTTS2 engine needs a missing package ({e.name})"
 
 
-def indextts2_unavailable_reason(model: ModelFiles | str | Path) -> str:
-    """'' when IndexTTS2 can load from `model` (ModelFiles or a flat folder), otherwise why not."""
+def indextts2_unavailable_reason(model: ModelFiles | str | Path, version: str = "2") -> str:
+    """'' when IndexTTS2 (version "2") or IndexTTS-2.5 ("2.5") can load from `model` (ModelFiles or
+    a flat folder), otherwise why not."""
     from index_tts.model_store.model_files import missing_files
 
     files = as_model_files(model)
-    missing = missing_files(files)
+    missing = missing_files(files, version)
     if missing:
         named = [files.origin(n) if files.kind == "hub" else n for n in missing]
         shown = ", ".join(named[:5]) + (f", ... ({len(named)} in all)" if len(named) > 5 else "")
-        return f"IndexTTS2 weights missing in {files.describe()}: {shown}"
+        return f"{'IndexTTS2' if version == '2' else 'IndexTTS-2.5'} weights missing in {files.describe()}: {shown}"
     # Only now import the neural engine (torch, transformers): a missing package is a reason too.
     module, reason = _indextts2_module()
     return reason
@@ -75,3 +76,14 @@ def select_engine(kind: str, model: ModelFiles | str | Path) -> tuple[EngineFact
             raise EngineUnavailable(f"{reason}; {WEIGHTS_HELP}")
         return _quick_factory(), f"quick voice: {reason}; {WEIGHTS_HELP}"
     return _quick_factory(), "quick voice (chosen with --engine quick)"
+
+
+def select_engine_25(model: ModelFiles | str | Path) -> tuple[EngineFactory | None, str]:
+    """IndexTTS-2.5's factory and why, or None and why not with the command that fetches its
+    weights. The quick voice never stands in for 2.5: it speaks neither its languages nor its voice."""
+    files = as_model_files(model)
+    reason = indextts2_unavailable_reason(files, "2.5")
+    if reason:
+        return None, f"{reason}; fetch them with `python -m index_tts download --model 2.5` (see docs/indextts25.md)"
+    module = importlib.import_module("index_tts.engines.indextts25")
+    return functools.partial(module.IndexTTS25Engine.load, files), f"IndexTTS-2.5 weights found in {files.describe()}"

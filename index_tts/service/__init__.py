@@ -15,7 +15,8 @@ package re-exports every value type and error they need.
     projects.py     long-form projects: import, edit, resumable render, export
     audiobook.py    a project's export: chapter files, the MP3 audiobook with chapter frames, its SRT
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
-    launch.py       choosing the engine at launch (the model store's findings, the reason)
+    models.py       the served models (indextts-2, indextts-2.5), their loading, the text languages
+    launch.py       choosing the engines at launch (the model store's findings, the reason)
 See docs/service-api.md for the methods.
 """
 
@@ -30,13 +31,14 @@ from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, Dial
                                         compose_from_history, parse_script, roles_of)
 from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
                                       TimedOut, ValidationError)
-from index_tts.service.launch import EngineUnavailable, choose_engine, prepare_gradio_temp
+from index_tts.service.launch import MODEL_FLAGS, EngineUnavailable, choose_engine, choose_models, prepare_gradio_temp
 from index_tts.service.library import UPLOAD_FOLDER, Preset, Problem, Voice
 from index_tts.service.projects import (UNCHANGED, Chapter, ChapterProgress, ExportResult, Project, ProjectProgress,
                                         RenderReport, check_project_name)
+from index_tts.service.models import DEFAULT_MODEL, MODEL_IDS, TEXT_LANGUAGES, ModelChoice
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
-from index_tts.service.synthesizer import EngineFactory, Status, Synthesizer, get_synthesizer, init_synthesizer
+from index_tts.service.synthesizer import EngineFactory, ModelInfo, Status, Synthesizer, get_synthesizer, init_synthesizer
 from index_tts.service.uploads import audio_key, decode_audio
 
 __all__ = [
@@ -51,4 +53,5 @@ __all__ = [
     "audio_key", "decode_audio", "EngineUnavailable", "choose_engine", "prepare_gradio_temp",
     "UNCHANGED", "Chapter", "ChapterProgress", "ExportResult", "Project", "ProjectProgress", "RenderReport",
     "check_project_name", "LocalRunner", "Runner",
+    "MODEL_FLAGS", "choose_models", "DEFAULT_MODEL", "MODEL_IDS", "TEXT_LANGUAGES", "ModelChoice", "ModelInfo",
 ]

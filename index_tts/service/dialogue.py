@@ -151,7 +151,7 @@ def _voice(synth: Synthesizer, lines: list[Line], roles: dict[str, RoleSetting],
 
     check()  # the last chance to stop before a file appears
     progress(0.95, "saving audio")
-    mixed = Rendered(np.concatenate(pieces), timeline)
+    mixed = Rendered(np.concatenate(pieces), timeline, engine=rendered.engine)
     record = {"kind": "dialogue", "title": title_of(" / ".join(f"{l.role}: {l.text}" for l in lines[:2])),
               "request": request,
               "lines": [{"role": r, "voice": v, "text": t, "start": round(s, 3), "end": round(e, 3)} for r, v, t, s, e in placed]}

@@ -13,6 +13,7 @@ from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import EngineRequest, GenerationParams
 from index_tts.service.errors import ValidationError, named
+from index_tts.service.models import DEFAULT_MODEL
 from index_tts.service.render import OUTPUT_SAMPLE_RATE
 from index_tts.service.requests import Rendered, SynthesisRequest
 from index_tts.service.uploads import audio_key
@@ -22,7 +23,7 @@ from index_tts.subtitles import to_srt
 
 class Outputs:
     """Part of the Synthesizer (a mixin): the output files and the history. Uses the
-    Synthesizer's data (DataDir), history (HistoryStore) and _ready_engine()."""
+    Synthesizer's data (DataDir) and history (HistoryStore)."""
 
     def write_output(self, rendered: Rendered, fmt_name: str, record: dict) -> tuple[Path, Path, str]:
         """Write audio (outputs/), subtitles and the history record; returns (audio, srt, history id)."""
@@ -36,7 +37,7 @@ class Outputs:
             **record,
             "format": fmt.name,
             "duration_s": round(len(rendered.audio) / OUTPUT_SAMPLE_RATE, 3),
-            "engine": self._ready_engine().name,
+            "engine": rendered.engine,
             "segments": [s.as_dict() for s in rendered.timeline],
             "srt": srt.name,
         })
@@ -57,10 +58,12 @@ class Outputs:
         generation = {name: getattr(base.generation, name) for name in base.generation.__dataclass_fields__}
         return {"text": request.text, "voice": self._keep_audio(base.voice, base.voice_sr), "emotion": record_emotion,
                 "generation": generation, "output_format": audio_format(request.output_format).name,
-                "use_glossary": request.use_glossary, "speed": float(request.speed)}
+                "use_glossary": request.use_glossary, "speed": float(request.speed),
+                "model": request.model or self.default_model, "language": request.language.lower()}
 
     def request_from_history(self, entry_id: str) -> SynthesisRequest:
-        """The request a speech history entry was made with; ValidationError("history") otherwise."""
+        """The request a speech history entry was made with; ValidationError("history") otherwise.
+        Records from before the model choice were made by IndexTTS2 and read as such."""
         try:
             record = self.history.get(entry_id)
             saved = record.get("request")
@@ -72,7 +75,8 @@ class Outputs:
             return SynthesisRequest(text=saved["text"], voice=self.history.voice_file(saved["voice"]), emotion=spec,
                                     generation=GenerationParams(**saved["generation"]), emotion_audio=audio,
                                     output_format=saved.get("output_format", "wav"),
-                                    use_glossary=bool(saved.get("use_glossary", True)), speed=float(saved.get("speed", 1.0)))
+                                    use_glossary=bool(saved.get("use_glossary", True)), speed=float(saved.get("speed", 1.0)),
+                                    model=saved.get("model", DEFAULT_MODEL), language=saved.get("language", "auto"))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValidationError("history", str(e).strip("'\"")) from e
 

@@ -11,10 +11,11 @@ import numpy as np
 import soxr
 
 from index_tts.emotion import EMOTIONS, EmotionSpec
-from index_tts.engines.base import (Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, UnusableReference,
+from index_tts.engines.base import (EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, UnusableReference,
                                     no_progress)
 from index_tts.service.checks import LINE_BREAKS, bad_character, check_number
 from index_tts.service.errors import ValidationError, rethrow_named
+from index_tts.service.models import check_language
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, TimedSegment
 from index_tts.text import tags
 
@@ -44,12 +45,17 @@ def parse_tags(text: str) -> list[tags.Speech | tags.Pause]:
 
 class Rendering:
     """Part of the Synthesizer (a mixin): turning a request into audio, nothing written.
-    Uses the Synthesizer's _ready_engine(), _engine_lock, glossary and limits."""
+    Uses the Synthesizer's _slot(), _engine_for(), _engine_lock, glossary and limits."""
 
-    def preview_segments(self, text: str, max_tokens: int) -> list[PlannedSegment]:
-        """How the engine will split `text`, inline tags applied (cheap; no synthesis).
-        A malformed tag raises ValidationError("text") pointing at it."""
-        engine = self._ready_engine()
+    def preview_segments(self, text: str, max_tokens: int, model: str | None = None,
+                         language: str = "auto") -> list[PlannedSegment]:
+        """How `model`'s engine (None: the default) will split `text` in `language`, inline tags
+        applied (cheap; no synthesis). A malformed tag raises ValidationError("text") pointing at
+        it. A model loaded on demand starts loading here and answers NotReady until it is ready."""
+        slot = self._slot(model)
+        language = check_language(language)
+        slot.start()
+        engine = slot.ready_engine()
         if not isinstance(text, str) or not text.strip():
             return []
         problem = bad_character(text, LINE_BREAKS)
@@ -65,7 +71,8 @@ class Rendering:
                     rows[-1] = replace(rows[-1], pause_after_ms=rows[-1].pause_after_ms + item.ms)
                 continue
             label = describe_emotion(tag_emotion(item.emotion)) if item.emotion else ""
-            rows += [PlannedSegment(seg.text, seg.n_tokens, label) for seg in engine.segments(item.text, max_tokens)]
+            by_language = {"language": language} if _takes(engine.segments, "language") else {}
+            rows += [PlannedSegment(seg.text, seg.n_tokens, label) for seg in engine.segments(item.text, max_tokens, **by_language)]
         return rows
 
     def render(self, request: SynthesisRequest, progress: ProgressFn = no_progress,
@@ -79,9 +86,9 @@ class Rendering:
         segment silence where two parts meet without one. on_audio as in `synthesize`; `check`
         raises to abandon the request (cancelled, too late) while it waits for the engine.
         """
-        engine = self._ready_engine()
         progress(0.0, "checking the request")
         base = request.validate(self.limits, self.glossary.load() if request.use_glossary is True else None)
+        engine = self._engine_for(request.model, check, progress)
         items = parse_tags(base.text)
         gap = _silence(base.generation.interval_silence_ms)
         parts = [item for item in items if isinstance(item, tags.Speech)]
@@ -125,7 +132,7 @@ class Rendering:
 
                 try:
                     # on_segment only when streaming: engines without streaming keep working.
-                    extra = {"on_segment": on_segment} if on_audio is not None and _takes_on_segment(engine) else {}
+                    extra = {"on_segment": on_segment} if on_audio is not None and _takes(engine.synthesize, "on_segment") else {}
                     output = engine.synthesize(part_request, part_progress, **extra)
                 except NothingToSpeak:
                     continue   # e.g. a part that is only punctuation; the whole text is checked below
@@ -148,7 +155,7 @@ class Rendering:
         finally:
             self._engine_lock.release()
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
-        return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models))), base
+        return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models)), engine.name), base
 
 
 
@@ -173,10 +180,11 @@ def title_of(text: str) -> str:
     return " ".join(words.split())[:80]
 
 
-def _takes_on_segment(engine: Engine) -> bool:
-    """Whether the engine can stream segments; one that cannot gets the whole audio as one chunk."""
+def _takes(method, parameter: str) -> bool:
+    """Whether an engine method has an optional parameter: `synthesize(on_segment=)` (an engine
+    that cannot stream gets the whole audio as one chunk), `segments(language=)` (IndexTTS-2.5)."""
     try:
-        return "on_segment" in inspect.signature(engine.synthesize).parameters
+        return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
 

@@ -12,6 +12,7 @@ from index_tts.encoding import audio_format
 from index_tts.engines.base import EngineRequest, GenerationParams
 from index_tts.service.checks import AudioInput, Limits, check_number, check_text
 from index_tts.service.errors import ValidationError, rethrow_named
+from index_tts.service.models import check_language, check_model
 from index_tts.service.uploads import audio_key, decode_audio
 from index_tts.timestretch import MAX_SPEED, MIN_SPEED
 
@@ -28,6 +29,9 @@ class SynthesisRequest:
     use_glossary:   apply the custom term pronunciations (the service's GlossaryStore).
     speed:          playback speed of the result, MIN_SPEED..MAX_SPEED (1 = as spoken); applied
                     after the engine by a pitch-preserving time stretch (timestretch.py).
+    model:          "indextts-2" or "indextts-2.5" (models.MODEL_IDS); None: the studio's default.
+    language:       IndexTTS-2.5's text language, one of models.LANGUAGES ("auto": from the script);
+                    IndexTTS2 ignores it.
     """
 
     text: str
@@ -38,6 +42,8 @@ class SynthesisRequest:
     output_format: str = "wav"
     use_glossary: bool = True
     speed: float = 1.0
+    model: str | None = None
+    language: str = "auto"
 
     def validate(self, limits: Limits = Limits(), glossary: dict[str, dict[str, str]] | None = None) -> EngineRequest:
         """Check every field; return the engine's view of the request or raise ValidationError.
@@ -49,6 +55,8 @@ class SynthesisRequest:
             raise ValidationError("use_glossary", f"must be true or false, got {self.use_glossary!r}")
         rethrow_named(lambda: audio_format(self.output_format), "output_format")
         check_number(self.speed, "speed", MIN_SPEED, MAX_SPEED)
+        check_model(self.model)
+        language = check_language(self.language)
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")
@@ -93,6 +101,7 @@ class SynthesisRequest:
             emotion=emotion,
             generation=self.generation,
             glossary=dict(glossary or {}) if self.use_glossary else {},
+            language=language,
         )
 
 
@@ -143,4 +152,5 @@ class Rendered:
     audio: np.ndarray
     timeline: list[TimedSegment]
     emotion_model: str = ""
+    engine: str = ""  # the engine's name ("" when joined from several, e.g. a dialogue)
 

@@ -24,8 +24,10 @@ from index_tts.encoding import audio_format
 from index_tts.engines.base import Engine, ProgressFn, no_progress
 from index_tts.service.checks import Limits, check_number
 from index_tts.service.dialogue import DialogueResult, RoleSetting, compose, compose_from_history
-from index_tts.service.errors import Busy, Cancelled, NotReady, State, TimedOut
+from index_tts.service.errors import Busy, Cancelled, State, TimedOut, ValidationError
 from index_tts.service.library import Library
+from index_tts.service.models import (DEFAULT_MODEL, MODEL_LABELS, MODELS, TAKES_LANGUAGE, EngineFactory, ModelChoice,
+                                      ModelSlot, check_model)
 from index_tts.service.outputs import Outputs
 from index_tts.service.projects import Projects
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, title_of
@@ -43,8 +45,6 @@ LOAD_FAILED_HELP = ("Check the weights with `python -m index_tts doctor --verify
                     "`python -m index_tts download --verify` fetches damaged files again.")
 QUICK_ENGINE_MODULE = "index_tts.engines.quick"
 
-EngineFactory = Callable[[ProgressFn], Engine]
-
 
 @dataclass(frozen=True)
 class Status:
@@ -59,6 +59,8 @@ class Status:
     error: str = ""            # the load error, when failed
     help: str = ""             # how to get IndexTTS2 (quick voice), or how to check its weights (failed load)
     model_store: dict = field(default_factory=dict)  # doctor's findings at start-up (model_store.doctor.Report.as_dict)
+    model: str = DEFAULT_MODEL  # the model this status is about (the launch default unless asked)
+    models: tuple = ()          # every served model: ModelInfo.as_dict() each
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -67,6 +69,23 @@ class Status:
     def weights_revision(self) -> str:
         """The active IndexTeam/IndexTTS-2 revision ('' for a flat model folder or when unknown)."""
         return str(self.model_store.get("revision") or "")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A served model as the front ends list it (the model switch, /v1/models, /readyz)."""
+
+    id: str                  # "indextts-2", "indextts-2.5"
+    label: str               # "IndexTTS2", "IndexTTS-2.5"
+    default: bool
+    takes_language: bool     # whether the request's language reaches the engine
+    state: State | str       # "ready", "loading", "failed", or "not loaded" (lazy, not asked for yet)
+    available: bool          # False when its weights are missing (`reason` says how to get them)
+    engine: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class Synthesizer(Library, Outputs, Rendering, Projects):
@@ -85,9 +104,17 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
         model_store: dict | None = None,
         history_max_entries: int | None = None,
         history_max_gb: float | None = None,
+        model: str = DEFAULT_MODEL,
+        others: dict[str, ModelChoice] | None = None,
     ):
+        """factory: the engine of `model`, the launch default, loaded by start(). others: the other
+        served models (`--model both`), each loaded on its first request."""
         self._factory = factory
-        self.model_store = dict(model_store or {})
+        self.default_model = check_model(model)
+        self._slots = {self.default_model: ModelSlot(self.default_model, ModelChoice(factory, selection_reason, dict(model_store or {})),
+                                                     load_delay_s)}
+        for other, choice in (others or {}).items():
+            self._slots[check_model(other)] = ModelSlot(other, choice)
         self.data = DataDir(Path(data_dir) if data_dir is not None else default_data_dir()).ensure()
         self.data.remove_crash_leftovers()  # a previous process may have been killed mid-write
         self.presets = PresetStore(self.data.presets)
@@ -100,17 +127,7 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
         self.history = HistoryStore(self.data.history, self.data.outputs, retention)
         self.emotion_presets = EmotionPresetStore(self.data.emotion_presets)
         self.limits = limits
-        self.selection_reason = selection_reason
-        self.load_delay_s = max(0.0, float(load_delay_s))
 
-        self._state_lock = threading.Lock()   # guards the fields below
-        self._state: State = "loading"
-        self._progress = 0.0
-        self._message = "starting"
-        self._error = ""
-        self._engine: Engine | None = None
-        self._ready = threading.Event()       # set when loading ends, either way
-        self._loader: threading.Thread | None = None
         # One synthesis at a time: engines and their per-voice caches are not thread-safe.
         self._engine_lock = threading.Lock()
         # Admission: jobs (requests, dialogues) running or waiting, bounded by limits.max_queue.
@@ -121,62 +138,48 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
     # -- loading ------------------------------------------------------------------------------
 
     def start(self) -> "Synthesizer":
-        """Load the engine in a background thread; returns at once. Idempotent."""
-        with self._state_lock:
-            if self._loader is not None:
-                return self
-            self._loader = threading.Thread(target=self._load, name="engine-loader", daemon=True)
-        self._loader.start()
+        """Load the default model's engine in a background thread; returns at once. Idempotent."""
+        self._slots[self.default_model].start()
         self.clear_uploads()
         return self
 
-    def _set_progress(self, fraction: float, message: str) -> None:
-        with self._state_lock:
-            if self._state == "loading":
-                self._progress = min(max(float(fraction), self._progress), 1.0)  # never goes back
-                self._message = message
-
-    def _load(self) -> None:
-        started = time.monotonic()
-        try:
-            share = 0.0
-            if self.load_delay_s > 0:
-                # Demo/testing aid (--load-delay): stay visibly in "loading" for a while.
-                share = 0.5
-                end = started + self.load_delay_s
-                while (left := end - time.monotonic()) > 0:
-                    self._set_progress(share * (1 - left / self.load_delay_s), f"held in loading state by --load-delay ({left:.0f} s left)")
-                    time.sleep(min(0.2, left))
-            engine = self._factory(lambda f, stage: self._set_progress(share + (1 - share) * f, stage))
-        except BaseException as e:  # a failed load must show up in the UI, not kill a thread silently
-            log.exception("engine failed to load")
-            with self._state_lock:
-                self._state, self._error, self._message = "failed", f"{type(e).__name__}: {e}", "engine failed to load"
-            self._ready.set()
-            return
-        with self._state_lock:
-            self._engine = engine
-            self._state, self._progress, self._message = "ready", 1.0, "ready"
-        log.info("engine %s ready on %s after %.1f s", getattr(engine, "name", "?"), getattr(engine, "device", "?"), time.monotonic() - started)
-        self._ready.set()
-
-    def wait_until_loaded(self, timeout: float | None = None) -> State:
+    def wait_until_loaded(self, timeout: float | None = None, model: str | None = None) -> State:
         """Block until loading ends (ready or failed) or `timeout` passes; return the state."""
-        self._ready.wait(timeout)
-        return self.status().state
+        self._slot(model).ready.wait(timeout)
+        return self.status(model).state
+
+    def _slot(self, model: str | None) -> ModelSlot:
+        """The served model `model` names (None: the default); ValidationError("model") otherwise."""
+        model = check_model(model) or self.default_model
+        slot = self._slots.get(model)
+        if slot is None:
+            raise ValidationError("model", f"{model} is not served here; start the studio with --model {MODELS[model]} "
+                                           f"or --model both")
+        return slot
 
     # -- status -------------------------------------------------------------------------------
 
-    def _is_quick(self, engine: Engine | None) -> bool:
+    def _is_quick(self, engine: Engine | None, factory=None) -> bool:
         if engine is not None:
             return type(engine).__module__ == QUICK_ENGINE_MODULE
-        return getattr(self._factory, "__module__", None) == QUICK_ENGINE_MODULE
+        return getattr(factory, "__module__", None) == QUICK_ENGINE_MODULE
 
-    def status(self) -> Status:
-        with self._state_lock:
-            engine, state = self._engine, self._state
-            progress, message, error = self._progress, self._message, self._error
-        quick = self._is_quick(engine)
+    def models(self) -> list[ModelInfo]:
+        """The served models, the default first."""
+        infos = []
+        for model, slot in sorted(self._slots.items(), key=lambda kv: kv[0] != self.default_model):
+            state, _, _, error, engine = slot.snapshot()
+            infos.append(ModelInfo(model, MODEL_LABELS[model], model == self.default_model, model in TAKES_LANGUAGE,
+                                   state if slot.started else "not loaded", slot.choice.factory is not None,
+                                   getattr(engine, "name", "") if engine else "", error or slot.choice.reason))
+        return infos
+
+    def status(self, model: str | None = None) -> Status:
+        """The loading state of `model` (None: the launch default), with every served model listed."""
+        slot = self._slot(model)
+        state, progress, message, error, engine = slot.snapshot()
+        quick = self._is_quick(engine, slot.choice.factory)
+        store = slot.choice.model_store
         return Status(
             state=state,
             progress=progress,
@@ -185,20 +188,35 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
             device=getattr(engine, "device", "") if engine else "",
             version=getattr(engine, "version", "") if engine else "",
             is_quick_voice=quick,
-            selection_reason=self.selection_reason,
+            selection_reason=slot.choice.reason,
             error=error,
-            help=(self.model_store.get("fix") or WEIGHTS_HELP) if quick else LOAD_FAILED_HELP if state == "failed" else "",
-            model_store=dict(self.model_store),
+            help=self._help(slot, state, quick),
+            model_store=dict(store),
+            model=slot.model,
+            models=tuple(m.as_dict() for m in self.models()),
         )
 
-    def _ready_engine(self) -> Engine:
-        with self._state_lock:
-            state, progress, error, engine = self._state, self._progress, self._error, self._engine
-        if state == "ready" and engine is not None:
-            return engine
-        if state == "failed":
-            raise NotReady(state, progress, f"the model failed to load: {error}")
-        raise NotReady(state, progress, f"model is loading ({progress * 100:.0f}%)")
+    @staticmethod
+    def _help(slot: ModelSlot, state: State, quick: bool) -> str:
+        """How to get the model (the quick voice stands in, or its weights are missing), or how to
+        check its weights (a failed load)."""
+        fix = slot.choice.model_store.get("fix")
+        if quick:
+            return fix or WEIGHTS_HELP
+        if slot.choice.factory is None:
+            return fix or slot.choice.reason
+        return LOAD_FAILED_HELP if state == "failed" else ""
+
+    def _ready_engine(self, model: str | None = None) -> Engine:
+        return self._slot(model).ready_engine()
+
+    def _engine_for(self, model: str | None, check: Callable[[], None], progress: ProgressFn) -> Engine:
+        """The engine for a request: a served model loaded on demand (`--model both`) is loaded
+        now and waited for; the launch default answers NotReady while it loads."""
+        slot = self._slot(model)
+        if slot.model != self.default_model and slot.choice.factory is not None:
+            return slot.wait_for_engine(check, progress)
+        return slot.ready_engine()
 
     @contextmanager
     def _admitted(self):
@@ -286,7 +304,7 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
             sample_rate=OUTPUT_SAMPLE_RATE,
             duration_s=len(rendered.audio) / OUTPUT_SAMPLE_RATE,
             segments=[(s.text, s.start_s, s.end_s) for s in rendered.timeline],
-            engine=self._ready_engine().name,
+            engine=rendered.engine,
             elapsed_s=time.monotonic() - started,
             emotion_model=rendered.emotion_model,
             format=fmt.name,

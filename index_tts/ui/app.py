@@ -29,7 +29,7 @@ import gradio as gr
 from index_tts.service import Synthesizer
 from index_tts.ui import dialogue, library, presets, projects, synthesize
 from index_tts.ui.page import LIGHT, Page
-from index_tts.ui.status import preview, render_banner
+from index_tts.ui.status import chosen_status, preview, render_banner
 from index_tts.ui.strings import LANGUAGES, t
 
 __all__ = ["build_ui", "mount_ui", "render_banner"]
@@ -64,15 +64,15 @@ def wire_language(page: Page):
     translated = [c for c, _ in page.translatable]
     tables = [getattr(getattr(page, room), name) for room, name, _ in TABLES]
 
-    def switch_language(synth: Synthesizer, lang_value, text_value, max_tokens_value, *table_values):
+    def switch_language(synth: Synthesizer, lang_value, text_value, max_tokens_value, model_value, language_value, *table_values):
         updates = [gr.update(**make(lang_value)) for _, make in page.translatable]
         updates += [retitle(value, key, lang_value) for value, (_, _, key) in zip(table_values, TABLES)]
-        updates.append(render_banner(synth.status(), lang_value))
-        rows, note = preview(synth, text_value, max_tokens_value, lang_value)
+        updates.append(render_banner(chosen_status(synth, model_value), lang_value))
+        rows, note = preview(synth, text_value, max_tokens_value, lang_value, model_value, language_value)
         return [*updates, retitle(rows, "segments_headers", lang_value), note]
 
     page.lang.change(page.bind(switch_language),
-                     [page.lang, page.synth.text, page.generation.widgets["max_text_tokens_per_segment"], *tables],
+                     [page.lang, page.synth.text, page.generation.widgets["max_text_tokens_per_segment"], *page.model.inputs, *tables],
                      [*translated, *tables, page.banner, page.segments.table, page.segments.note], api_visibility="private", **LIGHT)
 
 

@@ -32,10 +32,11 @@ def render_banner(status: Status, lang: str) -> str:
     return f'<div class="banner {status.state}" data-state="{status.state}">{body}</div>'
 
 
-def preview(synth: Synthesizer, text_value, max_tokens_value, lang_value):
-    """The segment table rows and a note for the text as typed (no error toasts while typing)."""
+def preview(synth: Synthesizer, text_value, max_tokens_value, lang_value, model_value=None, language_value="auto"):
+    """The segment table rows and a note for the text as typed, split by the chosen model in the
+    chosen language (no error toasts while typing)."""
     try:
-        segs = synth.preview_segments(text_value or "", max_tokens_value)
+        segs = synth.preview_segments(text_value or "", max_tokens_value, model_value or None, language_value or "auto")
     except NotReady as e:
         key = "segments_failed" if e.state == "failed" else "segments_loading"
         return [], t(lang_value, key, pct=int(e.progress * 100))
@@ -47,9 +48,19 @@ def preview(synth: Synthesizer, text_value, max_tokens_value, lang_value):
     return rows, note
 
 
-def refresh_status(synth: Synthesizer, text_value, max_tokens_value, lang_value):
-    status = synth.status()
-    rows, note = preview(synth, text_value, max_tokens_value, lang_value)
+def chosen_status(synth: Synthesizer, model_value) -> Status:
+    """The status of the model the switch shows (the default's if it names none the studio serves)."""
+    try:
+        return synth.status(model_value or None)
+    except ValidationError:
+        return synth.status()
+
+
+def refresh_status(synth: Synthesizer, text_value, max_tokens_value, lang_value, model_value=None, language_value="auto"):
+    """The banner (of the chosen model: a model loaded on demand starts loading when chosen), the
+    poll timer and the preview."""
+    rows, note = preview(synth, text_value, max_tokens_value, lang_value, model_value, language_value)
+    status = chosen_status(synth, model_value)
     # Poll only while loading; a fresh page load starts the timer again.
     return render_banner(status, lang_value), gr.Timer(active=status.state == "loading"), rows, note
 
@@ -64,8 +75,11 @@ def layout(page: Page):
 
 def wire(page: Page, demo: gr.Blocks):
     s, max_tokens = page.synth, page.generation.widgets["max_text_tokens_per_segment"]
-    inputs, outputs = [s.text, max_tokens, page.lang], [page.banner, page.timer, page.segments.table, page.segments.note]
+    inputs = [s.text, max_tokens, page.lang, *page.model.inputs]
+    outputs = [page.banner, page.timer, page.segments.table, page.segments.note]
     page.timer.tick(page.bind(refresh_status), inputs, outputs, api_visibility="private", **LIGHT)
     demo.load(page.bind(refresh_status), inputs, outputs, api_name="status", **LIGHT)
     for trigger in (s.text.change, max_tokens.change):
         trigger(page.bind(preview), inputs, [page.segments.table, page.segments.note], api_visibility="private", **LIGHT)
+    for trigger in (page.model.switch.change, page.model.language.change):
+        trigger(page.bind(refresh_status), inputs, outputs, api_visibility="private", **LIGHT)

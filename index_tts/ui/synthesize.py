@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from index_tts.service import DEFAULT_WEIGHT, DialogueResult, SynthesisRequest, Synthesizer
-from index_tts.ui import emotion, generation, glossary, history, status
+from index_tts.ui import emotion, generation, glossary, history, model, status
 from index_tts.ui.creator import waveform_svg
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import ENGINE, OUTPUT_FORMATS, Page, fill, param, reporter
@@ -15,7 +15,7 @@ from index_tts.ui.strings import t
 
 # /synthesize's parameters, in the order of its inputs (gradio_client callers see these names).
 FORM = [param("voice"), param("text"), *emotion.FORM, *generation.form(), param("lang", "en"), param("use_glossary", True),
-        param("output_format", "wav"), param("progress", None)]
+        param("output_format", "wav"), *model.FORM, param("progress", None)]
 
 # (text, emotion mode, weight, 8 slider values, emotion description) - filled by a click.
 EXAMPLES = [
@@ -50,7 +50,8 @@ def synthesize(synth: Synthesizer, progress=None, **form):
                                emotion=emotion.from_form(values), generation=generation.from_form(values),
                                emotion_audio=values["emo_audio"],
                                use_glossary=True if values["use_glossary"] is None else bool(values["use_glossary"]),
-                               output_format=values["output_format"] or "wav")
+                               output_format=values["output_format"] or "wav", model=values["model"] or None,
+                               language=values["language"] or "auto")
     return result_view(synth, synth.synthesize(request, reporter(progress)), values["lang"] or "en")
 
 
@@ -70,6 +71,7 @@ def layout(page: Page):
                                 buttons=["download"]), label="voice_label")
             voice_pick = tr(gr.Radio([], label=t("en", "voice_pick"), elem_id="voice_pick"), label="voice_pick")
         with gr.Column(scale=2):
+            model.layout(page)
             text = tr(gr.Textbox(lines=5, max_lines=20, label=t("en", "text_label"), placeholder=t("en", "text_placeholder"),
                                  elem_id="text_in"), label="text_label", placeholder="text_placeholder")
             tr(gr.Markdown(t("en", "tags_help"), elem_id="tags_help"), value="tags_help")
@@ -101,8 +103,9 @@ def layout(page: Page):
 def wire(page: Page, demo: gr.Blocks):
     s, h = page.synth, page.history
     s.result_outputs = [s.output, s.output_info, s.out_segments, s.out_wave, s.out_srt, h.table, h.select]
-    inputs = [s.voice, s.text, *page.emotion.inputs, *page.generation.inputs, page.lang, page.glossary.use, s.out_format]
+    inputs = [s.voice, s.text, *page.emotion.inputs, *page.generation.inputs, page.lang, page.glossary.use, s.out_format,
+              *page.model.inputs]
     s.generate.click(page.bind(synthesize, FORM), inputs, s.result_outputs, api_name="synthesize", **ENGINE)
     h.regen.click(page.bind(regenerate), [h.select, page.lang], s.result_outputs, api_name="regenerate", **ENGINE)
-    for room in (emotion, glossary, status, history):
+    for room in (emotion, glossary, status, history, model):
         room.wire(page, demo)

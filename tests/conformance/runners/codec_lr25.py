@@ -7,7 +7,7 @@ import torch
 from index_tts.modules.codec25 import codec25_config, load_codec25
 from index_tts.modules.length_regulator25 import prompt_condition, regulate, target_mel_frames
 from index_tts.modules.s2mel import S2Mel, S2MelConfig, load_s2mel_checkpoint
-from tests.conformance.harness import check, runner, state_dict
+from tests.conformance.harness import DEVICE, check, on_device, runner, state_dict
 
 
 def _calls(inputs: dict, prefix: str) -> list[int]:
@@ -18,18 +18,18 @@ def _calls(inputs: dict, prefix: str) -> list[int]:
 
 @runner("codec25_decode")
 def run_codec_decode(case: dict) -> None:
-    codec = load_codec25(state_dict(case["weights"]), codec25_config(case["config"]["semantic_codec"]))
+    codec = load_codec25(state_dict(case["weights"]), codec25_config(case["config"]["semantic_codec"])).to(DEVICE)
     with torch.no_grad():
         for j in _calls(case["inputs"], "codes"):
-            for name, value in codec.decode_steps(case["inputs"][f"codes{j}"]).items():
+            for name, value in codec.decode_steps(on_device(case["inputs"][f"codes{j}"])).items():
                 check(case, f"{name}{j}", value)
 
 
 @runner("length_regulator25")
 def run_length_regulator(case: dict) -> None:
     model = S2Mel(S2MelConfig.from_dict(case["config"]["s2mel"]), with_gpt_layer=False)
-    model = load_s2mel_checkpoint(state_dict(case["weights"]), model).eval()
-    inp = case["inputs"]
+    model = load_s2mel_checkpoint(state_dict(case["weights"]), model).eval().to(DEVICE)
+    inp = on_device(case["inputs"])
     cond, olens = prompt_condition(model.length_regulator, inp["spk_cond_emb"], int(inp["ref_len"][0]))
     check(case, "prompt_condition", cond)
     check(case, "prompt_olens", olens)

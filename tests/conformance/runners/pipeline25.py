@@ -16,7 +16,7 @@ from index_tts.engines.base import GenerationParams
 from index_tts.engines.indextts2 import Trace
 from index_tts.engines.indextts25 import IndexTTS25Engine
 from index_tts.text.tokenizer25 import RANK_FILE
-from tests.conformance.harness import runner, write_model_files
+from tests.conformance.harness import DEVICE, on_device, runner, write_model_files
 from tests.conformance.runners.pipeline import check_pipeline, emotion_spec
 
 # Upstream's model_dir/hf_cache layout -> our model directory's names.
@@ -57,7 +57,8 @@ def run_pipeline25(case):
                               duration_factor=kw["duration_factor"])
     with tempfile.TemporaryDirectory() as tmp:
         write_model_dir25(case, Path(tmp))
-        engine = IndexTTS25Engine(Path(tmp))
+        engine = IndexTTS25Engine(Path(tmp), device=DEVICE)
+        engine.fp16_gpt = False  # the fixtures are fp32 on every device (upstream runs 2.5's GPT in bf16 on a GPU)
         engine._load_modules(progress=lambda f, s: None, text=False)
 
     trace = Trace({})
@@ -66,6 +67,6 @@ def run_pipeline25(case):
     spec = emotion_spec({**case, "inputs": {**kw, **{k: v for k, v in inp.items() if v is not None}}})
     emovec = engine.emotion_vector(prompt, spec, trace=trace)
     segments = [torch.tensor([ids], dtype=torch.int32) for ids in inp["text_segments"]]
-    wav, _ = engine.synthesize_tokens(prompt, emovec, segments, params, noises=inp["z"], trace=trace,
+    wav, _ = engine.synthesize_tokens(prompt, emovec, segments, params, noises=on_device(inp["z"]), trace=trace,
                                       lang=int(inp["lang_id"]), duration_factor=kw["duration_factor"])
     check_pipeline(case, trace, wav)
