@@ -326,6 +326,14 @@ def test_emotion_audition_streams_takes_and_use_this_sets_the_emotion(synth, wav
     with pytest.raises(gr.Error, match="emotions"):
         list(audition.run_audition(synth, wav, "None chosen.", [], "en", *[p.default for p in generation.form()]))
 
+    # Cancel (this session's audition) after the first take: it stays, the rest are not made.
+    streamed = audition.run_audition(synth, wav, "Stop soon.", audition.DEFAULT_CHOICES, "en", *[p.default for p in generation.form()])
+    next(streamed), next(streamed)
+    assert "Cancelling" in audition.cancel_audition("en")
+    *_, last = list(streamed)
+    assert "1 of 8" in last[0] and last[2]["visible"] and not last[3].get("visible")
+    assert audition.cancel_audition("en") == gr.update()   # nothing running now
+
 
 def test_bad_dialogue_pause_is_refused_by_name(synth):
     with pytest.raises(gr.Error) as raised:
