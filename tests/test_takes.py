@@ -170,3 +170,43 @@ def test_audition_refuses_bad_input_before_it_starts(counted):
             synth.audition(*args)
         assert raised.value.field == field
     assert calls == [] and synth.queue_length() == 0
+
+
+# -- the same on the tiny IndexTTS2 model (random weights: only form and sameness are checked) -------
+
+
+@pytest.mark.slow
+def test_tiny_indextts2_regenerates_one_line_and_auditions_in_one_place(tiny_model_dir, tmp_path):
+    factory, reason = select_engine("indextts2", tiny_model_dir)
+    synth = Synthesizer(factory, data_dir=tmp_path / "data", selection_reason=reason).start()
+    assert synth.wait_until_loaded(900) == "ready", synth.status().error
+    calls: list[str] = []
+    engine = synth._ready_engine()
+    original = engine.synthesize
+
+    @functools.wraps(original)
+    def counting(request, *args, **kwargs):
+        calls.append(request.text)
+        return original(request, *args, **kwargs)
+
+    engine.synthesize = counting
+    for name, f0 in (("Ann voice", 120.0), ("Ben voice", 200.0)):
+        synth.save_voice(name, voice(f0))
+    # A fixed seed: random weights might emit the stop code at once and say nothing.
+    first = synth.compose_dialogue("Ann: This is simply not acceptable!\nBen: This is simply not acceptable!", ROLES,
+                                   generation=GenerationParams(seed=1234))
+    assert first.seeds == [1234, 1234] and len(calls) == 2
+    calls.clear()
+    second = synth.regenerate_line(first.history_id, 2, seed=1234, emotion=preset_spec("angry"))
+    assert len(calls) == 1 and second.rendered_lines == 1
+    assert np.array_equal(line_audio(synth, first, 0), line_audio(synth, second, 0))
+
+    calls.clear()
+    path = tmp_path / "voice.wav"
+    sf.write(path, *reversed(voice()))
+    takes = []
+    for take in synth.audition("This is simply not acceptable!", path, [("sad", preset_spec("sad")), ("calm", preset_spec("calm"))],
+                               generation=GenerationParams(seed=1234)):
+        assert synth.queue_length() == 1
+        takes.append(take)
+    assert [t.label for t in takes] == ["sad", "calm"] and len(calls) == 2 and all(t.path.is_file() for t in takes)

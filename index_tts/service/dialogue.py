@@ -121,6 +121,9 @@ def compose(synth: Synthesizer, script: str, roles: dict[str, RoleSetting], *, p
     if isinstance(pause_ms, bool) or not isinstance(pause_ms, (int, float)) or not 0 <= pause_ms <= MAX_PAUSE_MS:
         raise ValidationError("pause_ms", f"must be a number of milliseconds in [0, {MAX_PAUSE_MS}], got {pause_ms!r}")
     fmt = _line_format(output_format)
+    if not isinstance(generation, GenerationParams):
+        raise ValidationError("generation", f"must be GenerationParams, got {type(generation).__name__}")
+    rethrow_named(generation.validate, "generation")
     voice_paths = {roles[role].voice: synth.voice_path(roles[role].voice) for role in names}
     takes = [_Take(line, roles[line.role].voice, roles[line.role].emotion,
                    generation.seed if generation.seed is not None else secrets.randbelow(2**32)) for line in lines]

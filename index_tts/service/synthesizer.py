@@ -299,12 +299,13 @@ class Synthesizer(Library, Outputs, Rendering):
 
 
     def compose_dialogue(self, script: str, roles: dict[str, RoleSetting], *, pause_ms: int = 400,
-                         output_format: str = "wav", progress: ProgressFn = no_progress,
-                         cancel: threading.Event | None = None) -> DialogueResult:
+                         output_format: str = "wav", generation: GenerationParams = GenerationParams(),
+                         progress: ProgressFn = no_progress, cancel: threading.Event | None = None) -> DialogueResult:
         """Voice a `Role: line` script (dialogue.py) as one admitted job: it counts in the queue,
-        and `cancel` or the request timeout stop it with nothing written."""
-        return compose(self, script, roles, pause_ms=pause_ms, output_format=output_format, progress=progress,
-                       cancel=cancel)
+        and `cancel` or the request timeout stop it with nothing written. generation.seed, when
+        set, is every line's seed; otherwise each line gets a fresh one."""
+        return compose(self, script, roles, pause_ms=pause_ms, output_format=output_format, generation=generation,
+                       progress=progress, cancel=cancel)
 
     def regenerate_line(self, entry_id: str, line: int, *, seed: int | None = None, emotion: EmotionSpec | None = None,
                         progress: ProgressFn = no_progress, cancel: threading.Event | None = None) -> DialogueResult:
