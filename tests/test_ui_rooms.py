@@ -287,9 +287,21 @@ def test_dialogue_roles_and_run(synth, wav):
     assert updates[1] == "Ann" and updates[5] == "Ben" and "Ann, Ben" in updates[-1]
     roles = ["Ann", "Dialogue voice", "voice_default", "Ben", "Dialogue voice", "builtin:angry"]
     roles += [""] * (3 * dialogue.MAX_UI_ROLES - len(roles))
-    audio, info, svg, zip_path, srt, lines, table, select = dialogue.voice_dialogue(synth, script, 200, "wav", "en", *roles)
+    audio, info, svg, zip_path, srt, lines, table, select, entry = dialogue.voice_dialogue(synth, script, 200, "wav", "en", *roles)
     assert sf.info(audio).duration > 0.5 and Path(zip_path).is_file() and Path(srt).is_file()
     assert [line[1] for line in lines] == ["Ann", "Ben"] and synth.get_history(value(select))["kind"] == "dialogue"
+    assert entry == value(select)
+    seeds = [saved["seed"] for saved in synth.get_history(entry)["lines"]]
+    assert [line[6] for line in lines] == seeds
+
+    # Line 2 again with a new seed and the sad preset: a new entry; line 1 keeps its seed, line 2 gets the new one.
+    *_, new_lines, _, new_select, new_entry = dialogue.regenerate_line(synth, entry, 2, 77, "builtin:sad", "en")
+    assert new_entry != entry and value(new_select) == new_entry and [line[6] for line in new_lines] == [seeds[0], 77]
+    assert synth.get_history(new_entry)["lines"][1]["emotion"]["vector"][2] > 0
+    with pytest.raises(gr.Error, match="line"):
+        dialogue.regenerate_line(synth, entry, 3, None, dialogue.KEEP, "en")
+    with pytest.raises(gr.Error, match="Voice a dialogue first"):
+        dialogue.regenerate_line(synth, "", 1, None, dialogue.KEEP, "en")
 
     missing = ["Ann", "", "voice_default", "Ben", "Dialogue voice", "voice_default"] + [""] * (3 * dialogue.MAX_UI_ROLES - 6)
     with pytest.raises(gr.Error, match="roles"):
@@ -310,6 +322,35 @@ def test_bad_widget_values_are_refused_by_name(synth, wav, given, field):
     with pytest.raises(gr.Error) as raised:
         synthesize.synthesize(synth, **{"voice": wav, "text": "A sentence.", **given})
     assert raised.value.message.startswith(field) and "failed" not in raised.value.message
+
+
+def test_emotion_audition_streams_takes_and_use_this_sets_the_emotion(synth, wav):
+    from index_tts.ui import audition
+
+    n = len(audition.DEFAULT_CHOICES)
+    updates = list(audition.run_audition(synth, wav, "Which one sounds right?", ["builtin:sad", "same"], "en",
+                                         *[p.default for p in generation.form()]))
+    assert len(updates) == 1 + 2 + 1 and n == 8
+    first, *takes, last = updates
+    assert [b["visible"] for b in first[2:2 + audition.MAX_TAKES]] == [False] * audition.MAX_TAKES
+    shown = [[i for i, box in enumerate(u[2:2 + audition.MAX_TAKES]) if box.get("visible")] for u in takes]
+    assert shown == [[0], [0, 1]]                     # one more take playable at each step
+    players = last[2 + audition.MAX_TAKES:]
+    assert sf.info(players[0]["value"]).duration > 0.3 and players[0]["label"] == "1. Sad · 哀"
+    assert "All 2 takes ready" in last[0]
+    restored = audition.use_take(last[1], 0)
+    assert restored[0] == "vector" and restored[3 + 2] == 0.8     # mode, weight, random, then the sad slider
+    assert audition.use_take(last[1], 1)[0] == "same_as_voice"
+    with pytest.raises(gr.Error, match="emotions"):
+        list(audition.run_audition(synth, wav, "None chosen.", [], "en", *[p.default for p in generation.form()]))
+
+    # Cancel (this session's audition) after the first take: it stays, the rest are not made.
+    streamed = audition.run_audition(synth, wav, "Stop soon.", audition.DEFAULT_CHOICES, "en", *[p.default for p in generation.form()])
+    next(streamed), next(streamed)
+    assert "Cancelling" in audition.cancel_audition("en")
+    *_, last = list(streamed)
+    assert "1 of 8" in last[0] and last[2]["visible"] and not last[3].get("visible")
+    assert audition.cancel_audition("en") == gr.update()   # nothing running now
 
 
 def test_bad_dialogue_pause_is_refused_by_name(synth):

@@ -9,7 +9,8 @@ package re-exports every value type and error they need.
     render.py       text -> audio, tag by tag (nothing written)
     outputs.py      output files, subtitles and history records; regenerating from history
     library.py      voices (and the library zip), presets, emotion presets, glossary
-    dialogue.py     `Role: line` scripts voiced as one admitted job
+    dialogue.py     `Role: line` scripts voiced as one admitted job; one line regenerated alone
+    audition.py     one line in several emotions, take by take, as one admitted job
     clips.py        clips (one keyed, kept stretch of speech) for dubbing, dialogue lines and projects
     books.py        importing text, Markdown and EPUB into chapters; chapters into segments
     projects.py     long-form projects: import, edit, resumable render, export
@@ -25,6 +26,7 @@ from index_tts.emotion import (DEFAULT_WEIGHT, EMOTION_MODES, EMOTIONS, EmotionS
 from index_tts.emotion import builtin_presets as builtin_emotion_presets
 from index_tts.encoding import FORMAT_NAMES, AudioFormat, audio_format, encode
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
+from index_tts.service.audition import MAX_TAKES, Take, pure_presets
 from index_tts.service.checks import AudioInput, Limits, bad_character, check_name, check_number, check_text
 from index_tts.service.clips import LocalRunner, Runner
 from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, DialogueResult, Line, RoleSetting, compose,
@@ -43,7 +45,7 @@ from index_tts.service.uploads import audio_key, decode_audio
 
 __all__ = [
     "DEFAULT_WEIGHT", "EMOTION_MODES", "EMOTIONS", "EmotionSpec", "find_preset", "normalize_webui_vector", "preset_spec",
-    "builtin_emotion_presets", "FORMAT_NAMES", "AudioFormat", "audio_format", "encode", "GenerationParams",
+    "builtin_emotion_presets", "MAX_TAKES", "Take", "pure_presets", "FORMAT_NAMES", "AudioFormat", "audio_format", "encode", "GenerationParams",
     "ProgressFn", "no_progress", "AudioInput", "Limits", "bad_character", "check_name", "check_number", "check_text",
     "MAX_LINES", "MAX_PAUSE_MS", "MAX_ROLES", "DialogueResult", "Line", "RoleSetting", "compose",
     "compose_from_history", "parse_script", "roles_of", "AlreadyExists", "Busy", "Cancelled", "Conflict", "NotFound",

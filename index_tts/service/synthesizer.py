@@ -20,10 +20,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format
-from index_tts.engines.base import Engine, ProgressFn, no_progress
+from index_tts.engines.base import Engine, GenerationParams, ProgressFn, no_progress
+from index_tts.service.audition import Take, audition
 from index_tts.service.checks import Limits, check_number
-from index_tts.service.dialogue import DialogueResult, RoleSetting, compose, compose_from_history
+from index_tts.service.dialogue import (DialogueResult, RoleSetting, compose, compose_from_history, regenerate_line,
+                                        remove_unused_clip_folders)
 from index_tts.service.errors import Busy, Cancelled, State, TimedOut, ValidationError
 from index_tts.service.library import Library
 from index_tts.service.models import (DEFAULT_MODEL, MODEL_LABELS, MODELS, TAKES_LANGUAGE, EngineFactory, ModelChoice,
@@ -126,6 +129,7 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
                                           history_max_gb if history_max_gb is not None else DEFAULT_MAX_GB)
         self.history = HistoryStore(self.data.history, self.data.outputs, retention)
         self.emotion_presets = EmotionPresetStore(self.data.emotion_presets)
+        remove_unused_clip_folders(self)   # dialogues whose every history entry is gone
         self.limits = limits
 
         # One synthesis at a time: engines and their per-voice caches are not thread-safe.
@@ -315,12 +319,28 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
 
 
     def compose_dialogue(self, script: str, roles: dict[str, RoleSetting], *, pause_ms: int = 400,
-                         output_format: str = "wav", progress: ProgressFn = no_progress,
-                         cancel: threading.Event | None = None) -> DialogueResult:
+                         output_format: str = "wav", generation: GenerationParams = GenerationParams(),
+                         progress: ProgressFn = no_progress, cancel: threading.Event | None = None) -> DialogueResult:
         """Voice a `Role: line` script (dialogue.py) as one admitted job: it counts in the queue,
-        and `cancel` or the request timeout stop it with nothing written."""
-        return compose(self, script, roles, pause_ms=pause_ms, output_format=output_format, progress=progress,
-                       cancel=cancel)
+        and `cancel` or the request timeout stop it with nothing written. generation.seed, when
+        set, is every line's seed; otherwise each line gets a fresh one."""
+        return compose(self, script, roles, pause_ms=pause_ms, output_format=output_format, generation=generation,
+                       progress=progress, cancel=cancel)
+
+    def regenerate_line(self, entry_id: str, line: int, *, seed: int | None = None, emotion: EmotionSpec | None = None,
+                        progress: ProgressFn = no_progress, cancel: threading.Event | None = None) -> DialogueResult:
+        """Voice one line of a dialogue history entry again with a new seed (None: a fresh one)
+        and/or emotion (None: the line's own), the other lines mixed from their kept clips
+        unchanged; the result is a new history entry (dialogue.py). One admitted job."""
+        return regenerate_line(self, entry_id, line, seed=seed, emotion=emotion, progress=progress, cancel=cancel)
+
+    def audition(self, text: str, voice: str | os.PathLike, emotions: list[tuple[str, EmotionSpec]] | None = None, *,
+                 generation: GenerationParams = GenerationParams(), progress: ProgressFn = no_progress,
+                 cancel: threading.Event | None = None) -> Iterator[Take]:
+        """`text` in each of `emotions` ((label, spec) pairs; the eight pure built-in presets when
+        None), one Take at a time as each is written (audition.py). Bad input raises here; the
+        generator holds one queue place while it runs and raises Cancelled once `cancel` is set."""
+        return audition(self, text, voice, emotions, generation=generation, progress=progress, cancel=cancel)
 
     def regenerate(self, entry_id: str, progress: ProgressFn = no_progress,
                    cancel: threading.Event | None = None) -> SynthesisResult | DialogueResult:

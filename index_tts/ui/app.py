@@ -4,7 +4,8 @@ UI code only. Each tab or section is a room module with `layout(page)` (its widg
 `wire(page, demo)` (its events); its handlers are module-level functions taking the synthesizer:
 
     synthesize.py   the Synthesize tab (and regenerate), placing the rooms below
-    emotion.py      its emotion section: modes, one-click and user emotion presets
+    emotion.py      its emotion section: modes, one-click (beside Generate) and user emotion presets
+    audition.py     its emotion audition: the text in several emotions, take by take
     generation.py   its Advanced settings, one widget per GenerationParams field
     glossary.py     its custom term pronunciations
     status.py       the status banner and the segment preview
@@ -43,6 +44,8 @@ CSS = """
 #status_banner .bar { height: 6px; background: #f0e0b0; border-radius: 3px; margin-top: 6px; }
 #status_banner .bar > div { height: 6px; background: #d9a400; border-radius: 3px; }
 .emo-preset-row button { min-width: 90px; }
+#emo_preset_row { gap: 6px; }
+#emo_preset_row button { min-width: 0; flex: 0 0 auto; white-space: nowrap; padding: 4px 10px; }
 """
 
 TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_projects", projects),

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from index_tts.service import (RoleSetting, Synthesizer, TimedSegment, ValidationError, builtin_emotion_presets, parse_script,
-                               roles_of)
+from index_tts.service import RoleSetting, Synthesizer, ValidationError, builtin_emotion_presets, parse_script, roles_of
 from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.generation import whole
 from index_tts.ui.history import history_view
 from index_tts.ui.page import ENGINE, LIGHT, MAX_UI_ROLES, OUTPUT_FORMATS, Page, reporter
 from index_tts.ui.strings import t
+
+KEEP = "keep"   # the line emotion dropdown's "keep the line's emotion"
 
 
 def detect_roles(script, lang_value, *current):
@@ -34,10 +35,22 @@ def detect_roles(script, lang_value, *current):
     return [*updates, note]
 
 
+def dialogue_view(synth: Synthesizer, result, lang_value, info: str = ""):
+    """[audio, info, waveform, clips zip, subtitles, line rows, history table, history choices,
+    the dialogue's history id] of a DialogueResult."""
+    rows = [[i + 1, r, v, text_value, round(s, 2), round(e, 2), seed]
+            for i, ((r, v, text_value, s, e), seed) in enumerate(zip(result.lines, result.seeds))]
+    info = (info + " " if info else "") + t(lang_value, "dlg_info", n=len(result.lines), duration=result.duration_s,
+                                             name=result.path.name)
+    svg = waveform_svg(result.path, result.timeline, t(lang_value, "out_wave_label"))
+    table, select, _ = history_view(synth, lang_value, result.history_id)
+    return str(result.path), info, svg, str(result.zip_path), str(result.srt_path), rows, table, select, result.history_id
+
+
 @shows_errors
 def voice_dialogue(synth: Synthesizer, script, pause_ms, fmt, lang_value, *role_values, progress=None):
     """Voice the script; role_values are MAX_UI_ROLES triples (role, voice name, emotion choice).
-    [audio, info, waveform, clips zip, subtitles, line rows, history table, history choices]."""
+    dialogue_view's outputs."""
     users = synth.list_emotion_presets()
     voices = {v.name: v for v in synth.list_voices()[0]}
     roles = {}
@@ -48,13 +61,34 @@ def voice_dialogue(synth: Synthesizer, script, pause_ms, fmt, lang_value, *role_
             roles[role] = RoleSetting(voice_name or "", emotion_from_choice(choice or VOICE_DEFAULT, builtin_emotion_presets(), users, default))
     result = synth.compose_dialogue(script or "", roles, pause_ms=whole(pause_ms, "pause_ms"), output_format=fmt or "wav",
                                     progress=reporter(progress))
-    rows = [[i + 1, r, v, text_value, round(s, 2), round(e, 2)] for i, (r, v, text_value, s, e) in enumerate(result.lines)]
-    info = t(lang_value, "dlg_info", n=len(result.lines), duration=result.duration_s, name=result.path.name)
-    timeline = synth.get_history(result.history_id)["segments"]
-    svg = waveform_svg(result.path, [TimedSegment(seg["text"], seg["start"], seg["end"], seg["emotion"]) for seg in timeline],
-                       t(lang_value, "out_wave_label"))
-    table, select, _ = history_view(synth, lang_value, result.history_id)
-    return str(result.path), info, svg, str(result.zip_path), str(result.srt_path), rows, table, select
+    return dialogue_view(synth, result, lang_value)
+
+
+@shows_errors
+def regenerate_line(synth: Synthesizer, entry_id, line, seed, choice, lang_value, progress=None):
+    """Voice one line of the dialogue shown again: a new seed (empty: a fresh one) and the chosen
+    emotion (KEEP: the line's own); the other lines are kept. dialogue_view's outputs."""
+    if not entry_id:
+        raise gr.Error(t(lang_value, "dlg_regen_none"), print_exception=False)
+    empty = seed is None or seed == "" or (isinstance(seed, float) and seed != seed)
+    emotion = None if choice in (None, "", KEEP) else emotion_from_choice(choice, builtin_emotion_presets(),
+                                                                           synth.list_emotion_presets())
+    number = whole(line, "line")
+    result = synth.regenerate_line(entry_id, number, seed=None if empty else whole(seed, "seed"), emotion=emotion,
+                                   progress=reporter(progress))
+    return dialogue_view(synth, result, lang_value, t(lang_value, "dlg_regen_info", line=number, kept=len(result.lines) - 1))
+
+
+def regen_choices(lang_value: str, users: list[dict]) -> list[tuple[str, str]]:
+    """The line emotion dropdown: keep the line's, or any emotion a role may have."""
+    return [(t(lang_value, "dlg_regen_keep"), KEEP), *emotion_choices(builtin_emotion_presets(), users, lang_value,
+                                                                      t(lang_value, "emo_choice_same"))]
+
+
+def refreshed(lang_value, users, current):
+    """The line emotion dropdown in `lang_value` with the user's presets as they are now."""
+    offered = regen_choices(lang_value, users or [])
+    return gr.update(choices=offered, value=current if current in {value for _, value in offered} else KEEP)
 
 
 def role_row(page: Page, n: int):
@@ -96,9 +130,19 @@ def layout(page: Page):
         srt = tr(gr.File(label=t("en", "dlg_srt"), interactive=False, elem_id="dlg_srt"), label="dlg_srt")
     lines = gr.Dataframe(headers=t("en", "dlg_lines_headers").split("|"), interactive=False, wrap=True, elem_id="dlg_lines",
                          max_height=300)
+    entry = gr.State("")   # the history id of the dialogue shown
+    with gr.Row(equal_height=True):
+        line = tr(gr.Number(1, precision=0, minimum=1, label=t("en", "dlg_regen_line"), elem_id="dlg_regen_line", min_width=100),
+                  label="dlg_regen_line")
+        seed = tr(gr.Number(None, precision=0, label=t("en", "dlg_regen_seed"), elem_id="dlg_regen_seed", min_width=140),
+                  label="dlg_regen_seed")
+        line_emotion = page.follows_language(gr.Dropdown(regen_choices("en", []), value=KEEP, label=t("en", "dlg_regen_emotion"),
+                                                         elem_id="dlg_regen_emotion", min_width=180),
+                                             lambda lang: {"label": t(lang, "dlg_regen_emotion")})
+        regen = tr(gr.Button(t("en", "dlg_regen"), elem_id="dlg_regen_btn", min_width=160), value="dlg_regen")
     page.room("dialogue", script=script, rows=rows, roles_note=roles_note, pause=pause, fmt=fmt, generate=generate, audio=audio,
-              info=info, wave=wave, zip_file=zip_file, srt=srt, lines=lines,
-              role_voices=[r[2] for r in rows], role_emotions=[r[3] for r in rows])
+              info=info, wave=wave, zip_file=zip_file, srt=srt, lines=lines, entry=entry, line=line, seed=seed,
+              line_emotion=line_emotion, regen=regen, role_voices=[r[2] for r in rows], role_emotions=[r[3] for r in rows])
 
 
 def wire(page: Page, demo: gr.Blocks):
@@ -106,5 +150,12 @@ def wire(page: Page, demo: gr.Blocks):
     role_values = [w for row in d.rows for w in row[1:]]
     d.script.change(detect_roles, [d.script, page.lang, *role_values], [*[w for row in d.rows for w in row], d.roles_note],
                     api_visibility="private", **LIGHT)
-    d.generate.click(page.bind(voice_dialogue), [d.script, d.pause, d.fmt, page.lang, *role_values],
-                     [d.audio, d.info, d.wave, d.zip_file, d.srt, d.lines, h.table, h.select], api_name="dialogue", **ENGINE)
+    shown = [d.audio, d.info, d.wave, d.zip_file, d.srt, d.lines, h.table, h.select, d.entry]
+    d.generate.click(page.bind(voice_dialogue), [d.script, d.pause, d.fmt, page.lang, *role_values], shown, api_name="dialogue",
+                     **ENGINE)
+    d.regen.click(page.bind(regenerate_line), [d.entry, d.line, d.seed, d.line_emotion, page.lang], shown,
+                  api_name="dialogue_line", **ENGINE)
+    refresh = dict(fn=refreshed, inputs=[page.lang, page.emotion.users, d.line_emotion], outputs=[d.line_emotion],
+                   api_visibility="private", **LIGHT)
+    page.emotion.users.change(**refresh)
+    page.lang.change(**refresh)

@@ -67,6 +67,15 @@ def builtin_values(preset: dict) -> list:
     return ["vector", preset["weight"], *preset["values"]]
 
 
+# With "generate on click" ticked, a preset click then presses Generate: the very same event as a
+# click on it, reading the widgets after the preset has set them.
+CLICK_GENERATE = "(on) => { if (on) document.querySelector('#generate_btn').click(); }"
+
+
+def generate_on_click(page: Page, preset_click) -> None:
+    preset_click.then(None, [page.synth.generate_on_click], None, js=CLICK_GENERATE, api_visibility="private")
+
+
 def emotion_dropdowns(lang_value: str, users: list[dict]) -> list:
     """Fresh choices for every emotion dropdown: the library's default, then each dialogue role's."""
     same = t(lang_value, "emo_choice_same")
@@ -99,14 +108,20 @@ def load_user_presets(synth: Synthesizer, lang_value):
     return [users, *emotion_dropdowns(lang_value, users)]
 
 
-def layout(page: Page):
+def preset_buttons(page: Page) -> list:
+    """The one-click presets, a compact row the Synthesize tab places beside Generate."""
+    page.tr(gr.Markdown(t("en", "emo_presets_label"), elem_id="emo_presets_label"), value="emo_presets_label")
+    with gr.Row(elem_classes="emo-preset-row", elem_id="emo_preset_row"):
+        return [gr.Button(f"{p['en']} · {p['zh']}", size="sm", elem_id=f"emo_preset_{p['id']}", scale=0, min_width=60)
+                for p in builtin_emotion_presets()]
+
+
+def layout(page: Page, buttons: list):
+    """The rest of the emotion section (below the results); `buttons` are preset_buttons()."""
     tr = page.tr
     with tr(gr.Accordion(t("en", "emo_section"), open=True, elem_id="emo_section"), label="emo_section"):
         mode = page.follows_language(gr.Radio(mode_choices("en"), value="same_as_voice", label=t("en", "emo_mode_label"), elem_id="emo_mode"),
                                      lambda lang: {"choices": mode_choices(lang), "label": t(lang, "emo_mode_label")})
-        tr(gr.Markdown(t("en", "emo_presets_label"), elem_id="emo_presets_label"), value="emo_presets_label")
-        with gr.Row(elem_classes="emo-preset-row"):
-            buttons = [gr.Button(f"{p['en']} · {p['zh']}", size="sm", elem_id=f"emo_preset_{p['id']}") for p in builtin_emotion_presets()]
         tr(gr.Markdown(t("en", "emo_user_label"), elem_id="emo_user_label"), value="emo_user_label")
         users = gr.State([])
         with gr.Row(elem_classes="emo-preset-row", elem_id="emo_user_row"):
@@ -117,7 +132,8 @@ def layout(page: Page):
                     gr.Markdown(t(lang_value or "en", "emo_user_none"), elem_id="emo_user_empty")
                 for i, item in enumerate(items or []):
                     button = gr.Button(item["name"], size="sm", elem_id=f"emo_user_{i}", scale=0, min_width=90)
-                    button.click(lambda _i=item: restore(_i), None, room.restorable, api_visibility="private", **LIGHT)
+                    generate_on_click(page, button.click(lambda _i=item: restore(_i), None, room.restorable,
+                                                         api_visibility="private", **LIGHT))
         with gr.Row():
             name = tr(gr.Textbox(label=t("en", "emo_user_name"), elem_id="emo_user_name", max_lines=1, scale=2), label="emo_user_name")
             save = tr(gr.Button(t("en", "emo_user_save"), elem_id="emo_user_save_btn", scale=0), value="emo_user_save")
@@ -151,7 +167,8 @@ def wire(page: Page, demo: gr.Blocks):
     e = page.emotion
     e.mode.change(show_mode, e.mode, [e.audio_box, e.weight, e.random, e.vector_box, e.text_box], api_visibility="private", **LIGHT)
     for button, preset in zip(e.buttons, builtin_emotion_presets()):
-        button.click(lambda _p=preset: builtin_values(_p), None, [e.mode, e.weight, *e.sliders], api_visibility="private", **LIGHT)
+        generate_on_click(page, button.click(lambda _p=preset: builtin_values(_p), None, [e.mode, e.weight, *e.sliders],
+                                             api_visibility="private", **LIGHT))
     dropdowns = page.emotion_dropdowns
     e.save.click(page.bind(save_user_preset), [e.name, e.mode, e.weight, e.random, *e.sliders, e.text, page.lang],
                  [e.users, e.info, *dropdowns], api_name="save_emotion_preset", **LIGHT)

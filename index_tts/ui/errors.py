@@ -8,6 +8,7 @@ which names the field; anything else is a bug, logged with its trace and reporte
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 import gradio as gr
@@ -25,7 +26,27 @@ def message_of(error: Exception) -> str | None:
     return None
 
 
+def shown(handler, error: Exception) -> gr.Error:
+    message = message_of(error)
+    if message is not None:
+        return gr.Error(message, print_exception=False)
+    log.exception("%s failed", handler.__name__)
+    return gr.Error(f"{handler.__name__.replace('_', ' ')} failed: {type(error).__name__}: {error}")
+
+
 def shows_errors(handler):
+    """The handler with its refusals as messages; a generator (streamed updates) stays one."""
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def streaming(*args, **kwargs):
+            try:
+                yield from handler(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as e:
+                raise shown(handler, e) from e
+        return streaming
+
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
         try:
@@ -33,9 +54,5 @@ def shows_errors(handler):
         except gr.Error:
             raise
         except Exception as e:
-            message = message_of(e)
-            if message is not None:
-                raise gr.Error(message, print_exception=False) from e
-            log.exception("%s failed", handler.__name__)
-            raise gr.Error(f"{handler.__name__.replace('_', ' ')} failed: {type(e).__name__}: {e}") from e
+            raise shown(handler, e) from e
     return wrapper

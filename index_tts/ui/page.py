@@ -55,7 +55,13 @@ def bind(get_synthesizer: Callable[[], Synthesizer], handler, form: list[inspect
     parameter defaulting to a gr.Progress; with `form` the handler takes the form as keywords
     (`handler(synth, **form)`) and `form` is the signature.
     """
-    if form is None:
+    if form is None and inspect.isgeneratorfunction(handler):
+        # Gradio streams a handler's yields only when the function it is given is a generator.
+        form = list(inspect.signature(handler).parameters.values())[1:]
+
+        def fn(*args, **kwargs):
+            yield from handler(get_synthesizer(), *args, **kwargs)
+    elif form is None:
         form = list(inspect.signature(handler).parameters.values())[1:]
 
         def fn(*args, **kwargs):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from index_tts.service import DEFAULT_WEIGHT, DialogueResult, SynthesisRequest, Synthesizer
-from index_tts.ui import emotion, generation, glossary, history, model, status
+from index_tts.ui import audition, emotion, generation, glossary, history, model, status
 from index_tts.ui.creator import waveform_svg
 from index_tts.ui.errors import shows_errors
 from index_tts.ui.page import ENGINE, OUTPUT_FORMATS, Page, fill, param, reporter
@@ -64,21 +64,27 @@ def regenerate(synth: Synthesizer, entry_id, lang_value, progress=None):
 
 
 def layout(page: Page):
+    """At 1366x768 the voice, the text, the one-click presets and Generate fit on one screen:
+    the voice on the left; text, presets and Generate on the right, the result below them; the
+    rest of the emotion controls, the audition and the settings further down."""
     tr = page.tr
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=300):
             voice = tr(gr.Audio(sources=["upload", "microphone"], type="filepath", label=t("en", "voice_label"), elem_id="voice_audio",
                                 buttons=["download"]), label="voice_label")
             voice_pick = tr(gr.Radio([], label=t("en", "voice_pick"), elem_id="voice_pick"), label="voice_pick")
         with gr.Column(scale=2):
             model.layout(page)
-            text = tr(gr.Textbox(lines=5, max_lines=20, label=t("en", "text_label"), placeholder=t("en", "text_placeholder"),
+            text = tr(gr.Textbox(lines=4, max_lines=20, label=t("en", "text_label"), placeholder=t("en", "text_placeholder"),
                                  elem_id="text_in"), label="text_label", placeholder="text_placeholder")
-            tr(gr.Markdown(t("en", "tags_help"), elem_id="tags_help"), value="tags_help")
-            with gr.Row():
+            buttons = emotion.preset_buttons(page)
+            with gr.Row(equal_height=True):
+                generate = tr(gr.Button(t("en", "generate"), variant="primary", elem_id="generate_btn", scale=1, min_width=160),
+                              value="generate")
+                generate_on_click = tr(gr.Checkbox(False, label=t("en", "gen_on_click"), elem_id="gen_on_click", scale=1,
+                                                   min_width=160), label="gen_on_click")
                 out_format = tr(gr.Radio(OUTPUT_FORMATS, value="wav", label=t("en", "out_format"), elem_id="out_format", scale=2),
                                 label="out_format")
-                generate = tr(gr.Button(t("en", "generate"), variant="primary", elem_id="generate_btn", scale=1), value="generate")
             output = tr(gr.Audio(type="filepath", interactive=False, label=t("en", "output_label"), elem_id="out_audio",
                                  buttons=["download"]), label="output_label")
             output_info = gr.Markdown("", elem_id="out_info")
@@ -88,9 +94,12 @@ def layout(page: Page):
                 out_segments = gr.Dataframe(headers=t("en", "out_segments_headers").split("|"),
                                             datatype=["number", "str", "number", "number", "str"], interactive=False, wrap=True,
                                             elem_id="out_segments", max_height=300)
-    page.room("synth", voice=voice, voice_pick=voice_pick, text=text, out_format=out_format, generate=generate, output=output,
-              output_info=output_info, out_wave=out_wave, out_srt=out_srt, out_segments=out_segments)
-    emo = emotion.layout(page)
+            tr(gr.Markdown(t("en", "tags_help"), elem_id="tags_help"), value="tags_help")
+    page.room("synth", voice=voice, voice_pick=voice_pick, text=text, out_format=out_format, generate=generate,
+              generate_on_click=generate_on_click, output=output, output_info=output_info, out_wave=out_wave, out_srt=out_srt,
+              out_segments=out_segments)
+    emo = emotion.layout(page, buttons)
+    audition.layout(page)
     generation.layout(page)
     glossary.layout(page)
     status.layout(page)
@@ -107,5 +116,5 @@ def wire(page: Page, demo: gr.Blocks):
               *page.model.inputs]
     s.generate.click(page.bind(synthesize, FORM), inputs, s.result_outputs, api_name="synthesize", **ENGINE)
     h.regen.click(page.bind(regenerate), [h.select, page.lang], s.result_outputs, api_name="regenerate", **ENGINE)
-    for room in (emotion, glossary, status, history, model):
+    for room in (emotion, audition, glossary, status, history, model):
         room.wire(page, demo)
