@@ -65,7 +65,7 @@ def regenerate(synth: Synthesizer, entry_id, lang_value, progress=None):
 
 def layout(page: Page):
     """At 1366x768 the voice, the text, the one-click presets and Generate fit on one screen:
-    the voice on the left; text, presets and Generate on the right, the result below them; the
+    the voice and the model on the left; text, presets and Generate on the right, the result below them; the
     rest of the emotion controls, the audition and the settings further down."""
     tr = page.tr
     with gr.Row():
@@ -73,8 +73,8 @@ def layout(page: Page):
             voice = tr(gr.Audio(sources=["upload", "microphone"], type="filepath", label=t("en", "voice_label"), elem_id="voice_audio",
                                 buttons=["download"]), label="voice_label")
             voice_pick = tr(gr.Radio([], label=t("en", "voice_pick"), elem_id="voice_pick"), label="voice_pick")
-        with gr.Column(scale=2):
             model.layout(page)
+        with gr.Column(scale=2):
             text = tr(gr.Textbox(lines=4, max_lines=20, label=t("en", "text_label"), placeholder=t("en", "text_placeholder"),
                                  elem_id="text_in"), label="text_label", placeholder="text_placeholder")
             buttons = emotion.preset_buttons(page)
