@@ -12,6 +12,7 @@ one layer below, and may import only what its layer allows. Parsed with `ast`, n
     scale        index_tts/scale: Ray actors and Serve replicas  -> service, engines (their base types), leaves
                  (an optional extra; only the launcher reaches it, lazily, for --ray)
     bench, tools, the CLI  (python -m index_tts ...)           -> engines, modules, text, model_store, leaves
+                 (bench/scale_out.py, the scale-out benchmark: -> service, scale, leaves)
     leaves       audio, encoding, emotion, timestretch, subtitles, fileio -> each other
                  (fileio, the atomic file writes, is standard library only: every layer may use it)
 
@@ -101,6 +102,8 @@ LAYERS = (
     Layer("model_store", ("index_tts.model_store",), ("leaves",)),
     Layer("tools", ("index_tts.bench", "index_tts.tools", "index_tts.__main__"),
           ("engines", "modules", "text", "model_store", "leaves")),
+    # the scale-out benchmark measures runners and the served studio, through the service
+    Layer("scale bench", ("index_tts.bench.scale_out",), ("service", "scale", "leaves")),
     Layer("leaves", LEAVES, ()),
     Layer("root", ("index_tts",), (), exact=True),  # index_tts/__init__.py: the version, imports nothing
 )

@@ -44,7 +44,7 @@ def parse_tags(text: str) -> list[tags.Speech | tags.Pause]:
 
 class Rendering:
     """Part of the Synthesizer (a mixin): turning a request into audio, nothing written.
-    Uses the Synthesizer's _ready_engine(), _engine_lock, glossary and limits."""
+    Uses the Synthesizer's _ready_engine(), _engine_slots, glossary and limits."""
 
     def preview_segments(self, text: str, max_tokens: int) -> list[PlannedSegment]:
         """How the engine will split `text`, inline tags applied (cheap; no synthesis).
@@ -102,7 +102,7 @@ class Rendering:
                 on_audio(chunk)
 
         progress(0.02, "waiting for the engine")
-        while not self._engine_lock.acquire(timeout=0.1):
+        while not self._engine_slots.acquire(timeout=0.1):
             check()  # a request cancelled (or late) while queued leaves the queue
         try:
             for item in items:
@@ -146,7 +146,7 @@ class Rendering:
             if pending:
                 emit(np.zeros(pending, np.int16))   # a pause tag at the very end
         finally:
-            self._engine_lock.release()
+            self._engine_slots.release()
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
         return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models))), base
 

@@ -109,8 +109,11 @@ class Synthesizer(Library, Outputs, Rendering):
         self._engine: Engine | None = None
         self._ready = threading.Event()       # set when loading ends, either way
         self._loader: threading.Thread | None = None
-        # One synthesis at a time: engines and their per-voice caches are not thread-safe.
-        self._engine_lock = threading.Lock()
+        # One synthesis at a time: engines and their per-voice caches are not thread-safe. An engine
+        # served by several replicas (index_tts/scale/serving.py) says how many it runs at once
+        # (`parallel`); the slots are set when it loads, before any request can render.
+        self._slots = 1
+        self._engine_slots = threading.BoundedSemaphore(1)
         # Admission: jobs (requests, dialogues) running or waiting, bounded by limits.max_queue.
         self._admission_lock = threading.Lock()
         self._in_flight = 0
@@ -152,7 +155,9 @@ class Synthesizer(Library, Outputs, Rendering):
                 self._state, self._error, self._message = "failed", f"{type(e).__name__}: {e}", "engine failed to load"
             self._ready.set()
             return
+        slots = max(1, int(getattr(engine, "parallel", 1)))
         with self._state_lock:
+            self._slots, self._engine_slots = slots, threading.BoundedSemaphore(slots)
             self._engine = engine
             self._state, self._progress, self._message = "ready", 1.0, "ready"
         log.info("engine %s ready on %s after %.1f s", getattr(engine, "name", "?"), getattr(engine, "device", "?"), time.monotonic() - started)
@@ -167,7 +172,7 @@ class Synthesizer(Library, Outputs, Rendering):
 
     def _is_quick(self, engine: Engine | None) -> bool:
         if engine is not None:
-            return type(engine).__module__ == QUICK_ENGINE_MODULE
+            return getattr(engine, "is_quick_voice", type(engine).__module__ == QUICK_ENGINE_MODULE)
         return getattr(self._factory, "__module__", None) == QUICK_ENGINE_MODULE
 
     def status(self) -> Status:
@@ -200,10 +205,11 @@ class Synthesizer(Library, Outputs, Rendering):
 
     @contextmanager
     def _admitted(self):
-        """Hold one of the 1 + max_queue places for the duration of a request, or raise Busy."""
+        """Hold one of the 1 + max_queue places (per engine slot) for the duration of a request,
+        or raise Busy."""
         with self._admission_lock:
-            if self._in_flight > self.limits.max_queue:
-                wait = max(1, math.ceil(self._typical_s * self._in_flight))
+            if self._in_flight >= self._slots * (1 + self.limits.max_queue):
+                wait = max(1, math.ceil(self._typical_s * self._in_flight / self._slots))
                 raise Busy(wait, f"the server is busy ({self._in_flight} requests in progress or waiting); "
                                  f"try again in about {wait} s")
             self._in_flight += 1
