@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run the engine as replicas on Ray Serve: 'local' starts Ray on this machine, or a "
                         "cluster's address (needs requirements-ray.txt; docs/scale-out.md)")
     p.add_argument("--replicas", type=int, default=None, metavar="N",
-                   help="with --ray: engine replicas (default one per GPU in the cluster, else one); "
+                   help="with --ray: engine replicas (default one per GPU in the cluster, else one per 4 CPUs); "
                         "--max-queue then counts per replica")
     p.add_argument("--fault-injection", action="store_true",
                    help="TESTING AID ONLY: text markers like {{fault:raise}} make the engine fail on purpose")

@@ -20,7 +20,11 @@ CPUS_PER_CPU_ENGINE = 4  # a CPU engine uses several threads: by default one eng
 
 def connect(address: str) -> bool:
     """Join the cluster at `address`, or start a local one for "local"; returns whether this call
-    started Ray (and so whoever called it shuts it down). A process already connected stays so."""
+    started Ray (and so whoever called it shuts it down). A process already connected stays so.
+
+    Call it from the main thread when it may start Ray: Ray ties the processes it starts to the
+    life of the starting *thread* (they get SIGKILL when that thread ends), so a local Ray started
+    from a worker thread dies with the thread, and this process with it."""
     import ray
 
     if not isinstance(address, str) or not address.strip():

@@ -76,7 +76,8 @@ class ClipWorker:
 class RayRunner:
     """Renders clips on `actors` Ray actors (default: one per GPU, or CPU actors sharing the
     CPUs). `address`: "local" starts Ray on this machine, anything else joins that cluster.
-    Constructing it starts the actors and waits until each has loaded its engine."""
+    Constructing it starts the actors and waits until each has loaded its engine; with "local",
+    construct it in the main thread (cluster.connect says why)."""
 
     def __init__(self, address: str, engine_kwargs: dict, *, actors: int | None = None,
                  progress: ProgressFn = no_progress):

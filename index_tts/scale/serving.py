@@ -140,14 +140,15 @@ class ServedEngine:
 
 
 def served_engine(address: str, replicas: int | None, engine_kwargs: dict) -> tuple[EngineFactory, str]:
-    """An engine factory for the Synthesizer (it runs in the service's loading thread: the page is
-    up while the replicas load) and why it was chosen."""
-    count = "one engine replica per GPU (or one)" if replicas is None else f"{replicas} engine replicas"
+    """Joins Ray (for "local", starts it: call this from the main thread, see cluster.connect) and
+    returns an engine factory for the Synthesizer, which runs it in its loading thread (the page
+    is up while the replicas load), and why it was chosen."""
+    started = connect(address)
+    count = "one engine replica per GPU (or per 4 CPUs)" if replicas is None else f"{replicas} engine replicas"
 
     def load(progress: ProgressFn) -> ServedEngine:
         from ray import serve
 
-        started = connect(address)
         place = placement(replicas)
         progress(0.05, f"starting {place.engines} engine replicas on Ray Serve")
         serve.start(proxy_location="Disabled")
