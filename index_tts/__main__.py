@@ -5,6 +5,7 @@
     download  fetch the IndexTTS2 (or, with --model 2.5|both, IndexTTS-2.5) weights into cache_hub/
               (see docs/models.md)
     doctor    check the model files of both models, disk, storage speed and which engine will run
+    project   long-form projects: `project render BOOK --voice V --out DIR` (index_tts/project_cli.py)
 
 (Other tools are their own modules: `python -m index_tts.tools.make_model_dir`, ...)
 """
@@ -25,7 +26,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m index_tts", description="IndexTTS Studio model store.")
+    parser = argparse.ArgumentParser(prog="python -m index_tts", description="IndexTTS Studio: the model store and long-form projects.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # `serve` hands every argument to webui.py unparsed (main() intercepts it); listed for --help.
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("--model", choices=("2", "2.5", "both"), default="both",
                    help="which model to check (default both; the exit status follows IndexTTS2 unless 2.5 alone is asked)")
+    from index_tts import project_cli
+
+    project_cli.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -126,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["serve"]:
         return cmd_serve(argv[1:])
     args = parse_args(argv)
+    if args.command == "project":
+        from index_tts import project_cli
+
+        return project_cli.run(args)
     return {"download": cmd_download, "doctor": cmd_doctor}[args.command](args)
 
 

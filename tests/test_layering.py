@@ -10,9 +10,10 @@ one layer below, and may import only what its layer allows. Parsed with `ast`, n
     text, quickvoice                                           -> leaves
     storage, model_store   the data folder and the weights     -> leaves (used by the service, not above it)
     scale        index_tts/scale: Ray actors and Serve replicas  -> service, engines (their base types), leaves
-                 (an optional extra; only the launcher reaches it, lazily, for --ray)
-    bench, tools, the CLI  (python -m index_tts ...)           -> engines, modules, text, model_store, leaves
+                 (an optional extra; the launcher and the project CLI reach it, lazily, for --ray)
+    bench, tools, the CLI  (python -m index_tts ...)           -> engines, modules, text, model_store, leaves, cli
                  (bench/scale_out.py, the scale-out benchmark: -> service, scale, leaves)
+    cli          index_tts/project_cli.py (a front end)        -> index_tts.service only (+ scale for --ray)
     leaves       audio, encoding, emotion, timestretch, subtitles, fileio -> each other
                  (fileio, the atomic file writes, is standard library only: every layer may use it)
 
@@ -101,9 +102,12 @@ LAYERS = (
     Layer("storage", ("index_tts.storage",), ("leaves",)),
     Layer("model_store", ("index_tts.model_store",), ("leaves",)),
     Layer("tools", ("index_tts.bench", "index_tts.tools", "index_tts.__main__"),
-          ("engines", "modules", "text", "model_store", "leaves")),
+          ("engines", "modules", "text", "model_store", "leaves", "cli")),
     # the scale-out benchmark measures runners and the served studio, through the service
     Layer("scale bench", ("index_tts.bench.scale_out",), ("service", "scale", "leaves")),
+    # `python -m index_tts project ...`: a front end of the service, like the UI (its own Synthesizer);
+    # `--ray` hands its segments to index_tts.scale's RayRunner.
+    Layer("cli", ("index_tts.project_cli",), ("service", "scale")),
     Layer("leaves", LEAVES, ()),
     Layer("root", ("index_tts",), (), exact=True),  # index_tts/__init__.py: the version, imports nothing
 )
@@ -114,7 +118,7 @@ EVERYWHERE = ("index_tts.fileio",)
 # A package that belongs to one engine: only that engine imports it ("no engine imports another
 # engine's package"). The neural engines share modules/ and text/.
 ENGINE_PACKAGES = {"index_tts.quickvoice": ("index_tts.engines.quick",)}
-FRONT_END_LAYERS = ("launcher", "ui", "http")
+FRONT_END_LAYERS = ("launcher", "ui", "http", "cli")
 WEB_STACK = ("fastapi", "starlette", "uvicorn")
 
 

@@ -11,6 +11,9 @@ package re-exports every value type and error they need.
     library.py      voices (and the library zip), presets, emotion presets, glossary
     dialogue.py     `Role: line` scripts voiced as one admitted job
     clips.py        clips (one keyed, kept stretch of speech) for dubbing, dialogue lines and projects
+    books.py        importing text, Markdown and EPUB into chapters; chapters into segments
+    projects.py     long-form projects: import, edit, resumable render, export
+    audiobook.py    a project's export: chapter files, the MP3 audiobook with chapter frames, its SRT
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
     launch.py       choosing the engine at launch (the model store's findings, the reason)
 See docs/service-api.md for the methods.
@@ -22,12 +25,15 @@ from index_tts.emotion import builtin_presets as builtin_emotion_presets
 from index_tts.encoding import FORMAT_NAMES, AudioFormat, audio_format, encode
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
 from index_tts.service.checks import AudioInput, Limits, bad_character, check_name, check_number, check_text
+from index_tts.service.clips import LocalRunner, Runner
 from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, DialogueResult, Line, RoleSetting, compose,
                                         compose_from_history, parse_script, roles_of)
 from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
                                       TimedOut, ValidationError)
 from index_tts.service.launch import EngineUnavailable, choose_engine, prepare_gradio_temp
 from index_tts.service.library import UPLOAD_FOLDER, Preset, Problem, Voice
+from index_tts.service.projects import (UNCHANGED, Chapter, ChapterProgress, ExportResult, Project, ProjectProgress,
+                                        RenderReport, check_project_name)
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
 from index_tts.service.synthesizer import EngineFactory, Status, Synthesizer, get_synthesizer, init_synthesizer
@@ -43,4 +49,6 @@ __all__ = [
     "OUTPUT_SAMPLE_RATE", "describe_emotion", "title_of", "PlannedSegment", "Rendered", "SynthesisRequest",
     "SynthesisResult", "TimedSegment", "EngineFactory", "Status", "Synthesizer", "get_synthesizer", "init_synthesizer",
     "audio_key", "decode_audio", "EngineUnavailable", "choose_engine", "prepare_gradio_temp",
+    "UNCHANGED", "Chapter", "ChapterProgress", "ExportResult", "Project", "ProjectProgress", "RenderReport",
+    "check_project_name", "LocalRunner", "Runner",
 ]

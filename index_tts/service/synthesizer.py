@@ -27,6 +27,7 @@ from index_tts.service.dialogue import DialogueResult, RoleSetting, compose, com
 from index_tts.service.errors import Busy, Cancelled, NotReady, State, TimedOut
 from index_tts.service.library import Library
 from index_tts.service.outputs import Outputs
+from index_tts.service.projects import Projects
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, title_of
 from index_tts.service.requests import Rendered, SynthesisRequest, SynthesisResult
 from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Retention,
@@ -68,9 +69,10 @@ class Status:
         return str(self.model_store.get("revision") or "")
 
 
-class Synthesizer(Library, Outputs, Rendering):
+class Synthesizer(Library, Outputs, Rendering, Projects):
     """The service. Loading, status, admission and synthesis live here; the library, the outputs
-    and history, and rendering are its mixins (library.py, outputs.py, render.py)."""
+    and history, rendering and long-form projects are its mixins (library.py, outputs.py,
+    render.py, projects.py)."""
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ UI code only. Each tab or section is a room module with `layout(page)` (its widg
     history.py      its history of results
     library.py      the Voice library tab
     dialogue.py     the Dialogue tab
+    projects.py     the Projects tab (long-form: audiobooks)
     presets.py      the Saved presets tab
     errors.py       the one decorator that turns service errors into messages
     page.py         what the rooms share (Page, bind, event settings)
@@ -26,7 +27,7 @@ from typing import Callable
 import gradio as gr
 
 from index_tts.service import Synthesizer
-from index_tts.ui import dialogue, library, presets, synthesize
+from index_tts.ui import dialogue, library, presets, projects, synthesize
 from index_tts.ui.page import LIGHT, Page
 from index_tts.ui.status import preview, render_banner
 from index_tts.ui.strings import LANGUAGES, t
@@ -44,7 +45,8 @@ CSS = """
 .emo-preset-row button { min-width: 90px; }
 """
 
-TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_presets", presets))
+TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_projects", projects),
+        ("tab_presets", presets))
 # Tables take their headers from their value, so the language switch refills them: (room, widget, strings key).
 TABLES = (("synth", "out_segments", "out_segments_headers"), ("history", "table", "history_headers"),
           ("dialogue", "lines", "dlg_lines_headers"))
@@ -84,7 +86,8 @@ def build_ui(get_synthesizer: Callable[[], Synthesizer]) -> gr.Blocks:
         page.timer = gr.Timer(1.0)
         with gr.Tabs() as page.tabs:
             for key, room in TABS:
-                with page.tr(gr.Tab(t("en", key), id=key, elem_id=key), label=key):
+                with page.tr(gr.Tab(t("en", key), id=key, elem_id=key), label=key) as tab:
+                    setattr(page, key, tab)   # rooms may wire their tab's select event
                     room.layout(page)
         page.emotion_dropdowns = [page.library.emotion, *page.dialogue.role_emotions]
         for _, room in TABS:
