@@ -75,7 +75,11 @@ def ray_server(tmp_path_factory):
                           program=("-m", "index_tts", "serve"), ready_timeout=300)
     yield server
     server.stop()
-    assert server.proc.returncode == 0, server.log.read_text()[-3000:]
+    # SIGTERM: uvicorn shuts down, then Ray's own SIGTERM handler exits with 15 through Python, so
+    # the launcher's exit handlers delete the Serve application and stop the Ray it started (a
+    # negative code would mean a kill that skipped them).
+    assert server.proc.returncode in (0, 15), server.log.read_text()[-3000:]
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_serve_on_ray_reports_its_replicas(ray_server):
