@@ -8,9 +8,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-# The venv and the dev requirements, through the launcher's own install code
-# (skipped while requirements*.txt are unchanged).
-./start_app.sh install --dev
+# The venv with the dev requirements and the Ray extra (the scale-out tests start local Ray
+# instances), through the launcher's own install code (skipped while requirements*.txt are unchanged).
+./start_app.sh install --dev --with-ray
 
 # Debian packages the tests use: chromium for the browser tests (never `playwright install`),
 # the shellcheck binary for the launcher lint test, a CJK font so zh screenshots show text, and

@@ -55,7 +55,9 @@ Commands:
   restart          stop, then start
   status           say whether our instance runs and answers /healthz and /readyz
   logs [-f] [-n N] print the last N (100) lines of the server log; -f follows it
-  install [--dev]  only create .venv and install requirements.txt (--dev: requirements-dev.txt)
+  install [--dev] [--with-ray]
+                   only create .venv and install requirements.txt (--dev: requirements-dev.txt;
+                   --with-ray: also requirements-ray.txt, the Ray extra of docs/scale-out.md)
 
 Options (environment variable in brackets):
   --host HOST      bind address, default 127.0.0.1          [INDEX_TTS_HOST]
@@ -123,6 +125,7 @@ esac
 
 PASSTHROUGH=()
 INSTALL_DEV=0
+INSTALL_RAY=0
 FOLLOW=0
 LOG_LINES=100
 
@@ -156,6 +159,7 @@ while [[ $# -gt 0 ]]; do
         --revision) need_value "$1" $# && REVISION=$2 && shift ;;
         --revision=*) REVISION=${1#*=} ;;
         --dev) INSTALL_DEV=1 ;;
+        --with-ray) INSTALL_RAY=1 ;;
         -f | --follow) FOLLOW=1 ;;
         -n) need_value "$1" $# && LOG_LINES=$2 && shift ;;
         --)
@@ -198,18 +202,22 @@ PY="$VENV/bin/python"
 file_hash() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
 install_venv() {
-    # $1 = 1 for the dev requirements. The stamp holds the hash of the requirement files, so a
-    # later run skips pip entirely while they are unchanged.
-    local dev=$1 req stamp want
+    # $1 = 1 for the dev requirements, $2 = 1 for the Ray extra (requirements-ray.txt). The stamp
+    # holds the hash of the requirement files, so a later run skips pip while they are unchanged.
+    local dev=$1 ray=${2:-0} stamp want
+    local reqs=("$ROOT/requirements.txt") hashed=("$ROOT/requirements.txt") name=requirements
     if [[ $dev == 1 ]]; then
-        req="$ROOT/requirements-dev.txt"
-        stamp="$VENV/.requirements-dev.sha256"
-        want=$(file_hash "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt")
-    else
-        req="$ROOT/requirements.txt"
-        stamp="$VENV/.requirements.sha256"
-        want=$(file_hash "$ROOT/requirements.txt")
+        reqs=("$ROOT/requirements-dev.txt") # it includes requirements.txt
+        hashed+=("$ROOT/requirements-dev.txt")
+        name=requirements-dev
     fi
+    if [[ $ray == 1 ]]; then
+        reqs+=("$ROOT/requirements-ray.txt")
+        hashed+=("$ROOT/requirements-ray.txt")
+        name=$name+ray
+    fi
+    stamp="$VENV/.$name.sha256"
+    want=$(file_hash "${hashed[@]}")
 
     if [[ ! -x $PY ]]; then
         command -v "$BASE_PYTHON" >/dev/null || die "$EXIT_INSTALL" "$BASE_PYTHON not found; install Python 3.11 or set INDEX_TTS_PYTHON"
@@ -222,11 +230,13 @@ install_venv() {
     if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
-    say "Installing $(basename "$req") into $VENV (first run or changed requirements)"
+    local pip_reqs=() req
+    for req in "${reqs[@]}"; do pip_reqs+=(-r "$req"); done
+    say "Installing ${name//+/ and } into $VENV (first run or changed requirements)"
     # PIP_ARGS is a list of words on purpose.
     # shellcheck disable=SC2086
-    "$PY" -m pip install --disable-pip-version-check $PIP_ARGS -r "$req" ||
-        die "$EXIT_INSTALL" "pip install -r $req failed; see the output above"
+    "$PY" -m pip install --disable-pip-version-check $PIP_ARGS "${pip_reqs[@]}" ||
+        die "$EXIT_INSTALL" "pip install ${pip_reqs[*]} failed; see the output above"
     printf '%s\n' "$want" >"$stamp"
 }
 
@@ -235,7 +245,12 @@ ensure_venv() {
         [[ -x $PY ]] || die "$EXIT_INSTALL" "--no-install given but $PY does not exist; run ./start_app.sh install"
         return 0
     fi
-    install_venv 0
+    # Serving on Ray (`-- --ray ADDRESS`) needs the Ray extra.
+    local arg ray=$INSTALL_RAY
+    for arg in "${PASSTHROUGH[@]}"; do
+        [[ $arg == --ray || $arg == --ray=* ]] && ray=1
+    done
+    install_venv 0 "$ray"
 }
 
 # ---------------------------------------------------------------- process bookkeeping
@@ -563,6 +578,6 @@ case "$COMMAND" in
         ;;
     status) cmd_status ;;
     logs) cmd_logs ;;
-    install) install_venv "$INSTALL_DEV" ;;
+    install) install_venv "$INSTALL_DEV" "$INSTALL_RAY" ;;
 esac
 exit "$EXIT_OK"

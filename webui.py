@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from this origin (e.g. https://app.example.com) to call the API; "
                         "repeatable. Default: none (no CORS headers at all)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the engine as replicas on Ray Serve: 'local' starts Ray on this machine, or a "
+                        "cluster's address (needs requirements-ray.txt; docs/scale-out.md)")
+    p.add_argument("--replicas", type=int, default=None, metavar="N",
+                   help="with --ray: engine replicas (default one per GPU in the cluster, else one per 4 CPUs); "
+                        "--max-queue then counts per replica")
     p.add_argument("--fault-injection", action="store_true",
                    help="TESTING AID ONLY: text markers like {{fault:raise}} make the engine fail on purpose")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -81,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if not value > 0 or value == float("inf"):
             p.error(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    if args.replicas is not None and (args.ray is None or args.replicas < 1):
+        p.error("--replicas needs --ray ADDRESS and must be at least 1")
     args.upload_formats = tuple(f.strip().upper() for f in args.upload_formats.split(",") if f.strip())
     if not args.upload_formats:
         p.error("--upload-formats must name at least one container, e.g. WAV")
@@ -113,14 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"
     use_data_folder(args)
 
-    from index_tts.service import EngineUnavailable, Limits, choose_models, get_synthesizer, init_synthesizer
+    from index_tts.service import (DEFAULT_MODEL, EngineUnavailable, Limits, ModelChoice, choose_models, get_synthesizer,
+                                   init_synthesizer)
 
-    try:
-        model, default, others = choose_models(args.model, args.engine, args.model_dir, args.cache_hub, args.revision,
-                                               args.model_dir_25, fault_injection=args.fault_injection)
-    except EngineUnavailable as e:
-        log.error("cannot start with --engine %s: %s", args.engine, e)
-        return 2
+    if args.ray:
+        if args.model != "2":
+            log.error("--ray serves IndexTTS2 (--model 2) only; IndexTTS-2.5 runs in this process without --ray")
+            return 2
+        try:
+            from index_tts.scale.serving import served_engine
+        except ImportError as e:
+            log.error("--ray needs the Ray extra: pip install -r requirements-ray.txt (%s)", e)
+            return 2
+        # Each replica chooses its engine on its own node; their model stores are theirs to report.
+        engine_kwargs = dict(engine=args.engine, model_dir=args.model_dir, cache_hub=args.cache_hub, revision=args.revision,
+                             fault_injection=args.fault_injection)
+        model, default, others = DEFAULT_MODEL, ModelChoice(*served_engine(args.ray, args.replicas, engine_kwargs), {}), {}
+    else:
+        try:
+            model, default, others = choose_models(args.model, args.engine, args.model_dir, args.cache_hub, args.revision,
+                                                   args.model_dir_25, fault_injection=args.fault_injection)
+        except EngineUnavailable as e:
+            log.error("cannot start with --engine %s: %s", args.engine, e)
+            return 2
     limits = Limits(max_text_chars=args.max_text_chars, max_voice_seconds=args.max_voice_seconds,
                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), upload_formats=args.upload_formats,
                     max_queue=args.max_queue,

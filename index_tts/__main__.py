@@ -1,5 +1,7 @@
 """`python -m index_tts <command>`: the model-store commands.
 
+    serve     run the studio (webui.py and its options); with --ray ADDRESS --replicas N its engine
+              runs as N replicas on Ray Serve (docs/scale-out.md)
     download  fetch the IndexTTS2 (or, with --model 2.5|both, IndexTTS-2.5) weights into cache_hub/
               (see docs/models.md)
     doctor    check the model files of both models, disk, storage speed and which engine will run
@@ -26,6 +28,9 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m index_tts", description="IndexTTS Studio: the model store and long-form projects.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # `serve` hands every argument to webui.py unparsed (main() intercepts it); listed for --help.
+    sub.add_parser("serve", help="run the studio: webui.py's options, plus --ray ADDRESS --replicas N (Ray Serve)")
 
     d = sub.add_parser("download", help="fetch the IndexTTS2 weights into the model store",
                        description="Fetch every repo in the manifest into the model store (resumable; "
@@ -111,7 +116,19 @@ def cmd_doctor(args) -> int:
     return 0 if report.complete else 1
 
 
+def cmd_serve(options: list[str]) -> int:
+    """The launcher, in place of this process (so signals and the exit status are its own)."""
+    import os
+
+    webui = Path(__file__).resolve().parents[1] / "webui.py"
+    os.execv(sys.executable, [sys.executable, str(webui), *options])
+    return 1  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return cmd_serve(argv[1:])
     args = parse_args(argv)
     if args.command == "project":
         from index_tts import project_cli

@@ -34,10 +34,11 @@ def write_voice(path: Path, f0: float = 130.0, seconds: float = 2.0, sr: int = 1
 
 class StudioServer:
     """`wait_for`: the route that must answer 200 before the constructor returns: /readyz (the
-    engine is loaded) or /healthz (the process serves, the engine may still be loading)."""
+    engine is loaded) or /healthz (the process serves, the engine may still be loading).
+    `program`: what python runs, webui.py or e.g. ("-m", "index_tts", "serve")."""
 
     def __init__(self, data_dir: Path, *extra: str, token: str | None = None, ready_timeout: float = 180,
-                 wait_for: str = "/readyz"):
+                 wait_for: str = "/readyz", program: tuple[str, ...] = ("webui.py",)):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,7 +50,7 @@ class StudioServer:
         if token:
             env["INDEX_TTS_TOKEN"] = token
         self.proc = subprocess.Popen(
-            [sys.executable, "webui.py", "--port", str(self.port), "--data-dir", str(data_dir), "--engine", "quick", *extra],
+            [sys.executable, *program, "--port", str(self.port), "--data-dir", str(data_dir), "--engine", "quick", *extra],
             cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + ready_timeout

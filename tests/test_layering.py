@@ -2,14 +2,18 @@
 one layer below, and may import only what its layer allows. Parsed with `ast`, nothing imported.
 
     front ends   webui.py, index_tts/ui/, index_tts/api*.py   -> index_tts.service only
+                 (the launcher, webui.py, also builds the Ray-served engine from index_tts.scale)
     service      index_tts/service                             -> engines, text, storage, model_store, leaves
     engines      index_tts/engines/                            -> modules, text, model_store, leaves
                                                                   (+ quickvoice, for engines/quick.py only)
     modules      one nn.Module per file                        -> torch, safetensors, each other
     text, quickvoice                                           -> leaves
     storage, model_store   the data folder and the weights     -> leaves (used by the service, not above it)
+    scale        index_tts/scale: Ray actors and Serve replicas  -> service, engines (their base types), leaves
+                 (an optional extra; the launcher and the project CLI reach it, lazily, for --ray)
     bench, tools, the CLI  (python -m index_tts ...)           -> engines, modules, text, model_store, leaves, cli
-    cli          index_tts/project_cli.py (a front end)        -> index_tts.service only
+                 (bench/scale_out.py, the scale-out benchmark: -> service, scale, leaves)
+    cli          index_tts/project_cli.py (a front end)        -> index_tts.service only (+ scale for --ray)
     leaves       audio, encoding, emotion, timestretch, subtitles, fileio -> each other
                  (fileio, the atomic file writes, is standard library only: every layer may use it)
 
@@ -86,11 +90,12 @@ class Layer:
 LEAVES = ("index_tts.audio", "index_tts.encoding", "index_tts.emotion", "index_tts.timestretch",
           "index_tts.subtitles", "index_tts.fileio")
 LAYERS = (
-    Layer("launcher", ("webui",), ("service", "ui", "http")),
+    Layer("launcher", ("webui",), ("service", "ui", "http", "scale")),
     Layer("ui", ("index_tts.ui",), ("service",)),
     Layer("http", ("index_tts.api",), ("service",)),
     Layer("service", ("index_tts.service",), ("engines", "text", "storage", "model_store", "leaves")),
     Layer("engines", ("index_tts.engines",), ("modules", "text", "quickvoice", "model_store", "leaves")),
+    Layer("scale", ("index_tts.scale",), ("service", "engines", "leaves")),
     Layer("modules", ("index_tts.modules",), ()),
     Layer("text", ("index_tts.text",), ("leaves",)),
     Layer("quickvoice", ("index_tts.quickvoice",), ("leaves",)),
@@ -98,8 +103,11 @@ LAYERS = (
     Layer("model_store", ("index_tts.model_store",), ("leaves",)),
     Layer("tools", ("index_tts.bench", "index_tts.tools", "index_tts.__main__"),
           ("engines", "modules", "text", "model_store", "leaves", "cli")),
-    # `python -m index_tts project ...`: a front end of the service, like the UI (its own Synthesizer).
-    Layer("cli", ("index_tts.project_cli",), ("service",)),
+    # the scale-out benchmark measures runners and the served studio, through the service
+    Layer("scale bench", ("index_tts.bench.scale_out",), ("service", "scale", "leaves")),
+    # `python -m index_tts project ...`: a front end of the service, like the UI (its own Synthesizer);
+    # `--ray` hands its segments to index_tts.scale's RayRunner.
+    Layer("cli", ("index_tts.project_cli",), ("service", "scale")),
     Layer("leaves", LEAVES, ()),
     Layer("root", ("index_tts",), (), exact=True),  # index_tts/__init__.py: the version, imports nothing
 )

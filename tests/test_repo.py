@@ -91,7 +91,9 @@ def imported_distributions(paths: list[Path]) -> set[str]:
     return found
 
 
-APP_SOURCES = sorted((ROOT / "index_tts").rglob("*.py")) + [ROOT / "webui.py"]
+# index_tts/scale is the Ray extra (requirements-ray.txt): the app runs without it.
+RAY_SOURCES = sorted((ROOT / "index_tts" / "scale").rglob("*.py"))
+APP_SOURCES = [p for p in sorted((ROOT / "index_tts").rglob("*.py")) if p not in RAY_SOURCES] + [ROOT / "webui.py"]
 TEST_SOURCES = sorted((ROOT / "tests").rglob("*.py"))
 
 
@@ -110,6 +112,17 @@ def test_test_only_packages_are_dev_pins():
     runtime, dev = set(pins(ROOT / "requirements.txt")), pins(ROOT / "requirements-dev.txt")
     assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text(encoding="utf-8")
     assert not runtime & set(dev), "a package is pinned twice"
-    test_only = imported_distributions(TEST_SOURCES) - imported_distributions(APP_SOURCES)
+    test_only = imported_distributions(TEST_SOURCES) - imported_distributions(APP_SOURCES + RAY_SOURCES)
     assert sorted(test_only - set(dev)) == []
     assert sorted(set(dev) - test_only) == []
+
+
+def test_the_ray_extra_pins_what_index_tts_scale_imports_and_nothing_else_needs_it():
+    text = (ROOT / "requirements-ray.txt").read_text(encoding="utf-8")
+    extra = pins(ROOT / "requirements-ray.txt")
+    assert not [line for line in text.splitlines() if line.startswith("-")]  # an add-on, installed beside requirements.txt (run_tests.sh installs both)
+    runtime, dev = set(pins(ROOT / "requirements.txt")), set(pins(ROOT / "requirements-dev.txt"))
+    assert not set(extra) & (runtime | dev), "a package is pinned twice"
+    assert sorted(imported_distributions(RAY_SOURCES) - runtime) == sorted(extra) == ["ray"]
+    assert "ray" not in imported_distributions(APP_SOURCES)  # the studio starts without Ray
+    assert "[serve]" in text  # the serving replicas need Ray Serve

@@ -74,6 +74,11 @@ class ModelSlot:
         self.state: State = "loading"
         self.progress, self.message, self.error = 0.0, "not loaded yet", ""
         self.engine: Engine | None = None
+        # Requests the engine renders at once: one (engines and their per-voice caches are not
+        # thread-safe), or `parallel` for an engine served by replicas (index_tts/scale/serving.py).
+        # Set when it loads, before any request can render.
+        self.parallel = 1
+        self.runs = threading.BoundedSemaphore(1)
         self.ready = threading.Event()  # set when loading ends, either way
         self._loader: threading.Thread | None = None
         if choice.factory is None:
@@ -122,7 +127,9 @@ class ModelSlot:
                 self.state, self.error, self.message = "failed", f"{type(e).__name__}: {e}", "engine failed to load"
             self.ready.set()
             return
+        parallel = max(1, int(getattr(engine, "parallel", 1)))
         with self._lock:
+            self.parallel, self.runs = parallel, threading.BoundedSemaphore(parallel)
             self.engine = engine
             self.state, self.progress, self.message = "ready", 1.0, "ready"
         log.info("engine %s (%s) ready on %s after %.1f s", getattr(engine, "name", "?"), self.model,

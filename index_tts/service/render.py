@@ -45,7 +45,8 @@ def parse_tags(text: str) -> list[tags.Speech | tags.Pause]:
 
 class Rendering:
     """Part of the Synthesizer (a mixin): turning a request into audio, nothing written.
-    Uses the Synthesizer's _slot(), _engine_for(), _engine_lock, glossary and limits."""
+    Uses the Synthesizer's _slot(), _engine_for(), glossary and limits; a model slot's `runs` bounds
+    how many requests its engine renders at once."""
 
     def preview_segments(self, text: str, max_tokens: int, model: str | None = None,
                          language: str = "auto") -> list[PlannedSegment]:
@@ -109,7 +110,8 @@ class Rendering:
                 on_audio(chunk)
 
         progress(0.02, "waiting for the engine")
-        while not self._engine_lock.acquire(timeout=0.1):
+        runs = self._slot(request.model).runs
+        while not runs.acquire(timeout=0.1):
             check()  # a request cancelled (or late) while queued leaves the queue
         try:
             for item in items:
@@ -153,7 +155,7 @@ class Rendering:
             if pending:
                 emit(np.zeros(pending, np.int16))   # a pause tag at the very end
         finally:
-            self._engine_lock.release()
+            runs.release()
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
         return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models)), engine.name), base
 

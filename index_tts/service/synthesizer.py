@@ -132,8 +132,6 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
         remove_unused_clip_folders(self)   # dialogues whose every history entry is gone
         self.limits = limits
 
-        # One synthesis at a time: engines and their per-voice caches are not thread-safe.
-        self._engine_lock = threading.Lock()
         # Admission: jobs (requests, dialogues) running or waiting, bounded by limits.max_queue.
         self._admission_lock = threading.Lock()
         self._in_flight = 0
@@ -165,7 +163,7 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
 
     def _is_quick(self, engine: Engine | None, factory=None) -> bool:
         if engine is not None:
-            return type(engine).__module__ == QUICK_ENGINE_MODULE
+            return getattr(engine, "is_quick_voice", type(engine).__module__ == QUICK_ENGINE_MODULE)
         return getattr(factory, "__module__", None) == QUICK_ENGINE_MODULE
 
     def models(self) -> list[ModelInfo]:
@@ -224,10 +222,12 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
 
     @contextmanager
     def _admitted(self):
-        """Hold one of the 1 + max_queue places for the duration of a request, or raise Busy."""
+        """Hold one of the 1 + max_queue places (per request the default engine runs at once) for
+        the duration of a request, or raise Busy."""
         with self._admission_lock:
-            if self._in_flight > self.limits.max_queue:
-                wait = max(1, math.ceil(self._typical_s * self._in_flight))
+            parallel = self._slots[self.default_model].parallel
+            if self._in_flight >= parallel * (1 + self.limits.max_queue):
+                wait = max(1, math.ceil(self._typical_s * self._in_flight / parallel))
                 raise Busy(wait, f"the server is busy ({self._in_flight} requests in progress or waiting); "
                                  f"try again in about {wait} s")
             self._in_flight += 1
