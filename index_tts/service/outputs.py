@@ -57,7 +57,7 @@ class Outputs:
         generation = {name: getattr(base.generation, name) for name in base.generation.__dataclass_fields__}
         return {"text": request.text, "voice": self._keep_audio(base.voice, base.voice_sr), "emotion": record_emotion,
                 "generation": generation, "output_format": audio_format(request.output_format).name,
-                "use_glossary": request.use_glossary, "speed": float(request.speed)}
+                "use_glossary": request.use_glossary, "speed": float(request.speed), "duration": request.duration}
 
     def request_from_history(self, entry_id: str) -> SynthesisRequest:
         """The request a speech history entry was made with; ValidationError("history") otherwise."""
@@ -72,7 +72,8 @@ class Outputs:
             return SynthesisRequest(text=saved["text"], voice=self.history.voice_file(saved["voice"]), emotion=spec,
                                     generation=GenerationParams(**saved["generation"]), emotion_audio=audio,
                                     output_format=saved.get("output_format", "wav"),
-                                    use_glossary=bool(saved.get("use_glossary", True)), speed=float(saved.get("speed", 1.0)))
+                                    use_glossary=bool(saved.get("use_glossary", True)), speed=float(saved.get("speed", 1.0)),
+                                    duration=saved.get("duration"))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValidationError("history", str(e).strip("'\"")) from e
 

@@ -16,6 +16,9 @@ from index_tts.service.uploads import audio_key, decode_audio
 from index_tts.timestretch import MAX_SPEED, MIN_SPEED
 
 
+DURATION_RANGE_S = (0.1, 3600.0)  # what a `duration` may ask for at all; the text decides what it can reach
+
+
 @dataclass(frozen=True)
 class SynthesisRequest:
     """One synthesis request, as any front end builds it. `validate()` is the only checker.
@@ -26,8 +29,14 @@ class SynthesisRequest:
     output_format:  one of encoding.FORMAT_NAMES (wav, flac, mp3, ogg, opus, pcm); 22050 Hz
                     16-bit mono (opus: 24 kHz).
     use_glossary:   apply the custom term pronunciations (the service's GlossaryStore).
-    speed:          playback speed of the result, MIN_SPEED..MAX_SPEED (1 = as spoken); applied
-                    after the engine by a pitch-preserving time stretch (timestretch.py).
+    speed:          playback speed of the result, MIN_SPEED..MAX_SPEED (1 = as spoken). Engines
+                    with duration control render it as duration_factor / speed when that is in
+                    DURATION_FACTOR_RANGE; otherwise a pitch-preserving time stretch of the result
+                    (timestretch.py).
+    duration:       the length of the result in seconds (None: as spoken). The engine draws the
+                    content first, then picks one duration factor for the whole text (pauses and
+                    segment silences stay as they are); a target outside the factor range is a
+                    ValidationError("duration") giving the range in seconds. Not with speed.
     """
 
     text: str
@@ -38,6 +47,7 @@ class SynthesisRequest:
     output_format: str = "wav"
     use_glossary: bool = True
     speed: float = 1.0
+    duration: float | None = None
 
     def validate(self, limits: Limits = Limits(), glossary: dict[str, dict[str, str]] | None = None) -> EngineRequest:
         """Check every field; return the engine's view of the request or raise ValidationError.
@@ -49,6 +59,10 @@ class SynthesisRequest:
             raise ValidationError("use_glossary", f"must be true or false, got {self.use_glossary!r}")
         rethrow_named(lambda: audio_format(self.output_format), "output_format")
         check_number(self.speed, "speed", MIN_SPEED, MAX_SPEED)
+        if self.duration is not None:
+            check_number(self.duration, "duration", *DURATION_RANGE_S)
+            if self.speed != 1.0:
+                raise ValidationError("duration", "set either duration or speed, not both")
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")
@@ -143,4 +157,5 @@ class Rendered:
     audio: np.ndarray
     timeline: list[TimedSegment]
     emotion_model: str = ""
+    duration_factor: float = 1.0  # the tempo it was rendered at (picked for a target duration)
 

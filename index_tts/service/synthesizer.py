@@ -29,6 +29,7 @@ from index_tts.service.library import Library
 from index_tts.service.outputs import Outputs
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, title_of
 from index_tts.service.requests import Rendered, SynthesisRequest, SynthesisResult
+from index_tts.service.timing import DURATION_FACTOR_RANGE
 from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Retention,
                                VoiceStore, default_data_dir)
 from index_tts.storage.history import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_GB
@@ -254,6 +255,15 @@ class Synthesizer(Library, Outputs, Rendering):
         """
         started = time.monotonic()
         speed = float(check_number(request.speed, "speed", MIN_SPEED, MAX_SPEED))
+        asked = request
+        if speed != 1.0 and request.duration is None and hasattr(self._ready_engine(), "plan"):
+            # An engine with duration control renders the speed itself, at a natural pitch, when
+            # the factor is in its range; the time stretch below covers the rest.
+            factor = float(check_number(request.generation.duration_factor, "generation.duration_factor",
+                                        *DURATION_FACTOR_RANGE)) / speed
+            if DURATION_FACTOR_RANGE[0] <= factor <= DURATION_FACTOR_RANGE[1]:
+                request = replace(request, speed=1.0, generation=replace(request.generation, duration_factor=factor))
+                speed = 1.0
         sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
 
         with self.job(cancel) as check:
@@ -265,6 +275,7 @@ class Synthesizer(Library, Outputs, Rendering):
 
             rendered, base = self.render(request, checking(progress, check),
                                          stretched_audio if on_audio is not None else None, check)
+            base = replace(base, generation=asked.generation)  # the record keeps what was asked
             fmt = audio_format(request.output_format)
             if speed != 1.0:
                 audio = np.concatenate(sent) if sent else time_stretch(rendered.audio, OUTPUT_SAMPLE_RATE, speed)
@@ -276,7 +287,7 @@ class Synthesizer(Library, Outputs, Rendering):
             path, srt, entry_id = self.write_output(rendered, fmt.name, {
                 "kind": "speech",
                 "title": title_of(base.text),
-                "request": self._request_record(request, base),
+                "request": self._request_record(asked, base),
             })
         progress(1.0, "done")
         return SynthesisResult(

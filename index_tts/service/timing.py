@@ -1,0 +1,47 @@
+"""Duration control: picking the one tempo (duration factor) at which planned speech fills a
+target length. The engines (engines.base.TimedEngine) draw the content first and say exactly how
+long it will be at any factor; this finds the factor and refuses a target no factor reaches.
+
+Accuracy: a plan's length moves in steps (IndexTTS2: one mel frame, 256 samples = 11.6 ms, per
+segment; the quick voice: one 5 ms WORLD frame per segment), so the factor found lands within
+half a step of the target per segment that steps at once; the promise is max(1 %, 20 ms).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from index_tts.engines.base import GenerationParams
+from index_tts.service.errors import ValidationError
+
+DURATION_FACTOR_RANGE = GenerationParams.RANGES["duration_factor"]  # (0.5, 2.0): measured in docs/creator-guide.md
+TOLERANCE_S = 0.020
+TOLERANCE_FRACTION = 0.01
+
+
+def tolerance_s(target_s: float) -> float:
+    """How far from a target duration a result may end: 1 % or 20 ms, whichever is larger."""
+    return max(TOLERANCE_S, TOLERANCE_FRACTION * target_s)
+
+
+def pick_factor(length: Callable[[float], int], target: int, sample_rate: int,
+                factor_range: tuple[float, float] = DURATION_FACTOR_RANGE) -> float:
+    """The factor in `factor_range` whose `length(factor)` (samples, non-decreasing in the factor)
+    is nearest `target` samples. ValidationError("duration") naming the reachable range in
+    seconds when even the range's ends miss the target by more than the tolerance."""
+    lo, hi = factor_range
+    shortest, longest = length(lo), length(hi)
+    slack = tolerance_s(target / sample_rate) * sample_rate
+    if not shortest - slack <= target <= longest + slack:
+        natural = length(1.0) / sample_rate
+        raise ValidationError("duration", f"{target / sample_rate:.2f} s is out of reach for this text: it can take "
+                                          f"{shortest / sample_rate:.2f}-{longest / sample_rate:.2f} s (duration factor "
+                                          f"{lo:g}-{hi:g}; {natural:.2f} s at its natural pace)")
+    a, b = lo, hi
+    for _ in range(48):  # bisection on the crossing; far finer than one step of the length
+        middle = (a + b) / 2
+        if length(middle) < target:
+            a = middle
+        else:
+            b = middle
+    return min((a, b), key=lambda f: abs(length(f) - target))
