@@ -11,6 +11,8 @@ package re-exports every value type and error they need.
     library.py      voices (and the library zip), presets, emotion presets, glossary
     dialogue.py     `Role: line` scripts voiced as one admitted job
     clips.py        clips (one keyed, kept stretch of speech) for dubbing, dialogue lines and projects
+    timing.py       duration control: the one tempo that fills a target duration
+    dubbing.py      subtitle-timed dubbing jobs (SRT/WebVTT cues voiced onto one track)
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
     launch.py       choosing the engine at launch (the model store's findings, the reason)
 See docs/service-api.md for the methods.
@@ -24,6 +26,7 @@ from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
 from index_tts.service.checks import AudioInput, Limits, bad_character, check_name, check_number, check_text
 from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, DialogueResult, Line, RoleSetting, compose,
                                         compose_from_history, parse_script, roles_of)
+from index_tts.service.dubbing import FIT_MODES, MAX_CUES, DubbingResult, subtitle_roles
 from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
                                       TimedOut, ValidationError)
 from index_tts.service.launch import EngineUnavailable, choose_engine, prepare_gradio_temp
@@ -31,6 +34,7 @@ from index_tts.service.library import UPLOAD_FOLDER, Preset, Problem, Voice
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
 from index_tts.service.synthesizer import EngineFactory, Status, Synthesizer, get_synthesizer, init_synthesizer
+from index_tts.service.timing import DURATION_FACTOR_RANGE, tolerance_s
 from index_tts.service.uploads import audio_key, decode_audio
 
 __all__ = [
@@ -43,4 +47,5 @@ __all__ = [
     "OUTPUT_SAMPLE_RATE", "describe_emotion", "title_of", "PlannedSegment", "Rendered", "SynthesisRequest",
     "SynthesisResult", "TimedSegment", "EngineFactory", "Status", "Synthesizer", "get_synthesizer", "init_synthesizer",
     "audio_key", "decode_audio", "EngineUnavailable", "choose_engine", "prepare_gradio_temp",
+    "FIT_MODES", "MAX_CUES", "DubbingResult", "subtitle_roles", "DURATION_FACTOR_RANGE", "tolerance_s",
 ]

@@ -16,7 +16,7 @@ from index_tts.engines.base import (Engine, EngineRequest, GenerationParams, Not
 from index_tts.service.checks import LINE_BREAKS, bad_character, check_number
 from index_tts.service.errors import ValidationError, rethrow_named
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, TimedSegment
-from index_tts.service.timing import pick_factor
+from index_tts.service.timing import fit_factor, pick_factor
 from index_tts.text import tags
 
 OUTPUT_SAMPLE_RATE = 22050
@@ -107,8 +107,8 @@ class Rendering:
             check()  # a request cancelled (or late) while queued leaves the queue
         try:
             plans, factor = {}, base.generation.duration_factor
-            if request.duration is not None:  # all the content first, then one tempo for all of it
-                plans, factor = _plan_to_fit(engine, items, base, request.duration, gap.size, progress)
+            if request.duration is not None or request.max_duration is not None:  # the content, then one tempo
+                plans, factor = _plan_to_fit(engine, items, base, request, gap.size, progress)
             for position, item in enumerate(items):
                 if isinstance(item, tags.Pause):
                     pending += _silence(item.ms).size
@@ -166,11 +166,12 @@ def _part_request(base: EngineRequest, item: tags.Speech) -> EngineRequest:
     return replace(base, text=item.text, emotion=emotion)
 
 
-def _plan_to_fit(engine: Engine, items: list, base: EngineRequest, duration_s: float, gap: int,
+def _plan_to_fit(engine: Engine, items: list, base: EngineRequest, request: SynthesisRequest, gap: int,
                  progress: ProgressFn) -> tuple[dict, float]:
     """Plan every speech part (engines.base.TimedEngine) and pick the one duration factor that
-    makes the whole, its fixed pauses and silences included, last `duration_s`.
-    -> ({item index: plan}, factor). ValidationError("duration") when out of reach."""
+    makes the whole, its fixed pauses and silences included, last `request.duration` (or at most
+    `request.max_duration`). -> ({item index: plan}, factor). ValidationError("duration") when
+    a duration is out of reach."""
     if not hasattr(engine, "plan"):
         raise ValidationError("duration", f"the {getattr(engine, 'name', 'current')} engine cannot set a duration")
     plans, fixed, after_speech = {}, 0, False
@@ -195,7 +196,9 @@ def _plan_to_fit(engine: Engine, items: list, base: EngineRequest, duration_s: f
     def length(factor: float) -> int:
         return fixed + sum(round(p.samples(factor) * OUTPUT_SAMPLE_RATE / p.sample_rate) for p in plans.values())
 
-    return plans, pick_factor(length, round(duration_s * OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE)
+    if request.duration is None:
+        return plans, fit_factor(length, round(request.max_duration * OUTPUT_SAMPLE_RATE), base.generation.duration_factor)
+    return plans, pick_factor(length, round(request.duration * OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE)
 
 
 

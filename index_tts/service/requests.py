@@ -37,6 +37,9 @@ class SynthesisRequest:
                     content first, then picks one duration factor for the whole text (pauses and
                     segment silences stay as they are); a target outside the factor range is a
                     ValidationError("duration") giving the range in seconds. Not with speed.
+    max_duration:   at most this long (seconds): the natural pace when it fits, else the slowest
+                    factor that ends in time, down to the range's fastest (dubbing's `fit` mode;
+                    the result may then still be longer). Not with duration or speed.
     """
 
     text: str
@@ -48,6 +51,7 @@ class SynthesisRequest:
     use_glossary: bool = True
     speed: float = 1.0
     duration: float | None = None
+    max_duration: float | None = None
 
     def validate(self, limits: Limits = Limits(), glossary: dict[str, dict[str, str]] | None = None) -> EngineRequest:
         """Check every field; return the engine's view of the request or raise ValidationError.
@@ -63,6 +67,10 @@ class SynthesisRequest:
             check_number(self.duration, "duration", *DURATION_RANGE_S)
             if self.speed != 1.0:
                 raise ValidationError("duration", "set either duration or speed, not both")
+        if self.max_duration is not None:
+            check_number(self.max_duration, "max_duration", *DURATION_RANGE_S)
+            if self.speed != 1.0 or self.duration is not None:
+                raise ValidationError("max_duration", "goes with neither duration nor speed")
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")

@@ -24,6 +24,7 @@ from index_tts.encoding import audio_format
 from index_tts.engines.base import Engine, ProgressFn, no_progress
 from index_tts.service.checks import Limits, check_number
 from index_tts.service.dialogue import DialogueResult, RoleSetting, compose, compose_from_history
+from index_tts.service.dubbing import Dubbing
 from index_tts.service.errors import Busy, Cancelled, NotReady, State, TimedOut
 from index_tts.service.library import Library
 from index_tts.service.outputs import Outputs
@@ -69,9 +70,10 @@ class Status:
         return str(self.model_store.get("revision") or "")
 
 
-class Synthesizer(Library, Outputs, Rendering):
+class Synthesizer(Library, Outputs, Rendering, Dubbing):
     """The service. Loading, status, admission and synthesis live here; the library, the outputs
-    and history, and rendering are its mixins (library.py, outputs.py, render.py)."""
+    and history, rendering and dubbing jobs are its mixins (library.py, outputs.py, render.py,
+    dubbing.py)."""
 
     def __init__(
         self,

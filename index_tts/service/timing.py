@@ -37,11 +37,29 @@ def pick_factor(length: Callable[[float], int], target: int, sample_rate: int,
         raise ValidationError("duration", f"{target / sample_rate:.2f} s is out of reach for this text: it can take "
                                           f"{shortest / sample_rate:.2f}-{longest / sample_rate:.2f} s (duration factor "
                                           f"{lo:g}-{hi:g}; {natural:.2f} s at its natural pace)")
-    a, b = lo, hi
-    for _ in range(48):  # bisection on the crossing; far finer than one step of the length
+    a, b = _crossing(length, target, lo, hi)
+    return min((a, b), key=lambda f: abs(length(f) - target))
+
+
+def fit_factor(length: Callable[[float], int], limit: int, preferred: float = 1.0,
+               factor_range: tuple[float, float] = DURATION_FACTOR_RANGE) -> float:
+    """At most `limit` samples: `preferred` when that fits, else the slowest factor that ends by
+    the limit, else the range's fastest (the caller sees the overrun in the length)."""
+    lo = factor_range[0]
+    if length(preferred) <= limit:
+        return preferred
+    if length(lo) >= limit:
+        return lo
+    return _crossing(length, limit, lo, preferred)[0]
+
+
+def _crossing(length: Callable[[float], int], target: int, a: float, b: float) -> tuple[float, float]:
+    """Factors a < b, close together, with length(a) < target <= length(b) (bisection, far finer
+    than one step of the length)."""
+    for _ in range(48):
         middle = (a + b) / 2
         if length(middle) < target:
             a = middle
         else:
             b = middle
-    return min((a, b), key=lambda f: abs(length(f) - target))
+    return a, b
