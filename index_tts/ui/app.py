@@ -11,6 +11,7 @@ UI code only. Each tab or section is a room module with `layout(page)` (its widg
     history.py      its history of results
     library.py      the Voice library tab
     dialogue.py     the Dialogue tab
+    dubbing.py      the Dubbing tab (subtitle-timed dubbing jobs)
     presets.py      the Saved presets tab
     errors.py       the one decorator that turns service errors into messages
     page.py         what the rooms share (Page, bind, event settings)
@@ -26,7 +27,7 @@ from typing import Callable
 import gradio as gr
 
 from index_tts.service import Synthesizer
-from index_tts.ui import dialogue, library, presets, synthesize
+from index_tts.ui import dialogue, dubbing, library, presets, synthesize
 from index_tts.ui.page import LIGHT, Page
 from index_tts.ui.status import preview, render_banner
 from index_tts.ui.strings import LANGUAGES, t
@@ -44,10 +45,11 @@ CSS = """
 .emo-preset-row button { min-width: 90px; }
 """
 
-TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_presets", presets))
+TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_dubbing", dubbing),
+        ("tab_presets", presets))
 # Tables take their headers from their value, so the language switch refills them: (room, widget, strings key).
 TABLES = (("synth", "out_segments", "out_segments_headers"), ("history", "table", "history_headers"),
-          ("dialogue", "lines", "dlg_lines_headers"))
+          ("dialogue", "lines", "dlg_lines_headers"), ("dubbing", "cues", "dub_cues_headers"))
 
 
 def retitle(table_value, key, lang_value):
