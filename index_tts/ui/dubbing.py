@@ -105,7 +105,8 @@ def regenerate_cue(synth: Synthesizer, token, job_id, cue, emotion_choice, lang_
         emotion = emotion_from_choice(emotion_choice, builtin_emotion_presets(), synth.list_emotion_presets(), None)
     cancel = _CANCELS[token] = threading.Event()
     try:
-        result = synth.regenerate_dub_cue(job_id, int(cue or 0), emotion=emotion, progress=reporter(progress), cancel=cancel)
+        result = synth.regenerate_dub_cue(job_id, int(cue or 0), seed=secrets.randbelow(2**32), emotion=emotion,
+                                          progress=reporter(progress), cancel=cancel)
     finally:
         _CANCELS.pop(token, None)
     view = list(_view(synth, result, lang_value))
