@@ -12,7 +12,7 @@ import torch
 from index_tts.engines import select_engine
 from index_tts.engines.quick import QuickVoiceEngine
 from index_tts.service import OUTPUT_SAMPLE_RATE, GenerationParams, Synthesizer, SynthesisRequest, ValidationError
-from index_tts.service.timing import tolerance_s
+from index_tts.engines.timing import tolerance_s
 from tests.test_quick_voice import TEXT_TWO, harmonic_voice
 
 TEXT = TEXT_TWO  # two segments at 20 tokens each

@@ -11,7 +11,6 @@ package re-exports every value type and error they need.
     library.py      voices (and the library zip), presets, emotion presets, glossary
     dialogue.py     `Role: line` scripts voiced as one admitted job
     clips.py        clips (one keyed, kept stretch of speech) for dubbing, dialogue lines and projects
-    timing.py       duration control: the one tempo that fills a target duration
     dubbing.py      subtitle-timed dubbing jobs (SRT/WebVTT cues voiced onto one track)
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
     launch.py       choosing the engine at launch (the model store's findings, the reason)
@@ -34,7 +33,7 @@ from index_tts.service.library import UPLOAD_FOLDER, Preset, Problem, Voice
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
 from index_tts.service.synthesizer import EngineFactory, Status, Synthesizer, get_synthesizer, init_synthesizer
-from index_tts.service.timing import DURATION_FACTOR_RANGE, tolerance_s
+from index_tts.engines.timing import DURATION_FACTOR_RANGE, tolerance_s
 from index_tts.service.uploads import audio_key, decode_audio
 
 __all__ = [

@@ -13,10 +13,10 @@ import soxr
 from index_tts.emotion import EMOTIONS, EmotionSpec
 from index_tts.engines.base import (Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, UnusableReference,
                                     no_progress)
+from index_tts.engines.timing import OutOfReach, fit_factor, pick_factor
 from index_tts.service.checks import LINE_BREAKS, bad_character, check_number
 from index_tts.service.errors import ValidationError, rethrow_named
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, TimedSegment
-from index_tts.service.timing import fit_factor, pick_factor
 from index_tts.text import tags
 
 OUTPUT_SAMPLE_RATE = 22050
@@ -198,7 +198,10 @@ def _plan_to_fit(engine: Engine, items: list, base: EngineRequest, request: Synt
 
     if request.duration is None:
         return plans, fit_factor(length, round(request.max_duration * OUTPUT_SAMPLE_RATE), base.generation.duration_factor)
-    return plans, pick_factor(length, round(request.duration * OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE)
+    try:
+        return plans, pick_factor(length, round(request.duration * OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE)
+    except OutOfReach as e:
+        raise ValidationError("duration", str(e)) from e
 
 
 

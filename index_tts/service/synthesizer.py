@@ -30,7 +30,7 @@ from index_tts.service.library import Library
 from index_tts.service.outputs import Outputs
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, title_of
 from index_tts.service.requests import Rendered, SynthesisRequest, SynthesisResult
-from index_tts.service.timing import DURATION_FACTOR_RANGE
+from index_tts.engines.timing import DURATION_FACTOR_RANGE
 from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Retention,
                                VoiceStore, default_data_dir)
 from index_tts.storage.history import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_GB

@@ -1,6 +1,7 @@
 """Duration control: picking the one tempo (duration factor) at which planned speech fills a
 target length. The engines (engines.base.TimedEngine) draw the content first and say exactly how
-long it will be at any factor; this finds the factor and refuses a target no factor reaches.
+long it will be at any factor; this finds the factor and refuses (OutOfReach) a target no factor
+reaches. The service turns OutOfReach into ValidationError("duration").
 
 Accuracy: a plan's length moves in steps (IndexTTS2: one mel frame, 256 samples = 11.6 ms, per
 segment; the quick voice: one 5 ms WORLD frame per segment), so the factor found lands within
@@ -12,7 +13,6 @@ from __future__ import annotations
 from typing import Callable
 
 from index_tts.engines.base import GenerationParams
-from index_tts.service.errors import ValidationError
 
 DURATION_FACTOR_RANGE = GenerationParams.RANGES["duration_factor"]  # (0.5, 2.0): measured in docs/creator-guide.md
 TOLERANCE_S = 0.020
@@ -24,17 +24,21 @@ def tolerance_s(target_s: float) -> float:
     return max(TOLERANCE_S, TOLERANCE_FRACTION * target_s)
 
 
+class OutOfReach(ValueError):
+    """No factor in the range makes the speech last the target; the message gives the range."""
+
+
 def pick_factor(length: Callable[[float], int], target: int, sample_rate: int,
                 factor_range: tuple[float, float] = DURATION_FACTOR_RANGE) -> float:
     """The factor in `factor_range` whose `length(factor)` (samples, non-decreasing in the factor)
-    is nearest `target` samples. ValidationError("duration") naming the reachable range in
-    seconds when even the range's ends miss the target by more than the tolerance."""
+    is nearest `target` samples. OutOfReach naming the reachable range in seconds when even the
+    range's ends miss the target by more than the tolerance."""
     lo, hi = factor_range
     shortest, longest = length(lo), length(hi)
     slack = tolerance_s(target / sample_rate) * sample_rate
     if not shortest - slack <= target <= longest + slack:
         natural = length(1.0) / sample_rate
-        raise ValidationError("duration", f"{target / sample_rate:.2f} s is out of reach for this text: it can take "
+        raise OutOfReach(f"{target / sample_rate:.2f} s is out of reach for this text: it can take "
                                           f"{shortest / sample_rate:.2f}-{longest / sample_rate:.2f} s (duration factor "
                                           f"{lo:g}-{hi:g}; {natural:.2f} s at its natural pace)")
     a, b = _crossing(length, target, lo, hi)
