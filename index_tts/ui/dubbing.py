@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from index_tts.fileio import atomic_write_bytes
 from index_tts.service import (FIT_MODES, GenerationParams, RoleSetting, Synthesizer, TimedSegment, builtin_emotion_presets,
                                subtitle_roles, ValidationError)
 from index_tts.ui.creator import VOICE_DEFAULT, emotion_choices, emotion_from_choice, waveform_svg
@@ -64,9 +65,7 @@ def _view(synth: Synthesizer, result, lang_value):
     info = t(lang_value, "dub_info", n=len(rows), rendered=result.rendered, overruns=overruns, job=result.job_id)
     marks = [TimedSegment(f"{r['index']}: {r['text']}", r["start"], r["end"], "cue") for r in result.report]
     svg = waveform_svg(result.track_path, marks, t(lang_value, "dub_wave_label"))
-    zip_path = result.folder / f"dubbing-{result.job_id}.zip"
-    from index_tts.fileio import atomic_write_bytes
-    atomic_write_bytes(zip_path, synth.dubbing_zip(result.job_id))
+    zip_path = atomic_write_bytes(result.folder / f"dubbing-{result.job_id}.zip", synth.dubbing_zip(result.job_id))
     first = result.report[0]["index"]
     return (result.job_id, str(result.track_path), info, svg, str(zip_path), rows, gr.update(value=first, maximum=len(rows)),
             str(result.cue_paths[0]))
