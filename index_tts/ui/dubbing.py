@@ -63,7 +63,7 @@ def _view(synth: Synthesizer, result, lang_value):
              r["overrun"]] for r in result.report]
     overruns = sum(1 for r in result.report if r["overrun"] > 0)
     info = t(lang_value, "dub_info", n=len(rows), rendered=result.rendered, overruns=overruns, job=result.job_id)
-    marks = [TimedSegment(f"{r['index']}: {r['text']}", r["start"], r["end"], "cue") for r in result.report]
+    marks = [TimedSegment(r["text"], r["start"], r["end"], f"#{r['index']}") for r in result.report]  # a band per slot
     svg = waveform_svg(result.track_path, marks, t(lang_value, "dub_wave_label"))
     zip_path = atomic_write_bytes(result.folder / f"dubbing-{result.job_id}.zip", synth.dubbing_zip(result.job_id))
     first = result.report[0]["index"]
