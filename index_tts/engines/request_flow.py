@@ -14,11 +14,13 @@ rule), segment_audio (regulator, DiT/CFM, BigVGAN), synthesize_tokens and _prepa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
 
 from index_tts.engines.base import EngineOutput, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, SegmentFn, no_progress
+from index_tts.modules.s2mel import MEL_FRAMES_PER_CODE
 
 
 class RequestFlow:
@@ -86,10 +88,9 @@ class RequestFlow:
         p = plan.prepared
         silence = torch.zeros(plan.gap)
         pieces, lengths = [], []
-        for k, s_infer in enumerate(plan.contents):
+        for k, (s_infer, frames) in enumerate(zip(plan.contents, plan.frames(duration_factor))):
             progress(0.5 + 0.45 * k / len(plan.contents), f"speech synthesis {k + 1}/{len(plan.contents)}")
-            wav = torch.zeros(0) if s_infer is None else self.segment_audio(
-                p.prompt, s_infer, self.mel_frames(s_infer.size(1), duration_factor), p.params, p.generator)
+            wav = torch.zeros(0) if s_infer is None else self.segment_audio(p.prompt, s_infer, frames, p.params, p.generator)
             if on_segment is not None:
                 on_segment(k, wav.to(torch.int16).numpy(), self.sample_rate)
             pieces += [silence, wav] if pieces else [wav]
@@ -112,7 +113,12 @@ class _Prepared:
 
 class NeuralPlan:
     """IndexTTS2's SpeechPlan: the segments' regulator inputs; its length for a factor is the sum
-    of the mel frames times the vocoder's hop, plus the silences between segments."""
+    of the mel frames times the vocoder's hop, plus the silences between segments.
+
+    The frames are apportioned, not truncated per segment as the factor alone would: the total is
+    the rounded sum of every segment's exact share (S frames x 1.72 x factor), and the frames left
+    over after flooring go to the largest remainders. So the length moves one mel frame (11.6 ms)
+    at a time however many segments there are, and a target lands within half a frame."""
 
     def __init__(self, engine: "RequestFlow", prepared: _Prepared, contents: list[torch.Tensor | None]):
         self.engine, self.prepared, self.contents = engine, prepared, contents
@@ -120,6 +126,14 @@ class NeuralPlan:
         self.hop = engine.bigvgan.cfg.total_upsample
         self.gap = int(self.sample_rate * prepared.params.interval_silence_ms / 1000)
 
+    def frames(self, duration_factor: float) -> list[int]:
+        """Mel frames per segment at `duration_factor` (0 for a segment without codes)."""
+        exact = [0.0 if c is None else c.size(1) * MEL_FRAMES_PER_CODE * duration_factor for c in self.contents]
+        frames = [0 if c is None else max(math.floor(x), 1) for c, x in zip(self.contents, exact)]  # never an empty segment
+        left = round(sum(exact)) - sum(frames)
+        for k in sorted(range(len(exact)), key=lambda k: frames[k] - exact[k])[:max(left, 0)]:
+            frames[k] += 1
+        return frames
+
     def samples(self, duration_factor: float) -> int:
-        speech = sum(self.engine.mel_frames(c.size(1), duration_factor) for c in self.contents if c is not None)
-        return self.hop * speech + self.gap * (len(self.contents) - 1)
+        return self.hop * sum(self.frames(duration_factor)) + self.gap * (len(self.contents) - 1)

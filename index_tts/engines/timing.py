@@ -3,9 +3,10 @@ target length. The engines (engines.base.TimedEngine) draw the content first and
 long it will be at any factor; this finds the factor and refuses (OutOfReach) a target no factor
 reaches. The service turns OutOfReach into ValidationError("duration").
 
-Accuracy: a plan's length moves in steps (IndexTTS2: one mel frame, 256 samples = 11.6 ms, per
-segment; the quick voice: one 5 ms WORLD frame per segment), so the factor found lands within
-half a step of the target per segment that steps at once; the promise is max(1 %, 20 ms).
+Accuracy: a plan's length moves in steps (IndexTTS2: one mel frame, 256 samples = 11.6 ms, the
+frames apportioned across its segments; the quick voice: one 5 ms WORLD frame per segment that
+steps at once), so the factor found lands within about half a step of the target; the promise is
+max(1 %, 20 ms).
 """
 
 from __future__ import annotations
