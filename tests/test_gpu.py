@@ -60,3 +60,16 @@ def test_cuda_graph_decode_step_keeps_the_codes(tiny_model_dir, monkeypatch):
     graph_codes, _ = _tokens_run(engine, "exact")
     assert engine._static_gpt is not None and engine._static_gpt.graph is not None  # it was captured
     assert graph_codes == eager_codes
+
+
+def test_cuda_plan_lands_on_its_planned_length(tiny_model_dir):
+    """Duration control on CUDA: the plan's exact length at a factor is what finish renders (the CPU
+    path: tests/test_duration.py)."""
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cuda:0")
+    t = np.arange(22050 * 3) / 22050
+    voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    request = EngineRequest(text="Good morning. See you soon.", voice=voice, voice_sr=22050, voice_key="gpu-plan",
+                            generation=GenerationParams(seed=7, max_mel_tokens=60, max_text_tokens_per_segment=20))
+    plan = engine.plan(request)
+    for factor in (0.5, 1.0, 1.37, 2.0):
+        assert engine.finish(plan, factor).audio.size == plan.samples(factor)

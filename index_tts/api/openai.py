@@ -8,6 +8,8 @@
     GET    /v1/voices/{name}     one saved voice
     POST   /v1/voices            upload a reference (multipart), checked like a synthesis voice
     DELETE /v1/voices/{name}     remove a saved voice
+    POST   /v1/dubbing           a subtitle file voiced cue by cue (multipart) -> a zip of the track,
+                                 the cues, report.json and the subtitles
 
 This layer only translates: HTTP fields -> service calls; every error a route raises is answered
 by errors.service_error (one mapping). What is valid is decided by the service. See docs/api.md.
@@ -26,10 +28,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from index_tts.api.errors import BadRequest, ErrorMappingRoute, parse_json
-from index_tts.api.schema import (AUDIO_TYPES, MULTIPART_SPEECH_SCHEMA, SPEECH_SCHEMA, VOICE_UPLOAD_SCHEMA, SpeechBody,
-                                  build_request)
-from index_tts.api.streaming import remove, result_headers, start, stream, wait_or_disconnect
-from index_tts.service import NotFound, SynthesisResult, Synthesizer, audio_format
+from index_tts.api.schema import (AUDIO_TYPES, DUBBING_SCHEMA, MULTIPART_SPEECH_SCHEMA, SPEECH_SCHEMA, VOICE_UPLOAD_SCHEMA,
+                                  GenerationBody, SpeechBody, build_request)
+from index_tts.api.streaming import remove, result_headers, run_off_loop, start, stream, wait_or_disconnect
+from index_tts.service import GenerationParams, NotFound, RoleSetting, SynthesisResult, Synthesizer, ValidationError, audio_format
 
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the multipart framing and text fields around a file
 JSON_LIMIT_BYTES = 1024 * 1024   # a JSON speech request is text and a few numbers
@@ -193,5 +195,44 @@ def make_openai_router(get_synthesizer: Callable[[], Synthesizer]) -> APIRouter:
     def delete_voice(name: str) -> Response:
         get_synthesizer().delete_voice(name)
         return JSONResponse({"name": name, "deleted": True})
+
+    @router.post("/dubbing", summary="Dub a subtitle file (SRT or WebVTT) onto one track", response_class=Response,
+                 responses={200: {"content": {"application/zip": {}}, "description": "track.<fmt>, cues/NNN.<fmt>, report.json, "
+                                                                                     "the subtitles (and retimed.srt when a cue's end moved)"},
+                            422: {"description": "a bad field or subtitle file; `error.param` names it, the message the cue"}},
+                 openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": DUBBING_SCHEMA}}}})
+    async def dubbing(http: Request) -> Response:
+        synth = get_synthesizer()
+        if http.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+            raise BadRequest(422, "subtitles", "subtitles: send multipart/form-data with the `subtitles` file")
+        form = await read_form(http)
+        try:
+            upload = form.get("subtitles")
+            subtitles = upload if isinstance(upload, str) else (await upload.read() if upload is not None else None)
+            voice, fit, fmt, seed = (form_text(form, k) for k in ("voice", "fit", "response_format", "seed"))
+            roles = json_field(form, "roles")
+            generation = json_field(form, "generation")
+        finally:
+            await form.close()
+        if not subtitles:
+            raise BadRequest(422, "subtitles", "subtitles: upload the SRT or WebVTT file as `subtitles`")
+        if roles is not None and (not isinstance(roles, dict) or not all(isinstance(v, str) for v in roles.values())):
+            raise ValidationError("roles", 'must be a JSON object {"role": "saved voice name", ...}')
+        given = GenerationBody.model_validate(generation or {}).model_dump(exclude_none=True)
+        if seed not in (None, ""):
+            if not seed.strip().isdigit():
+                raise ValidationError("seed", f"must be a whole number, got {seed[:20]!r}")
+            given["seed"] = int(seed)
+        params = GenerationParams(**given)
+        cancel = threading.Event()
+        job = run_off_loop(lambda: synth.create_dubbing(
+            subtitles, voice=voice or None, roles={r: RoleSetting(v) for r, v in roles.items()} if roles else None,
+            fit=fit or "natural", output_format=fmt or "wav", generation=params, cancel=cancel), "api-dubbing")
+        if not await wait_or_disconnect(http, job, cancel):
+            return Response(status_code=499)
+        result = job.result()
+        return Response(await asyncio.to_thread(synth.dubbing_zip, result.job_id), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="dubbing-{result.job_id}.zip"',
+                                 "X-Dubbing-Job": result.job_id})
 
     return router

@@ -45,8 +45,9 @@ class GenerationBody(BaseModel):
     quality: str | None = Field(None, description='"exact" (default: upstream\'s computation), "balanced" (the same codes, the '
                                                   'mel decoder and vocoder in bf16 where the hardware has it) or "fast" (balanced '
                                                   'plus fewer DiT steps and a shorter DiT prompt); see docs/performance.md')
-    duration_factor: float | None = Field(None, description="IndexTTS-2.5's length regulator, 0.5-2.0 (> 1 speaks slower); "
-                                                            "other engines ignore it")
+    duration_factor: float | None = Field(None, description="tempo, 0.5-2.0 (> 1 speaks slower): the same words rendered "
+                                                            "longer or shorter at a natural pitch (IndexTTS2 and 2.5: "
+                                                            "their length regulator; the quick voice: its WORLD tempo)")
 
 
 class SpeechBody(BaseModel):
@@ -56,7 +57,11 @@ class SpeechBody(BaseModel):
     input: str = Field(description="the text to speak")
     voice: str | None = Field(None, description="a saved voice (GET /v1/voices); multipart requests may upload `voice_file` instead")
     response_format: str = Field("mp3", description=f"one of {', '.join(FORMAT_NAMES)}")
-    speed: float = Field(1.0, description="0.25..4.0; a pitch-preserving time stretch of the result")
+    speed: float = Field(1.0, description="0.25..4.0; rendered by the engine's tempo (duration_factor / speed) where that "
+                                          "stays in 0.5-2.0, else a pitch-preserving time stretch of the result")
+    duration: float | None = Field(None, description="the length of the result in seconds: the engine picks the tempo "
+                                                     "(within 1 % or 20 ms); out of reach -> 422 with param `duration` and "
+                                                     "the reachable range. Not with speed")
     instructions: str | None = Field(None, description="OpenAI's style instructions: used as the emotion text when `emotion` is absent")
     stream: bool = Field(False, description="send audio as each segment finishes (pcm, wav: progressively)")
     emotion: EmotionBody | None = None
@@ -110,7 +115,8 @@ def build_request(synth: Synthesizer, body: SpeechBody, voice_file: Path | None,
     given = body.generation.model_dump(exclude_none=True) if body.generation is not None else {}
     return SynthesisRequest(text=body.input, voice=voice, emotion=emotion, generation=GenerationParams(**given),
                             emotion_audio=emotion_audio, output_format=body.response_format,
-                            use_glossary=body.use_glossary, speed=body.speed, model=model_of(body), language=body.language)
+                            use_glossary=body.use_glossary, speed=body.speed, model=model_of(body), language=body.language,
+                            duration=body.duration)
 
 
 def inline_refs(schema: dict) -> dict:
@@ -150,5 +156,17 @@ VOICE_UPLOAD_SCHEMA = {
         "tags": {"type": "string", "description": "comma-separated"},
         "note": {"type": "string"},
         "overwrite": {"type": "boolean", "description": "replace a voice of the same name (default false)"},
+    }}
+DUBBING_SCHEMA = {
+    "type": "object", "required": ["subtitles"],
+    "properties": {
+        "subtitles": {"type": "string", "format": "binary", "description": "an SRT or WebVTT file (UTF-8), or its text"},
+        "voice": {"type": "string", "description": "a saved voice for every cue (or `roles`)"},
+        "roles": {"type": "string", "description": 'JSON: {"Role": "saved voice", ...}; a cue\'s role is its WebVTT '
+                                                   '<v Role> or a `Role:` prefix; "*" voices cues without one'},
+        "fit": {"type": "string", "enum": ["natural", "fit", "stretch"], "default": "natural"},
+        "response_format": {"type": "string", "default": "wav", "description": "wav, flac, mp3, ogg or opus"},
+        "seed": {"type": "integer", "description": "cue n is spoken with seed + n (default: a random seed)"},
+        "generation": {"type": "string", "description": "the `generation` object as JSON text"},
     }}
 AUDIO_TYPES = {audio_format(name).media_type: {"schema": {"type": "string", "format": "binary"}} for name in FORMAT_NAMES}

@@ -26,6 +26,11 @@ def start(synth: Synthesizer, request: SynthesisRequest, cancel: threading.Event
           on_audio: Callable[[np.ndarray], None] | None = None) -> asyncio.Future:
     """Run synthesize() in its own thread (so admission control, not a thread pool, decides who
     waits); the future completes on the event loop."""
+    return run_off_loop(lambda: synth.synthesize(request, on_audio=on_audio, cancel=cancel))
+
+
+def run_off_loop(work: Callable[[], Any], name: str = "api-synthesis") -> asyncio.Future:
+    """work() in its own thread; the future completes on the event loop with its result or error."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future = loop.create_future()
     # A client that left never reads the outcome; mark it read so asyncio does not log it.
@@ -35,15 +40,15 @@ def start(synth: Synthesizer, request: SynthesisRequest, cancel: threading.Event
         if not future.done():
             future.set_exception(outcome) if failed else future.set_result(outcome)
 
-    def work() -> None:
+    def thread() -> None:
         try:
-            result = synth.synthesize(request, on_audio=on_audio, cancel=cancel)
+            result = work()
         except BaseException as e:  # handed to the request's coroutine, which answers for it
             loop.call_soon_threadsafe(settle, e, True)
         else:
             loop.call_soon_threadsafe(settle, result, False)
 
-    threading.Thread(target=work, name="api-synthesis", daemon=True).start()
+    threading.Thread(target=thread, name=name, daemon=True).start()
     return future
 
 

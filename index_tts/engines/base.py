@@ -54,7 +54,9 @@ class GenerationParams:
     # mel decoder. Measured effects in docs/performance.md. Engines without such trade-offs treat
     # all alike.
     quality: str = "exact"
-    # IndexTTS-2.5 only (its length regulator): > 1 speaks slower. Other engines ignore it.
+    # Tempo: > 1 speaks slower, the same content (codes, phonemes) rendered longer with natural
+    # pitch. IndexTTS2 and 2.5 scale their s2mel length regulator's target; the quick voice its
+    # WORLD frame sequence. Measured limits in docs/creator-guide.md ("Timing").
     duration_factor: float = 1.0      # 0.5 .. 2.0
 
     QUALITIES = QUALITY_MODES
@@ -104,6 +106,17 @@ class UnusableReference(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+class SpeechPlan(Protocol):
+    """Speech whose content is decided (an engine's codes or phonemes, drawn with the request's
+    seed) but whose tempo is not yet: a target duration picks the factor from it."""
+
+    sample_rate: int
+
+    def samples(self, duration_factor: float) -> int:
+        """The exact length in samples that `finish(plan, duration_factor)` will return. Cheap."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -162,4 +175,17 @@ class Engine(Protocol):
         """Speak the request. on_segment, when given, is called in order as each segment's audio is
         final, so a front end can stream; the returned audio is the segments joined by
         `generation.interval_silence_ms` of silence."""
+        ...
+
+
+class TimedEngine(Engine, Protocol):
+    """An engine that can hit a target duration: the content first, then the tempo. For one
+    request, `finish(plan(request), f)` is what `synthesize` gives with duration_factor f, except
+    that all the content is drawn before any audio (so the codes do not depend on f)."""
+
+    def plan(self, request: EngineRequest, progress: ProgressFn = no_progress) -> SpeechPlan:
+        ...
+
+    def finish(self, plan: SpeechPlan, duration_factor: float, progress: ProgressFn = no_progress,
+               on_segment: SegmentFn | None = None) -> EngineOutput:
         ...

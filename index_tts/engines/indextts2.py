@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,7 +32,8 @@ import yaml
 
 from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
-from index_tts.engines.base import EngineOutput, EngineRequest, NothingToSpeak, GenerationParams, ProgressFn, Segment, no_progress
+from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
+from index_tts.engines.request_flow import RequestFlow
 from index_tts.engines.precision import decode_model, decoder_precision, prepare_cpu, prepare_cuda
 from index_tts.model_store.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.model_store import readahead
@@ -101,9 +102,10 @@ def _pieces_text(pieces: list[str]) -> str:
 # The engine
 
 
-class IndexTTS2Engine:
+class IndexTTS2Engine(RequestFlow):
     name = "IndexTTS2"
     version = VERSION
+    sample_rate = SAMPLE_RATE
     file_set = "2"  # which files it needs (model_store.model_files)
 
     def __init__(self, model_dir: ModelFiles | Path, device: str = "cpu", kernels: str = "auto"):
@@ -327,22 +329,44 @@ class IndexTTS2Engine:
     @torch.no_grad()
     def synthesize_segment(self, prompt: VoicePrompt, emovec: torch.Tensor, text_tokens: torch.Tensor,
                            params: GenerationParams, generator: torch.Generator | None = None,
-                           z: torch.Tensor | None = None, trace=_no_trace, prefix: str = "") -> torch.Tensor:
+                           z: torch.Tensor | None = None, trace=_no_trace, prefix: str = "",
+                           duration_factor: float = 1.0, **content_options) -> torch.Tensor:
         """One text segment (int ids [1, L]) -> float waveform [N] scaled to ±32767."""
-        dev = self.device
-        text_tokens = text_tokens.to(dev)
+        s_infer = self.segment_content(prompt, emovec, text_tokens, params, generator, trace, prefix, **content_options)
+        if s_infer is None:
+            return torch.zeros(0)
+        frames = self.mel_frames(s_infer.size(1), duration_factor)
+        return self.segment_audio(prompt, s_infer, frames, params, generator, z, trace, prefix)
+
+    @torch.no_grad()
+    def segment_content(self, prompt: VoicePrompt, emovec: torch.Tensor, text_tokens: torch.Tensor,
+                        params: GenerationParams, generator: torch.Generator | None = None,
+                        trace=_no_trace, prefix: str = "") -> torch.Tensor | None:
+        """One text segment -> S_infer [1, n, 1024], the length regulator's input (None: no codes).
+        This is all that the seed decides about the words; the tempo comes after."""
+        text_tokens = text_tokens.to(self.device)
         result = generate(decode_model(self), prompt.spk_cond_emb, text_tokens, emovec, params,
                           generator=generator, spk_latent=prompt.spk_latent)
         codes = result.codes[:, : result.code_len]
         trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)
         if result.code_len == 0:
-            return torch.zeros(0)
+            return None
         latent = self.gpt.forward_latent(prompt.spk_latent, text_tokens, codes, emovec).float()
         trace(f"{prefix}latent", latent)
-
         s_infer = self.codec.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + self.s2mel.gpt_layer(latent)
         trace(f"{prefix}S_infer", s_infer)
-        target_len = mel_frames_for_codes(torch.tensor([codes.size(1)], device=dev))
+        return s_infer
+
+    def mel_frames(self, s_len: int, duration_factor: float = 1.0) -> int:
+        """Mel frames for S_infer of s_len frames: n codes x 1.72 x duration_factor, truncated."""
+        return int(mel_frames_for_codes(torch.tensor([s_len]), duration_factor)[0])
+
+    @torch.no_grad()
+    def segment_audio(self, prompt: VoicePrompt, s_infer: torch.Tensor, frames: int, params: GenerationParams,
+                      generator: torch.Generator | None = None, z: torch.Tensor | None = None, trace=_no_trace,
+                      prefix: str = "") -> torch.Tensor:
+        """S_infer [1, n, 1024] regulated to `frames` mel frames -> float waveform [frames x hop]."""
+        target_len = torch.tensor([frames], device=self.device)
         trace(f"{prefix}target_len", target_len)
         cond = self.s2mel.length_regulator(s_infer, target_len)[0]
         trace(f"{prefix}cond", cond)
@@ -405,42 +429,3 @@ class IndexTTS2Engine:
         pieces = self._segment_pieces(request.text, params.max_text_tokens_per_segment, request.glossary)
         ids = [torch.tensor([self.tokenizer.convert_tokens_to_ids(p)], dtype=torch.int32) for p in pieces]
         return [_pieces_text(p) for p in pieces], ids, {}
-
-    def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress,
-                   on_segment: SegmentCallback | None = None) -> EngineOutput:
-        """on_segment: see `synthesize_tokens`; the joined audio is returned either way."""
-        # Likewise the mel positions bound the codes (official 1815 = the UI's maximum).
-        params = replace(request.generation, max_mel_tokens=min(request.generation.max_mel_tokens, self.gpt.cfg.max_mel_tokens))
-        generator = torch.Generator(device=self.device)
-        if params.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(params.seed)
-
-        progress(0.02, "text processing")
-        texts, ids, options = self._prepare_text(request, params)
-        if not ids:
-            raise NothingToSpeak("the text has nothing to speak after normalisation")
-
-        progress(0.05, "processing the voice reference")
-        prompt = self.voice_prompt(request.voice, request.voice_sr, request.voice_key)
-        progress(0.15, "computing the emotion")
-        emotion, emotion_model = request.emotion, ""
-        if emotion.mode == "text":
-            # Read the text here so the result can say which model did it; from then on text
-            # mode is vector mode (upstream feeds the weights through the same path).
-            weights, emotion_model = self.text_emotion(emotion.text or request.text)
-            emotion = replace(emotion, mode="vector", vector=tuple(weights))
-        emovec = self.emotion_vector(prompt, emotion, request.text, generator)
-
-        wav, lengths = self.synthesize_tokens(prompt, emovec, ids, params, generator, progress=progress,
-                                              on_segment=on_segment, **options)
-        progress(0.95, "finishing")
-        pcm = wav.to(torch.int16).numpy()  # truncation toward zero, as upstream's int16 cast
-
-        timings, t = [], 0
-        gap = int(SAMPLE_RATE * params.interval_silence_ms / 1000)
-        for text, n in zip(texts, lengths):
-            timings.append((text, t / SAMPLE_RATE, (t + n) / SAMPLE_RATE))
-            t += n + gap
-        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=timings, emotion_model=emotion_model)

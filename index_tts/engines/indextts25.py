@@ -33,7 +33,7 @@ from index_tts.model_store.layout import ModelFiles
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
 from index_tts.modules.codec25 import codec25_config, load_codec25
-from index_tts.modules.length_regulator25 import prompt_condition, regulate
+from index_tts.modules.length_regulator25 import prompt_condition, target_mel_frames
 from index_tts.modules.s2mel import S2Mel, S2MelConfig
 from index_tts.modules.unified_voice import UnifiedVoiceConfig
 from index_tts.modules.unified_voice25 import generate25, load_gpt25_checkpoint
@@ -125,7 +125,7 @@ class IndexTTS25Engine(IndexTTS2Engine):
         result = self._front_end(request.text, request.language, params.max_text_tokens_per_segment, request.glossary)
         kept = [(s, ids) for s, ids in zip(result.segments, result.segment_ids) if s.strip()]
         ids = [torch.tensor([i], dtype=torch.int32) for _, i in kept]
-        options = {"lang": result.lang_id, "duration_factor": params.duration_factor}
+        options = {"lang": result.lang_id}
         return [s.strip() for s, _ in kept], ids, options
 
     # -- voice --------------------------------------------------------------------------------
@@ -139,21 +139,21 @@ class IndexTTS25Engine(IndexTTS2Engine):
     # -- synthesis ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def synthesize_segment(self, prompt: VoicePrompt, emovec: torch.Tensor, text_tokens: torch.Tensor,
-                           params: GenerationParams, generator: torch.Generator | None = None,
-                           z: torch.Tensor | None = None, trace=_no_trace, prefix: str = "",
-                           lang: int = 0, duration_factor: float = 1.0) -> torch.Tensor:
-        """One segment (ids [1, L] ending in the appended 1, language row `lang`) -> float
-        waveform [N] scaled to ±32767."""
+    def segment_content(self, prompt: VoicePrompt, emovec: torch.Tensor, text_tokens: torch.Tensor,
+                        params: GenerationParams, generator: torch.Generator | None = None,
+                        trace=_no_trace, prefix: str = "", lang: int = 0) -> torch.Tensor | None:
+        """One segment (ids [1, L] ending in the appended 1, language row `lang`) -> S_infer
+        [1, 2n, 1024] from the codec decoder (None: no codes)."""
         trace(f"{prefix}lang", torch.tensor([lang]))
         result = generate25(self.gpt, prompt.style, text_tokens.to(self.device), lang, emovec, params, generator=generator)
         trace(f"{prefix}spk_latent", result.spk_latent)
         codes = result.codes[:, : result.code_len]
         trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)
         if result.code_len == 0:
-            return torch.zeros(0)
+            return None
         s_infer = self.codec.decode(codes)                     # [1, 2n, 1024], fp32
         trace(f"{prefix}S_infer", s_infer)
-        cond, _, target_len = regulate(self.s2mel.length_regulator, s_infer, duration_factor)
-        trace(f"{prefix}target_len", target_len), trace(f"{prefix}cond", cond)
-        return self._render(prompt, cond, params, generator, z, trace, prefix)
+        return s_infer
+
+    def mel_frames(self, s_len: int, duration_factor: float = 1.0) -> int:
+        return target_mel_frames(s_len, duration_factor)

@@ -24,6 +24,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,6 +104,10 @@ class QuickVoiceEngine:
 
     def synthesize(self, request: EngineRequest, progress: ProgressFn = no_progress,
                    on_segment: SegmentFn | None = None) -> EngineOutput:
+        return self.finish(self.plan(request, progress), request.generation.duration_factor, progress, on_segment)
+
+    def plan(self, request: EngineRequest, progress: ProgressFn = no_progress) -> "QuickPlan":
+        """Phonemes, voice and emotion applied, as WORLD features; the tempo comes in finish."""
         gen = request.generation
         emotion = request.emotion
         gen.validate()
@@ -140,9 +145,15 @@ class QuickVoiceEngine:
         progress(0.7, "applying emotion")
         rule = self._rule(emotion, request.text, speaker, rng)
         feats = [prosody.apply(f, rule, speaker.f0_median_hz, rng) for f in feats]
+        emotion_model = "keyword lexicon (the quick voice has no emotion model)" if emotion.mode == "text" else ""
+        return QuickPlan(feats, segs, gen.interval_silence_ms, rule.gain_db, emotion_model)
 
-        audio, spans = self._join(feats, segs, gen.interval_silence_ms)
-        audio = prosody.set_loudness(audio, rule.gain_db)
+    def finish(self, plan: "QuickPlan", duration_factor: float, progress: ProgressFn = no_progress,
+               on_segment: SegmentFn | None = None) -> EngineOutput:
+        """The planned speech at `duration_factor` (> 1 slower), through WORLD's frame sequence."""
+        feats = plan.feats if duration_factor == 1.0 else [prosody.time_scale(f, 1 / duration_factor) for f in plan.feats]
+        audio, spans = self._join(feats, plan.segs, plan.silence_ms)
+        audio = prosody.set_loudness(audio, plan.gain_db)
         progress(1.0, "done")
         pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
         if on_segment is not None:
@@ -150,8 +161,7 @@ class QuickVoiceEngine:
             # voice is several times faster than real time, so streaming it early gains little.
             for i, (_, start, end) in enumerate(spans):
                 on_segment(i, pcm[round(start * SAMPLE_RATE): round(end * SAMPLE_RATE)], SAMPLE_RATE)
-        emotion_model = "keyword lexicon (the quick voice has no emotion model)" if emotion.mode == "text" else ""
-        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=spans, emotion_model=emotion_model)
+        return EngineOutput(audio=pcm, sample_rate=SAMPLE_RATE, segments=spans, emotion_model=plan.emotion_model)
 
     def _profile(self, wav: np.ndarray, sr: int, key: str) -> voice.VoiceProfile:
         with self._lock:
@@ -197,6 +207,24 @@ class QuickVoiceEngine:
             spans.append((seg.text, t / SAMPLE_RATE, (t + len(y)) / SAMPLE_RATE))
             t += len(y)
         return np.concatenate(parts), spans
+
+
+@dataclass
+class QuickPlan:
+    """The quick voice's SpeechPlan: each segment's WORLD features before the tempo."""
+
+    feats: list[prosody.WorldFeatures]
+    segs: list[Segment]
+    silence_ms: int
+    gain_db: float
+    emotion_model: str
+    sample_rate: int = SAMPLE_RATE
+
+    def samples(self, duration_factor: float) -> int:
+        frames = [len(f.f0) if duration_factor == 1.0 else prosody.scaled_frames(len(f.f0), 1 / duration_factor)
+                  for f in self.feats]
+        gap = int(SAMPLE_RATE * self.silence_ms / 1000)
+        return sum(prosody.synthesized_samples(n, SAMPLE_RATE) for n in frames) + gap * (len(frames) - 1)
 
 
 def rule_from_reference(emotion_ref: voice.VoiceProfile, speaker: voice.VoiceProfile) -> ProsodyRule:

@@ -57,9 +57,12 @@ def gpt_layer() -> nn.Sequential:
     return nn.Sequential(nn.Linear(a, b), nn.Linear(b, c), nn.Linear(c, d))
 
 
-def mel_frames_for_codes(code_lens: Tensor) -> Tensor:
-    """Target mel length for n semantic codes: `(code_lens * 1.72).long()` in float32 (truncation)."""
-    return (code_lens * MEL_FRAMES_PER_CODE).long()
+def mel_frames_for_codes(code_lens: Tensor, duration_factor: float = 1.0) -> Tensor:
+    """Target mel length for n semantic codes: `(code_lens * 1.72).long()` in float32 (truncation),
+    as upstream. duration_factor (> 1 slower) scales it, as upstream PR #793 and 2.5 do: the same
+    codes, regulated to more or fewer frames, which the DiT renders at a natural pitch."""
+    frames = code_lens * MEL_FRAMES_PER_CODE
+    return (frames if duration_factor == 1.0 else frames * duration_factor).long()
 
 
 class S2Mel(nn.Module):

@@ -195,11 +195,21 @@ def _edit_f0(f0: np.ndarray, rule: ProsodyRule, center_hz: float, rng: np.random
     return np.where(voiced, np.exp(lf), 0.0)
 
 
+def scaled_frames(n_in: int, rate: float) -> int:
+    """Frames after `time_scale(feats, rate)` of n_in frames."""
+    return max(int(round(n_in / rate)), 1)
+
+
+def synthesized_samples(n_frames: int, sr: int) -> int:
+    """Samples `resynthesize` returns for n_frames frames (WORLD: frames x period, truncated)."""
+    return int(n_frames * FRAME_PERIOD_MS * sr / 1000)
+
+
 def time_scale(feats: WorldFeatures, rate: float) -> WorldFeatures:
     """Change tempo by resampling the frame sequence. Envelopes interpolate in the log domain;
     F0 interpolates between voiced neighbours and keeps the nearest frame's voicing."""
     n_in = len(feats.f0)
-    n_out = max(int(round(n_in / rate)), 1)
+    n_out = scaled_frames(n_in, rate)
     pos = np.minimum(np.arange(n_out) * rate, n_in - 1)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, n_in - 1)

@@ -15,6 +15,7 @@ package re-exports every value type and error they need.
     books.py        importing text, Markdown and EPUB into chapters; chapters into segments
     projects.py     long-form projects: import, edit, resumable render, export
     audiobook.py    a project's export: chapter files, the MP3 audiobook with chapter frames, its SRT
+    dubbing.py      subtitle-timed dubbing jobs (SRT/WebVTT cues voiced onto one track)
     synthesizer.py  the Synthesizer (loading, status, admission, synthesize) and the process's one instance
     models.py       the served models (indextts-2, indextts-2.5), their loading, the text languages
     launch.py       choosing the engines at launch (the model store's findings, the reason)
@@ -31,6 +32,7 @@ from index_tts.service.checks import AudioInput, Limits, bad_character, check_na
 from index_tts.service.clips import LocalRunner, Runner
 from index_tts.service.dialogue import (MAX_LINES, MAX_PAUSE_MS, MAX_ROLES, DialogueResult, Line, RoleSetting, compose,
                                         compose_from_history, parse_script, roles_of)
+from index_tts.service.dubbing import FIT_MODES, MAX_CUES, DubbingResult, subtitle_roles
 from index_tts.service.errors import (AlreadyExists, Busy, Cancelled, Conflict, NotFound, NotReady, ServiceError, State,
                                       TimedOut, ValidationError)
 from index_tts.service.launch import MODEL_FLAGS, EngineUnavailable, choose_engine, choose_models, prepare_gradio_temp
@@ -41,6 +43,7 @@ from index_tts.service.models import DEFAULT_MODEL, MODEL_IDS, TEXT_LANGUAGES, M
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, describe_emotion, title_of
 from index_tts.service.requests import PlannedSegment, Rendered, SynthesisRequest, SynthesisResult, TimedSegment
 from index_tts.service.synthesizer import EngineFactory, ModelInfo, Status, Synthesizer, get_synthesizer, init_synthesizer
+from index_tts.engines.timing import DURATION_FACTOR_RANGE, tolerance_s
 from index_tts.service.uploads import audio_key, decode_audio
 
 __all__ = [
@@ -56,4 +59,5 @@ __all__ = [
     "UNCHANGED", "Chapter", "ChapterProgress", "ExportResult", "Project", "ProjectProgress", "RenderReport",
     "check_project_name", "LocalRunner", "Runner",
     "MODEL_FLAGS", "choose_models", "DEFAULT_MODEL", "MODEL_IDS", "TEXT_LANGUAGES", "ModelChoice", "ModelInfo",
+    "FIT_MODES", "MAX_CUES", "DubbingResult", "subtitle_roles", "DURATION_FACTOR_RANGE", "tolerance_s",
 ]

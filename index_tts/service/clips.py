@@ -46,15 +46,23 @@ class Clip:
     emotion: dict           # EmotionSpec.to_record()
     generation: dict        # GenerationParams fields, the seed among them (never None)
     engine: str             # "<name> <version>" of the engine meant to render it
+    # At most this many seconds (SynthesisRequest.max_duration; a dubbing cue's slot in `fit`
+    # mode). Unset fields stay out of the key, so clips made before a field existed keep theirs.
+    max_duration: float | None = None
 
     @property
     def key(self) -> str:
-        identity = {k: v for k, v in asdict(self).items() if k != "voice_path"}
+        identity = {k: v for k, v in asdict(self).items()
+                    if k != "voice_path" and not (k in _UNSET_LEAVES_KEY and v is None)}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
     def request(self) -> SynthesisRequest:
         return SynthesisRequest(text=self.text, voice=self.voice_path, emotion=EmotionSpec.from_record(self.emotion),
-                                generation=GenerationParams(**self.generation), output_format="wav")
+                                generation=GenerationParams(**self.generation), output_format="wav",
+                                max_duration=self.max_duration)
+
+
+_UNSET_LEAVES_KEY = ("max_duration",)
 
 
 def file_sha(path: str | os.PathLike) -> str:
@@ -66,18 +74,25 @@ def file_sha(path: str | os.PathLike) -> str:
 
 
 def make_clip(synth: Synthesizer, text: str, voice_path: str | os.PathLike, *, seed: int,
-              emotion: EmotionSpec = EmotionSpec(), generation: GenerationParams = GenerationParams()) -> Clip:
+              emotion: EmotionSpec = EmotionSpec(), generation: GenerationParams = GenerationParams(),
+              max_duration: float | None = None) -> Clip:
     """A clip for the service's engine (which must be ready: NotReady otherwise)."""
     engine = synth._ready_engine()
     return Clip(text=text, voice_path=str(voice_path), voice_sha=file_sha(voice_path), emotion=emotion.to_record(),
                 generation=asdict(replace(generation, seed=int(seed))),
-                engine=f"{engine.name} {getattr(engine, 'version', '')}".strip())
+                engine=f"{engine.name} {getattr(engine, 'version', '')}".strip(), max_duration=max_duration)
 
 
 def render_clip(synth: Synthesizer, clip: Clip, progress: ProgressFn = no_progress, check: Check = lambda: None) -> np.ndarray:
     """The clip's audio: int16 mono at OUTPUT_SAMPLE_RATE. Raises what synth.render raises."""
+    return render_clip_info(synth, clip, progress, check)[0]
+
+
+def render_clip_info(synth: Synthesizer, clip: Clip, progress: ProgressFn = no_progress,
+                     check: Check = lambda: None) -> tuple[np.ndarray, dict]:
+    """render_clip, and what the render decided: {"duration_factor": the tempo it picked}."""
     rendered, _ = synth.render(clip.request(), progress, check=check)
-    return rendered.audio
+    return rendered.audio, {"duration_factor": rendered.duration_factor}
 
 
 class ClipStore:
@@ -106,6 +121,16 @@ class ClipStore:
         sf.write(buffer, np.asarray(audio, np.int16), OUTPUT_SAMPLE_RATE, format="WAV", subtype="PCM_16")
         atomic_write_bytes(self._path(key), buffer.getvalue())
 
+    def put_info(self, key: str, info: dict) -> None:
+        """Keep what rendering the clip decided (render_clip_info) beside it."""
+        atomic_write_bytes(self._path(key).with_suffix(".json"), json.dumps(info, sort_keys=True).encode())
+
+    def info(self, key: str) -> dict:
+        try:
+            return json.loads(self._path(key).with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
     def keep_only(self, keys: Iterable[str]) -> int:
         """Delete clips not in `keys` (after an edit); returns how many went."""
         wanted = set(keys)
@@ -113,6 +138,7 @@ class ClipStore:
         for path in self.folder.glob("*.wav") if self.folder.is_dir() else ():
             if path.stem not in wanted:
                 path.unlink(missing_ok=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
                 gone += 1
         return gone
 

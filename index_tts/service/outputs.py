@@ -59,7 +59,8 @@ class Outputs:
         return {"text": request.text, "voice": self._keep_audio(base.voice, base.voice_sr), "emotion": record_emotion,
                 "generation": generation, "output_format": audio_format(request.output_format).name,
                 "use_glossary": request.use_glossary, "speed": float(request.speed),
-                "model": request.model or self.default_model, "language": request.language.lower()}
+                "model": request.model or self.default_model, "language": request.language.lower(),
+                "duration": request.duration}
 
     def request_from_history(self, entry_id: str) -> SynthesisRequest:
         """The request a speech history entry was made with; ValidationError("history") otherwise.
@@ -76,7 +77,8 @@ class Outputs:
                                     generation=GenerationParams(**saved["generation"]), emotion_audio=audio,
                                     output_format=saved.get("output_format", "wav"),
                                     use_glossary=bool(saved.get("use_glossary", True)), speed=float(saved.get("speed", 1.0)),
-                                    model=saved.get("model", DEFAULT_MODEL), language=saved.get("language", "auto"))
+                                    model=saved.get("model", DEFAULT_MODEL), language=saved.get("language", "auto"),
+                                    duration=saved.get("duration"))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValidationError("history", str(e).strip("'\"")) from e
 

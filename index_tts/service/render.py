@@ -11,8 +11,9 @@ import numpy as np
 import soxr
 
 from index_tts.emotion import EMOTIONS, EmotionSpec
-from index_tts.engines.base import (EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, UnusableReference,
+from index_tts.engines.base import (Engine, EngineRequest, GenerationParams, NothingToSpeak, ProgressFn, UnusableReference,
                                     no_progress)
+from index_tts.engines.timing import OutOfReach, fit_factor, pick_factor
 from index_tts.service.checks import LINE_BREAKS, bad_character, check_number
 from index_tts.service.errors import ValidationError, rethrow_named
 from index_tts.service.models import check_language
@@ -114,16 +115,21 @@ class Rendering:
         while not runs.acquire(timeout=0.1):
             check()  # a request cancelled (or late) while queued leaves the queue
         try:
-            for item in items:
+            plans, factor = {}, base.generation.duration_factor
+            if request.duration is not None or request.max_duration is not None:  # the content, then one tempo
+                plans, factor = _plan_to_fit(engine, items, base, request, gap.size, progress)
+            for position, item in enumerate(items):
                 if isinstance(item, tags.Pause):
                     pending += _silence(item.ms).size
                     after_speech = False
                     continue
+                if plans and position not in plans:
+                    continue   # nothing to speak in this part (see _plan_to_fit)
                 emotion = tag_emotion(item.emotion) if item.emotion else base.emotion
-                rethrow_named(emotion.validate, "emotion")
-                part_request = replace(base, text=item.text, emotion=emotion)
+                part_request = _part_request(base, item)
                 lead = np.zeros(pending + (gap.size if after_speech else 0), np.int16)
-                span = (0.03 + 0.9 * done / len(parts), 0.9 / len(parts))
+                first, share = (0.5, 0.43) if plans else (0.03, 0.9)  # with plans, planning took the first half
+                span = (first + share * done / len(parts), share / len(parts))
                 part_progress = (lambda f, stage, s=span: progress(s[0] + s[1] * min(max(f, 0.0), 1.0), stage))
                 streamed: list[int] = []
                 part_start = length
@@ -135,7 +141,10 @@ class Rendering:
                 try:
                     # on_segment only when streaming: engines without streaming keep working.
                     extra = {"on_segment": on_segment} if on_audio is not None and _takes(engine.synthesize, "on_segment") else {}
-                    output = engine.synthesize(part_request, part_progress, **extra)
+                    if plans:
+                        output = engine.finish(plans[position], factor, part_progress, **extra)
+                    else:
+                        output = engine.synthesize(part_request, part_progress, **extra)
                 except NothingToSpeak:
                     continue   # e.g. a part that is only punctuation; the whole text is checked below
                 except UnusableReference as e:
@@ -157,7 +166,52 @@ class Rendering:
         finally:
             runs.release()
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
-        return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models)), engine.name), base
+        return Rendered(audio, timeline, "; ".join(dict.fromkeys(emotion_models)), engine=engine.name,
+                        duration_factor=factor), base
+
+
+def _part_request(base: EngineRequest, item: tags.Speech) -> EngineRequest:
+    emotion = tag_emotion(item.emotion) if item.emotion else base.emotion
+    rethrow_named(emotion.validate, "emotion")
+    return replace(base, text=item.text, emotion=emotion)
+
+
+def _plan_to_fit(engine: Engine, items: list, base: EngineRequest, request: SynthesisRequest, gap: int,
+                 progress: ProgressFn) -> tuple[dict, float]:
+    """Plan every speech part (engines.base.TimedEngine) and pick the one duration factor that
+    makes the whole, its fixed pauses and silences included, last `request.duration` (or at most
+    `request.max_duration`). -> ({item index: plan}, factor). ValidationError("duration") when
+    a duration is out of reach."""
+    if not hasattr(engine, "plan"):
+        raise ValidationError("duration", f"the {getattr(engine, 'name', 'current')} engine cannot set a duration")
+    plans, fixed, after_speech = {}, 0, False
+    speech = [i for i, item in enumerate(items) if isinstance(item, tags.Speech)]
+    for i, item in enumerate(items):
+        if isinstance(item, tags.Pause):
+            fixed += _silence(item.ms).size
+            after_speech = False
+            continue
+        step = (0.03 + 0.45 * len(plans) / len(speech), 0.45 / len(speech))
+        try:
+            plans[i] = engine.plan(_part_request(base, item), lambda f, stage, s=step: progress(s[0] + s[1] * min(max(f, 0.0), 1.0), stage))
+        except NothingToSpeak:
+            continue
+        except UnusableReference as e:
+            raise ValidationError(e.field, str(e)) from e
+        fixed += gap if after_speech else 0
+        after_speech = True
+    if not plans:
+        raise ValidationError("text", "has nothing to speak (no words or characters)")
+
+    def length(factor: float) -> int:
+        return fixed + sum(round(p.samples(factor) * OUTPUT_SAMPLE_RATE / p.sample_rate) for p in plans.values())
+
+    if request.duration is None:
+        return plans, fit_factor(length, round(request.max_duration * OUTPUT_SAMPLE_RATE), base.generation.duration_factor)
+    try:
+        return plans, pick_factor(length, round(request.duration * OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE)
+    except OutOfReach as e:
+        raise ValidationError("duration", str(e)) from e
 
 
 

@@ -17,6 +17,9 @@ from index_tts.service.uploads import audio_key, decode_audio
 from index_tts.timestretch import MAX_SPEED, MIN_SPEED
 
 
+DURATION_RANGE_S = (0.1, 3600.0)  # what a `duration` may ask for at all; the text decides what it can reach
+
+
 @dataclass(frozen=True)
 class SynthesisRequest:
     """One synthesis request, as any front end builds it. `validate()` is the only checker.
@@ -27,8 +30,17 @@ class SynthesisRequest:
     output_format:  one of encoding.FORMAT_NAMES (wav, flac, mp3, ogg, opus, pcm); 22050 Hz
                     16-bit mono (opus: 24 kHz).
     use_glossary:   apply the custom term pronunciations (the service's GlossaryStore).
-    speed:          playback speed of the result, MIN_SPEED..MAX_SPEED (1 = as spoken); applied
-                    after the engine by a pitch-preserving time stretch (timestretch.py).
+    speed:          playback speed of the result, MIN_SPEED..MAX_SPEED (1 = as spoken). Engines
+                    with duration control render it as duration_factor / speed when that is in
+                    DURATION_FACTOR_RANGE; otherwise a pitch-preserving time stretch of the result
+                    (timestretch.py).
+    duration:       the length of the result in seconds (None: as spoken). The engine draws the
+                    content first, then picks one duration factor for the whole text (pauses and
+                    segment silences stay as they are); a target outside the factor range is a
+                    ValidationError("duration") giving the range in seconds. Not with speed.
+    max_duration:   at most this long (seconds): the natural pace when it fits, else the slowest
+                    factor that ends in time, down to the range's fastest (dubbing's `fit` mode;
+                    the result may then still be longer). Not with duration or speed.
     model:          "indextts-2" or "indextts-2.5" (models.MODEL_IDS); None: the studio's default.
     language:       IndexTTS-2.5's text language, one of models.LANGUAGES ("auto": from the script);
                     IndexTTS2 ignores it.
@@ -44,6 +56,8 @@ class SynthesisRequest:
     speed: float = 1.0
     model: str | None = None
     language: str = "auto"
+    duration: float | None = None
+    max_duration: float | None = None
 
     def validate(self, limits: Limits = Limits(), glossary: dict[str, dict[str, str]] | None = None) -> EngineRequest:
         """Check every field; return the engine's view of the request or raise ValidationError.
@@ -57,6 +71,14 @@ class SynthesisRequest:
         check_number(self.speed, "speed", MIN_SPEED, MAX_SPEED)
         check_model(self.model)
         language = check_language(self.language)
+        if self.duration is not None:
+            check_number(self.duration, "duration", *DURATION_RANGE_S)
+            if self.speed != 1.0:
+                raise ValidationError("duration", "set either duration or speed, not both")
+        if self.max_duration is not None:
+            check_number(self.max_duration, "max_duration", *DURATION_RANGE_S)
+            if self.speed != 1.0 or self.duration is not None:
+                raise ValidationError("max_duration", "goes with neither duration nor speed")
 
         if not isinstance(self.generation, GenerationParams):
             raise ValidationError("generation", f"must be GenerationParams, got {type(self.generation).__name__}")
@@ -153,4 +175,5 @@ class Rendered:
     timeline: list[TimedSegment]
     emotion_model: str = ""
     engine: str = ""  # the engine's name ("" when joined from several, e.g. a dialogue)
+    duration_factor: float = 1.0  # the tempo it was rendered at (picked for a target duration)
 

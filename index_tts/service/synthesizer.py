@@ -27,6 +27,7 @@ from index_tts.service.audition import Take, audition
 from index_tts.service.checks import Limits, check_number
 from index_tts.service.dialogue import (DialogueResult, RoleSetting, compose, compose_from_history, regenerate_line,
                                         remove_unused_clip_folders)
+from index_tts.service.dubbing import Dubbing
 from index_tts.service.errors import Busy, Cancelled, State, TimedOut, ValidationError
 from index_tts.service.library import Library
 from index_tts.service.models import (DEFAULT_MODEL, MODEL_LABELS, MODELS, TAKES_LANGUAGE, EngineFactory, ModelChoice,
@@ -35,6 +36,7 @@ from index_tts.service.outputs import Outputs
 from index_tts.service.projects import Projects
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, Rendering, checking, title_of
 from index_tts.service.requests import Rendered, SynthesisRequest, SynthesisResult
+from index_tts.engines.timing import DURATION_FACTOR_RANGE
 from index_tts.storage import (DataDir, EmotionPresetStore, GlossaryStore, HistoryStore, PresetStore, Retention,
                                VoiceStore, default_data_dir)
 from index_tts.storage.history import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_GB
@@ -91,10 +93,10 @@ class ModelInfo:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-class Synthesizer(Library, Outputs, Rendering, Projects):
+class Synthesizer(Library, Outputs, Rendering, Projects, Dubbing):
     """The service. Loading, status, admission and synthesis live here; the library, the outputs
-    and history, rendering and long-form projects are its mixins (library.py, outputs.py,
-    render.py, projects.py)."""
+    and history, rendering, long-form projects and dubbing jobs are its mixins (library.py,
+    outputs.py, render.py, projects.py, dubbing.py)."""
 
     def __init__(
         self,
@@ -278,6 +280,15 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
         """
         started = time.monotonic()
         speed = float(check_number(request.speed, "speed", MIN_SPEED, MAX_SPEED))
+        asked = request
+        if speed != 1.0 and request.duration is None and hasattr(self._ready_engine(), "plan"):
+            # An engine with duration control renders the speed itself, at a natural pitch, when
+            # the factor is in its range; the time stretch below covers the rest.
+            factor = float(check_number(request.generation.duration_factor, "generation.duration_factor",
+                                        *DURATION_FACTOR_RANGE)) / speed
+            if DURATION_FACTOR_RANGE[0] <= factor <= DURATION_FACTOR_RANGE[1]:
+                request = replace(request, speed=1.0, generation=replace(request.generation, duration_factor=factor))
+                speed = 1.0
         sent: list[np.ndarray] = []  # what on_audio received; the file is exactly this when streaming
 
         with self.job(cancel) as check:
@@ -289,6 +300,7 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
 
             rendered, base = self.render(request, checking(progress, check),
                                          stretched_audio if on_audio is not None else None, check)
+            base = replace(base, generation=asked.generation)  # the record keeps what was asked
             fmt = audio_format(request.output_format)
             if speed != 1.0:
                 audio = np.concatenate(sent) if sent else time_stretch(rendered.audio, OUTPUT_SAMPLE_RATE, speed)
@@ -300,7 +312,7 @@ class Synthesizer(Library, Outputs, Rendering, Projects):
             path, srt, entry_id = self.write_output(rendered, fmt.name, {
                 "kind": "speech",
                 "title": title_of(base.text),
-                "request": self._request_record(request, base),
+                "request": self._request_record(asked, base),
             })
         progress(1.0, "done")
         return SynthesisResult(

@@ -13,6 +13,7 @@ UI code only. Each tab or section is a room module with `layout(page)` (its widg
     library.py      the Voice library tab
     dialogue.py     the Dialogue tab
     projects.py     the Projects tab (long-form: audiobooks)
+    dubbing.py      the Dubbing tab (subtitle-timed dubbing jobs)
     presets.py      the Saved presets tab
     errors.py       the one decorator that turns service errors into messages
     page.py         what the rooms share (Page, bind, event settings)
@@ -28,7 +29,7 @@ from typing import Callable
 import gradio as gr
 
 from index_tts.service import Synthesizer
-from index_tts.ui import dialogue, library, presets, projects, synthesize
+from index_tts.ui import dialogue, dubbing, library, presets, projects, synthesize
 from index_tts.ui.page import LIGHT, Page
 from index_tts.ui.status import chosen_status, preview, render_banner
 from index_tts.ui.strings import LANGUAGES, t
@@ -48,11 +49,12 @@ CSS = """
 #emo_preset_row button { min-width: 0; flex: 0 0 auto; white-space: nowrap; padding: 4px 10px; }
 """
 
-TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_projects", projects),
+TABS = (("tab_synth", synthesize), ("tab_library", library), ("tab_dialogue", dialogue), ("tab_dubbing", dubbing),
+        ("tab_projects", projects),
         ("tab_presets", presets))
 # Tables take their headers from their value, so the language switch refills them: (room, widget, strings key).
 TABLES = (("synth", "out_segments", "out_segments_headers"), ("history", "table", "history_headers"),
-          ("dialogue", "lines", "dlg_lines_headers"))
+          ("dialogue", "lines", "dlg_lines_headers"), ("dubbing", "cues", "dub_cues_headers"))
 
 
 def retitle(table_value, key, lang_value):

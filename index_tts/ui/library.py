@@ -13,12 +13,16 @@ from index_tts.ui.page import LIGHT, MAX_UI_ROLES, Page, plain
 from index_tts.ui.strings import t
 
 
+# Other tabs' voice pickers that follow the library: the dialogue's roles, the dubbing's voice and roles.
+VOICE_PICKERS = MAX_UI_ROLES + 1 + MAX_UI_ROLES
+
+
 def library_view(synth: Synthesizer, selected=None, message=""):
-    """[library list, Synthesize's voice list, message, each dialogue role's voice choices]."""
+    """[library list, Synthesize's voice list, message, each VOICE_PICKERS' choices]."""
     names = [v.name for v in synth.list_voices()[0]]
     value = selected if selected in names else None
     return [gr.update(choices=names, value=value), gr.update(choices=names, value=value), message,
-            *[gr.update(choices=names) for _ in range(MAX_UI_ROLES)]]
+            *[gr.update(choices=names) for _ in range(VOICE_PICKERS)]]
 
 
 @shows_errors
@@ -138,7 +142,7 @@ def layout(page: Page):
 
 def wire(page: Page, demo: gr.Blocks):
     lib, s, e = page.library, page.synth, page.emotion
-    outputs = [lib.voices, s.voice_pick, lib.info, *page.dialogue.role_voices]
+    outputs = [lib.voices, s.voice_pick, lib.info, *page.dialogue.role_voices, *page.dubbing.role_voices]
     picked = [s.voice, *e.restorable]
     lib.voices.change(page.bind(show_voice), [lib.voices, page.lang], [lib.audio, lib.details], api_visibility="private", **LIGHT)
     s.voice_pick.input(page.bind(pick_voice), [s.voice_pick, e.users], picked, api_visibility="private", **LIGHT)
