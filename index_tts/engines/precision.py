@@ -33,29 +33,38 @@ GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
 DIT_ROWS = 1204
 FEATURE_ROWS = 256
 BIGVGAN_EXAMPLE_FRAMES = 32
+# What only turns a new voice (or emotion reference) into conditioning: w2v-BERT and these GPT
+# submodules. On the CPU their weights stay views of the memory-mapped checkpoint, read in place
+# with torch's default kernels (packing would copy them into anonymous memory), and the engine
+# drops their resident pages once a new voice is built (engines/file_pages.py): they cost memory
+# only while a voice is being built (docs/performance.md, "Memory").
+GPT_FRONT_END = ("conditioning_encoder", "perceiver_encoder", "emo_conditioning_encoder", "emo_perceiver_encoder")
 
 
 def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
     """Put each CPU module's layers on their measured kernels and hold each weight once.
 
-    kernels="plain" keeps torch's default fp32 layers untouched (the bench's original-style path).
-    Returns {module: {kernel: layer count}}.
+    kernels="plain" keeps torch's default fp32 layers untouched and every weight in anonymous
+    memory (the bench's original-style path, holding everything as upstream does); otherwise the
+    voice front end (GPT_FRONT_END, w2v-BERT) stays file-backed. Returns {module: {kernel: layer count}}.
     """
     modules = {"gpt": engine.gpt, "s2mel": engine.s2mel, "w2v": engine.w2v, "codec": engine.codec,
                "campplus": engine.campplus, "bigvgan": engine.bigvgan}
     counts: dict[str, dict[str, int]] = {}
+    file_backed: dict[str, tuple[str, ...]] = {}
     if kernels != "plain":
+        file_backed = {"gpt": tuple(n for n in GPT_FRONT_END if hasattr(engine.gpt, n)), "w2v": ("",)}
         table = KernelTable()
-        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS)
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, skip=file_backed["gpt"])
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)
-        for name in ("w2v", "codec", "campplus"):
+        for name in ("codec", "campplus"):
             counts[name] = apply_kernels(modules[name], table, FEATURE_ROWS)
         example = torch.zeros(1, engine.bigvgan.cfg.num_mels, BIGVGAN_EXAMPLE_FRAMES)
         counts["bigvgan"] = apply_kernels(engine.bigvgan, table, FEATURE_ROWS, reduced_ok=True,
                                           conv_lengths=conv_input_lengths(engine.bigvgan, example))
-    for module in modules.values():
-        detach_from_file(module)
+    for name, module in modules.items():
+        detach_from_file(module, skip=file_backed.get(name, ()))
     _return_freed_memory()
     return counts
 

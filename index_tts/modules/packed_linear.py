@@ -167,12 +167,13 @@ def _conv_signature(c: nn.Module) -> dict:
 
 
 def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, int], reduced_ok: bool = False,
-                  conv_lengths: dict[int, int] | None = None) -> dict[str, int]:
+                  conv_lengths: dict[int, int] | None = None, skip: tuple[str, ...] = ()) -> dict[str, int]:
     """Give every linear layer of `model` its measured fastest kernel, in place.
 
     rows: the typical number of rows the layers multiply (3 for the GPT's beam decode), or
     {submodule name prefix: rows} with "" as the fallback. conv_lengths: {id(conv): input length}
-    for the convolutions that may run in bf16 (reduced_ok only). Returns {kernel: layer count}.
+    for the convolutions that may run in bf16 (reduced_ok only). skip: names of submodules left
+    as they are. Returns {kernel: layer count}.
     """
     onednn = onednn_packing_available()
     fp32 = ("default", "onednn") if onednn else ("default",)
@@ -181,8 +182,10 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
     names = {id(m): n for n, m in model.named_modules()}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
+            full = f"{names[id(parent)]}.{name}".lstrip(".")
+            if _under(full, skip):
+                continue
             if _linear_like(child):
-                full = f"{names[id(parent)]}.{name}".lstrip(".")
                 n_rows = rows if isinstance(rows, int) else _rows_for(full, rows)
                 w = child.weight
                 n_in, n_out = (w.shape if getattr(child, "weight_in_out", False) else w.shape[::-1])
@@ -198,6 +201,11 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
                     counts["bf16 conv (reduced modes)"] = counts.get("bf16 conv (reduced modes)", 0) + 1
     table.save()
     return counts
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    """`name` is the submodule `p` or inside it, for some p in prefixes ("" is the whole model)."""
+    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _rows_for(name: str, rows: dict[str, int]) -> int:
@@ -238,14 +246,17 @@ def pack_linears(model: nn.Module) -> int:
     return count
 
 
-def detach_from_file(model: nn.Module) -> None:
-    """Copy every parameter and buffer into this process's own memory.
+def detach_from_file(model: nn.Module, skip: tuple[str, ...] = ()) -> None:
+    """Copy every parameter and buffer into this process's own memory (except under the
+    submodules named in `skip`, which stay views of their file).
 
     Checkpoints are loaded memory-mapped; a tensor still viewing the file keeps the mapping (and
     every page of it ever read) resident beside the packed copies. After this the mapping is
     released once the loader's references go, and each weight is held exactly once."""
     with torch.no_grad():
-        for module in model.modules():
+        for name, module in model.named_modules():
+            if _under(name, skip):
+                continue
             for name, p in list(module._parameters.items()):
                 if p is not None and p.device.type == "cpu":
                     module._parameters[name] = nn.Parameter(p.detach().clone(), requires_grad=False)
