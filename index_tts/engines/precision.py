@@ -80,15 +80,26 @@ def _return_freed_memory() -> None:
         pass
 
 
-def weights_gib(engine) -> float:
-    """Bytes of every parameter and buffer the engine holds (packed ones included), in GiB."""
+def _gib(modules) -> float:
     seen, total = set(), 0
-    for name in ("gpt", "s2mel", "w2v", "codec", "campplus", "bigvgan"):
-        for t in [*getattr(engine, name).parameters(), *getattr(engine, name).buffers()]:
+    for module in modules:
+        for t in [*module.parameters(), *module.buffers()]:
             if id(t) not in seen:
                 seen.add(id(t))
                 total += t.numel() * t.element_size()
     return total / 2**30
+
+
+def weights_gib(engine) -> float:
+    """Bytes of every parameter and buffer the engine holds (packed ones included), in GiB."""
+    return _gib(getattr(engine, name) for name in ("gpt", "s2mel", "w2v", "codec", "campplus", "bigvgan"))
+
+
+def front_end_gib(engine) -> float:
+    """Of those, the file-backed voice front end's (resident only while a new voice is built)."""
+    if engine.device != "cpu" or engine.kernels == "plain":
+        return 0.0
+    return _gib([engine.w2v, *(getattr(engine.gpt, n) for n in GPT_FRONT_END if hasattr(engine.gpt, n))])
 
 
 def reduced_precision_note(device: str) -> str:
