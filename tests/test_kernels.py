@@ -81,15 +81,15 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
     monkeypatch.setenv(kernels.FORCE_ENV, candidate)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(24, 40), nn.GELU(), Conv1D(40, 16), nn.Conv1d(16, 8, 3, padding=1))
-    x = torch.randn(1, 5, 24)
+    x = torch.randn(1, 3, 24)  # 3 rows, as a beam-3 decode step: every candidate is allowed
     run = lambda: model[3](model[2](model[1](model[0](x))).transpose(1, 2))
     with torch.no_grad():
         plain = run()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    apply_kernels(model, kernels.KernelTable(), rows=5, reduced_ok=True, conv_lengths={id(model[3]): 5})
+    apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=True, conv_lengths={id(model[3]): 3})
     assert isinstance(model[0], KernelLinear) and isinstance(model[2], KernelLinear)
     fp32 = "default" if candidate == "bf16" else candidate
-    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 == "onednn")
+    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 in ("onednn", "onednn4"))
     with torch.no_grad():
         exact = run()
         with reduced_precision():

@@ -4,7 +4,8 @@
 says it is a linear layer with its weight stored [in, out] (`weight_in_out = True`, the GPT-2
 `Conv1D`) for a `KernelLinear` that holds its weight ONCE, in the form its fp32 kernel reads:
 - "default": the original parameter, multiplied by torch's `F.linear` (MKL on x86);
-- "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident).
+- "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident);
+- "onednn4": the same, fewer than 4 rows padded to 4 per call.
 `state_dict()` keys, shapes and values do not change (a packed weight is unpacked on saving).
 Results equal the plain layer up to float32 summation order (~1e-6 relative).
 
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
+from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available, padded_rows
 
 _mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
 _holding_bf16: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # layers holding a bf16 copy now
@@ -79,7 +80,7 @@ class KernelLinear(nn.Module):
         self.in_features, self.out_features = w_out_in.size(1), w_out_in.size(0)
         self.weight_in_out, self.kernel, self.reduced_kernel = weight_in_out, kernel, reduced_kernel
         self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
-        if kernel == "onednn":
+        if kernel in ("onednn", "onednn4"):
             self.weight = None
             self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(w_out_in.contiguous()), persistent=False)
         else:
@@ -112,7 +113,11 @@ class KernelLinear(nn.Module):
             y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
         elif self.packed_weight is not None:
             bias = None if self.bias is None else self.bias.detach()
-            y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
+            n = rows.size(0)
+            if self.kernel == "onednn4" and n < 4:
+                y = torch.ops.mkldnn._linear_pointwise(padded_rows(rows), self.packed_weight, bias, "none", [], "")[:n]
+            else:
+                y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
         elif self.weight_in_out:
             y = rows @ self.weight if self.bias is None else torch.addmm(self.bias, rows, self.weight)
         else:
@@ -177,7 +182,7 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
     """
     onednn = onednn_packing_available()
     fp32 = ("default", "onednn") if onednn else ("default",)
-    reduced = fp32 + (("bf16",) if reduced_ok and onednn and native_bf16() else ())
+    bf16 = ("bf16",) if reduced_ok and onednn and native_bf16() else ()
     counts: dict[str, int] = {}
     names = {id(m): n for n, m in model.named_modules()}
     for parent in list(model.modules()):
@@ -189,13 +194,14 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
                 n_rows = rows if isinstance(rows, int) else _rows_for(full, rows)
                 w = child.weight
                 n_in, n_out = (w.shape if getattr(child, "weight_in_out", False) else w.shape[::-1])
-                kernel = table.linear(n_in, n_out, n_rows, fp32)
-                reduced_kernel = table.linear(n_in, n_out, n_rows, reduced) if reduced_ok else kernel
+                allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ())
+                kernel = table.linear(n_in, n_out, n_rows, allowed)
+                reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + bf16) if reduced_ok else kernel
                 setattr(parent, name, KernelLinear(w, child.bias, getattr(child, "weight_in_out", False), kernel, reduced_kernel))
                 counts[kernel] = counts.get(kernel, 0) + 1
                 if reduced_kernel == "bf16":
                     counts["bf16 (reduced modes)"] = counts.get("bf16 (reduced modes)", 0) + 1
-            elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and "bf16" in reduced:
+            elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and bf16:
                 if table.conv(_conv_signature(child), conv_lengths[id(child)], ("default", "bf16")) == "bf16":
                     setattr(parent, name, Bf16Conv(child))
                     counts["bf16 conv (reduced modes)"] = counts.get("bf16 conv (reduced modes)", 0) + 1
