@@ -191,3 +191,20 @@ def test_doctor_shows_the_machine_and_the_measured_choices():
     text = "\n".join(report_lines())
     assert kernels.cpu_info()["cpu"] in text and "native bf16" in text
     assert "linear 16->24 rows 3:" in text and "-> exact" in text
+
+
+def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes():
+    from index_tts.modules.wavenet import SConv1d
+
+    torch.manual_seed(0)
+    conv = SConv1d(16, 32, 5, dilation=2)
+    x = torch.randn(2, 16, 40)
+    with torch.no_grad():
+        plain = conv(x)
+        conv.reduced_kernel = "bf16"
+        outside = conv(x)
+        with reduced_precision():
+            inside = conv(x)
+    assert torch.equal(outside, plain)  # exact mode never sees bf16
+    assert inside.dtype == torch.float32 and not torch.equal(inside, plain)
+    torch.testing.assert_close(inside, plain, atol=0.05, rtol=0.02)

@@ -67,7 +67,8 @@ def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:
     return weights
 
 
-def _reduced() -> bool:
+def in_reduced_precision() -> bool:
+    """Inside `reduced_precision()` on this thread (the balanced and fast modes' DiT and BigVGAN)."""
     return getattr(_mode, "reduced", False)
 
 
@@ -108,7 +109,7 @@ class KernelLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, x.size(-1))
-        if self.reduced_kernel == "bf16" and _reduced():
+        if self.reduced_kernel == "bf16" and in_reduced_precision():
             w, b = self._bf16_weights()
             y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
         elif self.packed_weight is not None:
@@ -143,7 +144,7 @@ class Bf16Conv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         conv = F.conv_transpose1d if self.transposed else F.conv1d
-        if not _reduced():
+        if not in_reduced_precision():
             return conv(x, self.weight, self.bias, **self.options)
         w, b = self._bf16 or _remember_bf16(self, (self.weight.detach().bfloat16(),
                                                    None if self.bias is None else self.bias.detach().bfloat16()))
