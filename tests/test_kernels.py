@@ -81,15 +81,15 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
     monkeypatch.setenv(kernels.FORCE_ENV, candidate)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(24, 40), nn.GELU(), Conv1D(40, 16), nn.Conv1d(16, 8, 3, padding=1))
-    x = torch.randn(1, 5, 24)
+    x = torch.randn(1, 3, 24)  # 3 rows, as a beam-3 decode step: every candidate is allowed
     run = lambda: model[3](model[2](model[1](model[0](x))).transpose(1, 2))
     with torch.no_grad():
         plain = run()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    apply_kernels(model, kernels.KernelTable(), rows=5, reduced_ok=True, conv_lengths={id(model[3]): 5})
+    apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=True, conv_lengths={id(model[3]): 3})
     assert isinstance(model[0], KernelLinear) and isinstance(model[2], KernelLinear)
     fp32 = "default" if candidate == "bf16" else candidate
-    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 == "onednn")
+    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 in ("onednn", "onednn4"))
     with torch.no_grad():
         exact = run()
         with reduced_precision():
@@ -191,3 +191,20 @@ def test_doctor_shows_the_machine_and_the_measured_choices():
     text = "\n".join(report_lines())
     assert kernels.cpu_info()["cpu"] in text and "native bf16" in text
     assert "linear 16->24 rows 3:" in text and "-> exact" in text
+
+
+def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes():
+    from index_tts.modules.wavenet import SConv1d
+
+    torch.manual_seed(0)
+    conv = SConv1d(16, 32, 5, dilation=2)
+    x = torch.randn(2, 16, 40)
+    with torch.no_grad():
+        plain = conv(x)
+        conv.reduced_kernel = "bf16"
+        outside = conv(x)
+        with reduced_precision():
+            inside = conv(x)
+    assert torch.equal(outside, plain)  # exact mode never sees bf16
+    assert inside.dtype == torch.float32 and not torch.equal(inside, plain)
+    torch.testing.assert_close(inside, plain, atol=0.05, rtol=0.02)

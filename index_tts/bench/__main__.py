@@ -22,7 +22,7 @@ import torch
 
 from index_tts.bench import machine, runner
 from index_tts.bench.clock import STAGES
-from index_tts.engines.precision import reduced_precision_note, weights_gib
+from index_tts.engines.precision import front_end_gib, reduced_precision_note, weights_gib
 from index_tts.modules.kernels import describe_cached
 from index_tts.bench.workloads import WORKLOADS
 from index_tts.engines.base import QUALITY_MODES
@@ -125,8 +125,9 @@ def format_table(result: dict) -> str:
     rss = result.get("rss_at_end_gib", {})
     if rss:
         lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous + "
-                     f"{rss.get('RssFile', 0):.2f} file-backed; weights held {result['weights_gib']:.2f} GiB; "
-                     f"load took {result['load_s']:.1f} s")
+                     f"{rss.get('RssFile', 0):.2f} file-backed; weights held {result['weights_gib']:.2f} GiB, of which "
+                     f"{result.get('front_end_gib', 0):.2f} file-backed (the voice front end, resident only while a voice is built); "
+                     f"load took {result['load_s']:.1f} s, its peak RSS {result['rss_after_load_gib'].get('VmHWM', 0):.2f} GiB")
     floor = result.get("decode_floor")
     if floor:
         lines.append(f"decode floor: {floor['gpt_weight_bytes_per_step'] / 1e9:.3f} GB of GPT weights per step / "
@@ -175,7 +176,7 @@ def main(argv=None) -> int:
         "decoder_precision": reduced_precision_note(args.device) if args.mode != "exact" else "fp32 (exact)",
         "kernels": engine.kernel_counts, "kernel_cache": kernel_info["cache"], "kernel_choices": kernel_info["choices"],
         "model_dir": str(args.model_dir), "rss_after_load_gib": machine.rss_breakdown_gib(),
-        "weights_gib": weights_gib(engine),
+        "weights_gib": weights_gib(engine), "front_end_gib": front_end_gib(engine),
     }
     log(f"ours ({args.mode}, {args.prompt} prompt): {args.warmup} warm-up + {args.runs} runs")
     result["ours"] = runner.summarise(runner.measure(

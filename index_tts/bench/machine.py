@@ -112,14 +112,15 @@ def peak_rss_gib() -> float:
 
 
 def rss_breakdown_gib() -> dict:
-    """Current RSS split into anonymous memory and file-backed pages. Weights loaded with mmap
-    are file-backed: resident once read, but clean, so the kernel can drop them under pressure."""
+    """Current RSS split into anonymous memory and file-backed pages (and the peak so far, VmHWM).
+    Weights loaded with mmap are file-backed: resident once read, but clean, so the kernel can
+    drop them under pressure."""
     out = {}
     try:
         with open("/proc/self/status") as f:
             for line in f:
                 key = line.split(":")[0]
-                if key in ("VmRSS", "RssAnon", "RssFile"):
+                if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
                     out[key] = int(line.split()[1]) / 2**20
     except OSError:
         pass

@@ -19,6 +19,7 @@ Model directory layout (the names the conformance fixtures use):
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import yaml
 
 from index_tts import audio
 from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
+from index_tts.engines import file_pages
 from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.request_flow import RequestFlow
 from index_tts.engines.precision import decode_model, decoder_precision, prepare_cpu, prepare_cuda
@@ -77,6 +79,7 @@ class VoicePrompt:
     prompt_condition: torch.Tensor  # [1, P, C] length-regulated S_ref
     spk_latent: torch.Tensor        # [1, 32, d] speaker perceiver latents
     base_emovec: torch.Tensor       # [1, d] get_emovec of the voice itself
+    voice_emovec: torch.Tensor      # [1, d] get_emovec of emo_cond_emb: the emotion "same as the voice"
 
 
 @dataclass
@@ -167,6 +170,11 @@ class IndexTTS2Engine(RequestFlow):
             prepare_cuda(self, gpu_gpt_dtype)
         else:
             self.kernel_counts = prepare_cpu(self, self.kernels)
+            self._release_front_end()
+
+    def _release_front_end(self) -> None:
+        """The voice front end's file-backed weights (precision.GPT_FRONT_END) leave RAM until the next new voice."""
+        file_pages.release([self.model_dir / self.cfg["gpt_checkpoint"], self.model_dir / "w2v_bert" / "model.safetensors"])
 
     def _load_matrices(self) -> None:
         emo_num = tuple(self.cfg.get("emo_num", EMO_NUM))
@@ -217,28 +225,28 @@ class IndexTTS2Engine(RequestFlow):
         feats, mask = audio.w2v_features(audio_16k)
         trace("input_features", feats), trace("attention_mask", mask)
         spk_cond_emb = self.w2v(feats.to(dev), mask.to(dev))
-        trace("spk_cond_emb", spk_cond_emb)
         emo_cond_emb = self._w2v_emb(emo_16k, trace, "emo_")
-        trace("emo_cond_emb", emo_cond_emb)
+        trace("spk_cond_emb", spk_cond_emb), trace("emo_cond_emb", emo_cond_emb)
+        self._release_front_end()  # w2v-BERT is done with: its pages need not sit beside the conditioners'
 
         gpt_dtype = next(self.gpt.parameters()).dtype
         ref_mel = audio.mel_spectrogram(audio_22k, self.cfg["s2mel"]["preprocess_params"]).to(dev)
-        trace("ref_mel", ref_mel)
         fbank = audio.kaldi_fbank(audio_16k)
         fbank = fbank - fbank.mean(dim=0, keepdim=True)
-        trace("campplus_feat", fbank)
+        trace("ref_mel", ref_mel), trace("campplus_feat", fbank)
         style = self.campplus(fbank[None].to(dev))
         trace("style", style)
         prompt_condition, spk_latent = self._speaker_conditions(spk_cond_emb, ref_mel, style, trace)
-        trace("prompt_condition", prompt_condition)
-        trace("spk_latent", spk_latent)
+        trace("prompt_condition", prompt_condition), trace("spk_latent", spk_latent)
 
         prompt = VoicePrompt(
             spk_cond_emb=spk_cond_emb, emo_cond_emb=emo_cond_emb, ref_mel=ref_mel, style=style,
             prompt_condition=prompt_condition,
             spk_latent=spk_latent,
             base_emovec=self.gpt.get_emovec(spk_cond_emb.to(gpt_dtype)),
+            voice_emovec=self.gpt.get_emovec(emo_cond_emb.to(gpt_dtype)),
         )
+        self._release_front_end()
         if key is not None:
             with self._cache_lock:
                 self._voices[key] = prompt
@@ -259,9 +267,8 @@ class IndexTTS2Engine(RequestFlow):
         trace(f"{prefix}input_features", feats), trace(f"{prefix}attention_mask", mask)
         return self.w2v(feats.to(self.device), mask.to(self.device))
 
-    def _emotion_audio_emb(self, spec: EmotionSpec, trace) -> torch.Tensor:
-        import hashlib
-
+    def _emotion_audio_vector(self, spec: EmotionSpec, trace) -> torch.Tensor:
+        """get_emovec of an emotion reference [1, d], cached per reference (by content)."""
         samples = np.ascontiguousarray(spec.audio, dtype=np.float32)
         key = hashlib.sha256(samples.tobytes() + str(spec.audio_sr).encode()).hexdigest()
         with self._cache_lock:
@@ -271,11 +278,13 @@ class IndexTTS2Engine(RequestFlow):
         trace("emo_audio_16k", emo_16k)
         emb = self._w2v_emb(emo_16k, trace, "emo_")
         trace("emo_cond_emb", emb)
+        emovec = self.gpt.get_emovec(emb.to(next(self.gpt.parameters()).dtype))
+        self._release_front_end()
         with self._cache_lock:
-            self._emotion_audio[key] = emb
+            self._emotion_audio[key] = emovec
             while len(self._emotion_audio) > VOICE_CACHE_SIZE:
                 self._emotion_audio.popitem(last=False)
-        return emb
+        return emovec
 
     def text_emotion(self, text: str) -> tuple[tuple[float, ...], str]:
         """Text -> 8 emotion weights, with the model used: Qwen when present, else the lexicon."""
@@ -294,15 +303,12 @@ class IndexTTS2Engine(RequestFlow):
     def emotion_vector(self, prompt: VoicePrompt, spec: EmotionSpec, text: str = "",
                        generator: torch.Generator | None = None, trace=_no_trace) -> torch.Tensor:
         """The emovec added to the speaker latents (spec §2.1, §2.3, §2.6.1, §7.2) -> [1, d]."""
-        gpt_dtype = next(self.gpt.parameters()).dtype
         if spec.mode == "audio":
-            emo_emb = self._emotion_audio_emb(spec, trace).to(gpt_dtype)
-            emo = self.gpt.get_emovec(emo_emb)
+            emo = self._emotion_audio_vector(spec, trace)
             emovec = prompt.base_emovec + spec.weight * (emo - prompt.base_emovec)
         else:
             # Same as voice, vector and text: the emotion prompt is the voice read at 16k, alpha = 1.
-            emovec = self.gpt.get_emovec(prompt.emo_cond_emb.to(gpt_dtype))
-            emovec = prompt.base_emovec + 1.0 * (emovec - prompt.base_emovec)
+            emovec = prompt.base_emovec + 1.0 * (prompt.voice_emovec - prompt.base_emovec)
         trace("merged_emovec", emovec)
         if spec.mode in ("vector", "text"):
             if spec.mode == "text":
@@ -369,7 +375,7 @@ class IndexTTS2Engine(RequestFlow):
         target_len = torch.tensor([frames], device=self.device)
         trace(f"{prefix}target_len", target_len)
         cond = self.s2mel.length_regulator(s_infer, target_len)[0]
-        trace(f"{prefix}cond", cond)
+        trace(f"{prefix}S_infer", s_infer), trace(f"{prefix}target_len", target_len), trace(f"{prefix}cond", cond)
         return self._render(prompt, cond, params, generator, z, trace, prefix)
 
     def _render(self, prompt: VoicePrompt, cond: torch.Tensor, params: GenerationParams, generator: torch.Generator | None,
@@ -391,9 +397,8 @@ class IndexTTS2Engine(RequestFlow):
         with decoder_precision(dev, params.quality):  # balanced/fast: bf16 where the hardware has it
             out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
                                            n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator).float()
-        trace(f"{prefix}cfm_out", out)
         mel = out[:, :, ref_mel.size(-1):]
-        trace(f"{prefix}mel", mel)
+        trace(f"{prefix}cfm_out", out), trace(f"{prefix}mel", mel)
         with decoder_precision(dev, params.quality):  # a block of its own: the DiT's bf16 copies are gone
             wav = self.bigvgan(mel)[0, 0].float()
         return torch.clamp(32767 * wav, -32767, 32767).cpu()

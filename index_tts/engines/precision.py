@@ -17,9 +17,10 @@ import os
 
 import torch
 
-from index_tts.modules.kernels import KernelTable, native_bf16
+from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
 from index_tts.modules.packed_linear import apply_kernels, conv_input_lengths, detach_from_file, reduced_precision
 from index_tts.modules.static_decode import StaticStepGPT
+from index_tts.modules.wavenet import SConv1d
 
 # CUDA only, off by default until measured on a GPU (docs/performance.md): capture the GPT decode
 # step as a CUDA graph (static-shape step), and torch.compile the DiT.
@@ -33,31 +34,58 @@ GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
 DIT_ROWS = 1204
 FEATURE_ROWS = 256
 BIGVGAN_EXAMPLE_FRAMES = 32
+# What only turns a new voice (or emotion reference) into conditioning: w2v-BERT and these GPT
+# submodules. On the CPU their weights stay views of the memory-mapped checkpoint, read in place
+# with torch's default kernels (packing would copy them into anonymous memory), and the engine
+# drops their resident pages once a new voice is built (engines/file_pages.py): they cost memory
+# only while a voice is being built (docs/performance.md, "Memory").
+GPT_FRONT_END = ("conditioning_encoder", "perceiver_encoder", "emo_conditioning_encoder", "emo_perceiver_encoder")
 
 
 def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
     """Put each CPU module's layers on their measured kernels and hold each weight once.
 
-    kernels="plain" keeps torch's default fp32 layers untouched (the bench's original-style path).
-    Returns {module: {kernel: layer count}}.
+    kernels="plain" keeps torch's default fp32 layers untouched and every weight in anonymous
+    memory (the bench's original-style path, holding everything as upstream does); otherwise the
+    voice front end (GPT_FRONT_END, w2v-BERT) stays file-backed. Returns {module: {kernel: layer count}}.
     """
     modules = {"gpt": engine.gpt, "s2mel": engine.s2mel, "w2v": engine.w2v, "codec": engine.codec,
                "campplus": engine.campplus, "bigvgan": engine.bigvgan}
     counts: dict[str, dict[str, int]] = {}
+    file_backed: dict[str, tuple[str, ...]] = {}
     if kernels != "plain":
+        file_backed = {"gpt": tuple(n for n in GPT_FRONT_END if hasattr(engine.gpt, n)), "w2v": ("",)}
         table = KernelTable()
-        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS)
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, skip=file_backed["gpt"])
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
+        counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))
         counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)
-        for name in ("w2v", "codec", "campplus"):
+        for name in ("codec", "campplus"):
             counts[name] = apply_kernels(modules[name], table, FEATURE_ROWS)
         example = torch.zeros(1, engine.bigvgan.cfg.num_mels, BIGVGAN_EXAMPLE_FRAMES)
         counts["bigvgan"] = apply_kernels(engine.bigvgan, table, FEATURE_ROWS, reduced_ok=True,
                                           conv_lengths=conv_input_lengths(engine.bigvgan, example))
-    for module in modules.values():
-        detach_from_file(module)
+    for name, module in modules.items():
+        detach_from_file(module, skip=file_backed.get(name, ()))
     _return_freed_memory()
     return counts
+
+
+def _wavenet_kernels(cfm, table: KernelTable) -> dict[str, int]:
+    """The DiT's weight-normed WaveNet convolutions (a third of a balanced DiT forward while they
+    ran in fp32) get a bf16 choice for the reduced modes too, where it measured faster."""
+    if not (onednn_packing_available() and native_bf16()):
+        return {}
+    chosen = 0
+    for module in cfm.modules():
+        if isinstance(module, SConv1d):
+            c = module.conv.conv
+            signature = {"in": c.in_channels, "out": c.out_channels, "k": c.kernel_size[0], "stride": 1, "padding": 0,
+                         "dilation": c.dilation[0], "groups": 1, "transposed": False}
+            module.reduced_kernel = table.conv(signature, DIT_ROWS, ("default", "bf16"))  # 2 x 602 frames
+            chosen += module.reduced_kernel == "bf16"
+    table.save()
+    return {"bf16 weight-normed conv (reduced modes)": chosen} if chosen else {}
 
 
 def _return_freed_memory() -> None:
@@ -71,15 +99,26 @@ def _return_freed_memory() -> None:
         pass
 
 
-def weights_gib(engine) -> float:
-    """Bytes of every parameter and buffer the engine holds (packed ones included), in GiB."""
+def _gib(modules) -> float:
     seen, total = set(), 0
-    for name in ("gpt", "s2mel", "w2v", "codec", "campplus", "bigvgan"):
-        for t in [*getattr(engine, name).parameters(), *getattr(engine, name).buffers()]:
+    for module in modules:
+        for t in [*module.parameters(), *module.buffers()]:
             if id(t) not in seen:
                 seen.add(id(t))
                 total += t.numel() * t.element_size()
     return total / 2**30
+
+
+def weights_gib(engine) -> float:
+    """Bytes of every parameter and buffer the engine holds (packed ones included), in GiB."""
+    return _gib(getattr(engine, name) for name in ("gpt", "s2mel", "w2v", "codec", "campplus", "bigvgan"))
+
+
+def front_end_gib(engine) -> float:
+    """Of those, the file-backed voice front end's (resident only while a new voice is built)."""
+    if engine.device != "cpu" or engine.kernels == "plain":
+        return 0.0
+    return _gib([engine.w2v, *(getattr(engine.gpt, n) for n in GPT_FRONT_END if hasattr(engine.gpt, n))])
 
 
 def reduced_precision_note(device: str) -> str:

@@ -10,11 +10,14 @@ choice is cached per machine (CPU model, ISA flags, torch version, thread count)
 Candidates:
 - "default": torch's own fp32 path (`F.linear` / `addmm`, `F.conv1d`);
 - "onednn": fp32 with the weight pre-packed for oneDNN (`packed_linear.KernelLinear`);
+- "onednn4": the same packed weight, with fewer than 4 rows padded to 4 (zero rows, dropped after):
+  on the Zen 4 of docs/performance.md oneDNN's 4-row kernel streamed the GPT's weights 1-8%
+  faster than its 3-row one (beam-3 decode), with the same values in the real rows;
 - "bf16": bf16 weights and inputs, fp32 out; only for layers that may run in reduced precision
   (the DiT and BigVGAN in the balanced and fast modes) and only where the CPU has native bf16
   arithmetic (AVX512-BF16 or AMX, read from the CPU flags).
 
-`INDEX_TTS_KERNELS=default|onednn|bf16` forces one candidate everywhere it is allowed (tests run
+`INDEX_TTS_KERNELS=default|onednn|onednn4|bf16` forces one candidate everywhere it is allowed (tests run
 the conformance fixtures under each).
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-CANDIDATES = ("default", "onednn", "bf16")
+CANDIDATES = ("default", "onednn", "onednn4", "bf16")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 FORCE_ENV = "INDEX_TTS_KERNELS"
 _lock = threading.Lock()
@@ -107,6 +110,11 @@ def interleaved_ms(ops: dict[str, "callable"], rounds: int = 7) -> dict[str, flo
     return best
 
 
+def padded_rows(x: torch.Tensor, rows: int = 4) -> torch.Tensor:
+    """x [n, in] with zero rows appended up to `rows` ("onednn4"; n < rows)."""
+    return torch.cat([x, x.new_zeros(rows - x.size(0), x.size(1))])
+
+
 def linear_op(candidate: str, n_in: int, n_out: int, rows: int):
     """One [rows, n_in] x [n_in, n_out] product (+ bias) with this candidate, as a call to time."""
     g = torch.Generator().manual_seed(0)
@@ -114,8 +122,10 @@ def linear_op(candidate: str, n_in: int, n_out: int, rows: int):
     x = torch.randn(rows, n_in, generator=g)
     if candidate == "default":
         return lambda: F.linear(x, w, b)
-    if candidate == "onednn":
+    if candidate in ("onednn", "onednn4"):
         packed = torch.ops.mkldnn._reorder_linear_weight(w)
+        if candidate == "onednn4" and rows < 4:
+            return lambda: torch.ops.mkldnn._linear_pointwise(padded_rows(x), packed, b, "none", [], "")[:rows]
         return lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
     packed, b16 = torch.ops.mkldnn._reorder_linear_weight(w.bfloat16()), b.bfloat16()
     return lambda: torch.ops.mkldnn._linear_pointwise(x.bfloat16(), packed, b16, "none", [], "").float()
@@ -168,7 +178,7 @@ class KernelTable:
             todo = [c for c in candidates if c not in row]
             if todo:
                 measured = interleaved_ms({c: make_op(c) for c in candidates})
-                row.update({c: round(measured[c], 4) for c in todo})
+                row.update({c: round(measured[c], 4) for c in candidates})  # all timed together
                 self.dirty = True
             return min(candidates, key=lambda c: row[c])
 

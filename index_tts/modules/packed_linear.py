@@ -4,7 +4,8 @@
 says it is a linear layer with its weight stored [in, out] (`weight_in_out = True`, the GPT-2
 `Conv1D`) for a `KernelLinear` that holds its weight ONCE, in the form its fp32 kernel reads:
 - "default": the original parameter, multiplied by torch's `F.linear` (MKL on x86);
-- "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident).
+- "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident);
+- "onednn4": the same, fewer than 4 rows padded to 4 per call.
 `state_dict()` keys, shapes and values do not change (a packed weight is unpacked on saving).
 Results equal the plain layer up to float32 summation order (~1e-6 relative).
 
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
+from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available, padded_rows
 
 _mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
 _holding_bf16: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # layers holding a bf16 copy now
@@ -66,7 +67,8 @@ def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:
     return weights
 
 
-def _reduced() -> bool:
+def in_reduced_precision() -> bool:
+    """Inside `reduced_precision()` on this thread (the balanced and fast modes' DiT and BigVGAN)."""
     return getattr(_mode, "reduced", False)
 
 
@@ -79,7 +81,7 @@ class KernelLinear(nn.Module):
         self.in_features, self.out_features = w_out_in.size(1), w_out_in.size(0)
         self.weight_in_out, self.kernel, self.reduced_kernel = weight_in_out, kernel, reduced_kernel
         self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
-        if kernel == "onednn":
+        if kernel in ("onednn", "onednn4"):
             self.weight = None
             self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(w_out_in.contiguous()), persistent=False)
         else:
@@ -107,12 +109,16 @@ class KernelLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, x.size(-1))
-        if self.reduced_kernel == "bf16" and _reduced():
+        if self.reduced_kernel == "bf16" and in_reduced_precision():
             w, b = self._bf16_weights()
             y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
         elif self.packed_weight is not None:
             bias = None if self.bias is None else self.bias.detach()
-            y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
+            n = rows.size(0)
+            if self.kernel == "onednn4" and n < 4:
+                y = torch.ops.mkldnn._linear_pointwise(padded_rows(rows), self.packed_weight, bias, "none", [], "")[:n]
+            else:
+                y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
         elif self.weight_in_out:
             y = rows @ self.weight if self.bias is None else torch.addmm(self.bias, rows, self.weight)
         else:
@@ -138,7 +144,7 @@ class Bf16Conv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         conv = F.conv_transpose1d if self.transposed else F.conv1d
-        if not _reduced():
+        if not in_reduced_precision():
             return conv(x, self.weight, self.bias, **self.options)
         w, b = self._bf16 or _remember_bf16(self, (self.weight.detach().bfloat16(),
                                                    None if self.bias is None else self.bias.detach().bfloat16()))
@@ -167,37 +173,46 @@ def _conv_signature(c: nn.Module) -> dict:
 
 
 def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, int], reduced_ok: bool = False,
-                  conv_lengths: dict[int, int] | None = None) -> dict[str, int]:
+                  conv_lengths: dict[int, int] | None = None, skip: tuple[str, ...] = ()) -> dict[str, int]:
     """Give every linear layer of `model` its measured fastest kernel, in place.
 
     rows: the typical number of rows the layers multiply (3 for the GPT's beam decode), or
     {submodule name prefix: rows} with "" as the fallback. conv_lengths: {id(conv): input length}
-    for the convolutions that may run in bf16 (reduced_ok only). Returns {kernel: layer count}.
+    for the convolutions that may run in bf16 (reduced_ok only). skip: names of submodules left
+    as they are. Returns {kernel: layer count}.
     """
     onednn = onednn_packing_available()
     fp32 = ("default", "onednn") if onednn else ("default",)
-    reduced = fp32 + (("bf16",) if reduced_ok and onednn and native_bf16() else ())
+    bf16 = ("bf16",) if reduced_ok and onednn and native_bf16() else ()
     counts: dict[str, int] = {}
     names = {id(m): n for n, m in model.named_modules()}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
+            full = f"{names[id(parent)]}.{name}".lstrip(".")
+            if _under(full, skip):
+                continue
             if _linear_like(child):
-                full = f"{names[id(parent)]}.{name}".lstrip(".")
                 n_rows = rows if isinstance(rows, int) else _rows_for(full, rows)
                 w = child.weight
                 n_in, n_out = (w.shape if getattr(child, "weight_in_out", False) else w.shape[::-1])
-                kernel = table.linear(n_in, n_out, n_rows, fp32)
-                reduced_kernel = table.linear(n_in, n_out, n_rows, reduced) if reduced_ok else kernel
+                allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ())
+                kernel = table.linear(n_in, n_out, n_rows, allowed)
+                reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + bf16) if reduced_ok else kernel
                 setattr(parent, name, KernelLinear(w, child.bias, getattr(child, "weight_in_out", False), kernel, reduced_kernel))
                 counts[kernel] = counts.get(kernel, 0) + 1
                 if reduced_kernel == "bf16":
                     counts["bf16 (reduced modes)"] = counts.get("bf16 (reduced modes)", 0) + 1
-            elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and "bf16" in reduced:
+            elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and bf16:
                 if table.conv(_conv_signature(child), conv_lengths[id(child)], ("default", "bf16")) == "bf16":
                     setattr(parent, name, Bf16Conv(child))
                     counts["bf16 conv (reduced modes)"] = counts.get("bf16 conv (reduced modes)", 0) + 1
     table.save()
     return counts
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    """`name` is the submodule `p` or inside it, for some p in prefixes ("" is the whole model)."""
+    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _rows_for(name: str, rows: dict[str, int]) -> int:
@@ -238,14 +253,17 @@ def pack_linears(model: nn.Module) -> int:
     return count
 
 
-def detach_from_file(model: nn.Module) -> None:
-    """Copy every parameter and buffer into this process's own memory.
+def detach_from_file(model: nn.Module, skip: tuple[str, ...] = ()) -> None:
+    """Copy every parameter and buffer into this process's own memory (except under the
+    submodules named in `skip`, which stay views of their file).
 
     Checkpoints are loaded memory-mapped; a tensor still viewing the file keeps the mapping (and
     every page of it ever read) resident beside the packed copies. After this the mapping is
     released once the loader's references go, and each weight is held exactly once."""
     with torch.no_grad():
-        for module in model.modules():
+        for name, module in model.named_modules():
+            if _under(name, skip):
+                continue
             for name, p in list(module._parameters.items()):
                 if p is not None and p.device.type == "cpu":
                     module._parameters[name] = nn.Parameter(p.detach().clone(), requires_grad=False)

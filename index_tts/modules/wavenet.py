@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from index_tts.modules.packed_linear import in_reduced_precision
 from index_tts.modules.weight_norm import weight_normed
 
 
@@ -69,11 +70,18 @@ class SConv1d(nn.Module):
         total = (kernel_size - 1) * dilation
         self.pad_right = total // 2
         self.pad_left = total - self.pad_right
+        # "bf16" where that measured faster on this machine (engines/precision.py): then inside
+        # `reduced_precision()` (balanced, fast) the convolution multiplies in bf16.
+        self.reduced_kernel = "default"
 
     def forward(self, x: Tensor) -> Tensor:
         if self.pad_left or self.pad_right:
             x = reflect_pad1d(x, self.pad_left, self.pad_right)
-        return self.conv.conv(x)
+        conv = self.conv.conv
+        if self.reduced_kernel == "bf16" and in_reduced_precision():
+            w, b = conv.weight.bfloat16(), None if conv.bias is None else conv.bias.bfloat16()
+            return F.conv1d(x.bfloat16(), w, b, dilation=conv.dilation).float()
+        return conv(x)
 
 
 class WN(nn.Module):
