@@ -196,6 +196,18 @@ def test_library_export_and_import(synth, wav):
     assert "Exported" in choices(imported[0]) and "Exported" in imported[2]
 
 
+def test_the_target_duration_box_sets_the_length(synth, wav):
+    for target in (2.0, 3.5):
+        audio = synthesize.synthesize(synth, voice=wav, text="Say this line in exactly the time I give you.", seed=3,
+                                      duration=target)[0]
+        assert abs(sf.info(audio).duration - target) <= max(0.01 * target, 0.02)
+    natural = sf.info(synthesize.synthesize(synth, voice=wav, text="Say this line in exactly the time I give you.", seed=3,
+                                            duration=0)[0]).duration
+    assert abs(natural - 2.0) > 0.05 and abs(natural - 3.5) > 0.05   # 0 (the empty box): the natural pace
+    with pytest.raises(gr.Error, match="duration"):
+        synthesize.synthesize(synth, voice=wav, text="Hi.", duration=60.0)
+
+
 def test_synthesize_history_regenerate_delete(synth, wav):
     out = synthesize.synthesize(synth, voice=wav, text="History keeps this line.", seed=5, quality="fast")
     audio, info, rows, svg, srt, table, select = out

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Union
 
+from index_tts.encoding import AudioFormat, audio_format
 from index_tts.service.errors import ValidationError
 
 # A voice: a file path, or (sample_rate, samples) as Gradio's numpy audio gives it.
@@ -88,3 +89,14 @@ def check_number(value: object, field: str, lo: float, hi: float, *, whole: bool
         shown = f"a number of {value.bit_length()} bits" if isinstance(value, int) and not finite else repr(value)[:40]
         raise ValidationError(field, f"must be {what} in [{lo:g}, {hi:g}], got {shown}")
     return value
+
+
+def check_file_format(name: object, field: str = "output_format") -> AudioFormat:
+    """An audio format that makes a file (dialogue lines, dubbing cues, chapters): not raw pcm."""
+    try:
+        fmt = audio_format(name)
+    except ValueError as e:
+        raise ValidationError(field, str(e)) from e
+    if fmt.container is None:
+        raise ValidationError(field, "raw pcm makes no file; choose wav, flac, mp3, ogg or opus")
+    return fmt

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index_tts.emotion import EmotionSpec
-from index_tts.encoding import audio_format, encode
+from index_tts.encoding import encode
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
-from index_tts.service.checks import check_text
+from index_tts.service.checks import check_file_format, check_text
 from index_tts.service.clips import Clip, ClipStore, make_clip, render_missing
 from index_tts.service.errors import ValidationError, rethrow_named
 from index_tts.service.render import OUTPUT_SAMPLE_RATE, checking, describe_emotion, title_of
@@ -120,7 +120,7 @@ def compose(synth: Synthesizer, script: str, roles: dict[str, RoleSetting], *, p
         raise ValidationError("roles", f"choose a voice for {', '.join(missing)}")
     if isinstance(pause_ms, bool) or not isinstance(pause_ms, (int, float)) or not 0 <= pause_ms <= MAX_PAUSE_MS:
         raise ValidationError("pause_ms", f"must be a number of milliseconds in [0, {MAX_PAUSE_MS}], got {pause_ms!r}")
-    fmt = _line_format(output_format)
+    fmt = check_file_format(output_format)
     if not isinstance(generation, GenerationParams):
         raise ValidationError("generation", f"must be GenerationParams, got {type(generation).__name__}")
     rethrow_named(generation.validate, "generation")
@@ -152,7 +152,7 @@ def regenerate_line(synth: Synthesizer, entry_id: str, line: int, *, seed: int |
         request, placed = saved["request"], saved["lines"]
         if not saved.get("dialogue_id") or not all("clip" in p and "seed" in p for p in placed):
             raise ValueError("it was made before lines were kept one by one; regenerate the whole dialogue first")
-        fmt = _line_format(request["output_format"])
+        fmt = check_file_format(request["output_format"])
         generation = GenerationParams(**request.get("generation", {}))
         takes = [_Take(Line(int(p.get("number", i + 1)), p["role"], p["text"]), p["voice"],
                        EmotionSpec.from_record(p["emotion"]), int(p["seed"])) for i, p in enumerate(placed)]
@@ -280,15 +280,6 @@ def remove_unused_clip_folders(synth: Synthesizer) -> int:
             gone += 1
     return gone
 
-
-def _line_format(output_format: str):
-    try:
-        fmt = audio_format(output_format)
-    except ValueError as e:
-        raise ValidationError("output_format", str(e)) from e
-    if fmt.container is None:
-        raise ValidationError("output_format", "raw pcm has no place in a zip of lines; choose wav, flac, mp3, ogg or opus")
-    return fmt
 
 
 def compose_from_history(synth: Synthesizer, entry_id: str, progress: ProgressFn = no_progress,

@@ -47,6 +47,7 @@ from index_tts.emotion import EmotionSpec
 from index_tts.encoding import audio_format, encode
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
 from index_tts.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from index_tts.service.checks import check_file_format
 from index_tts.service.clips import Clip, ClipStore, make_clip, render_clip_info
 from index_tts.service.dialogue import RoleSetting
 from index_tts.service.errors import NotFound, ValidationError, rethrow_named
@@ -150,7 +151,7 @@ class Dubbing:
         cues = _read(subtitles_file)
         if fit not in FIT_MODES:
             raise ValidationError("fit", f"must be one of {', '.join(FIT_MODES)}, got {fit!r}")
-        fmt = _container_format(output_format)
+        fmt = check_file_format(output_format)
         settings = _role_settings(self, voice, roles)
         base_seed = generation.seed if generation.seed is not None else random.randrange(2**32)
         rows = _cue_rows(cues, None if voice is not None else settings, base_seed)
@@ -276,15 +277,6 @@ class Dubbing:
         store.keep_only(c.key for c in clips)
         return replace(self.get_dubbing(job_id), rendered=len(todo))
 
-
-def _container_format(name: str):
-    try:
-        fmt = audio_format(name)
-    except ValueError as e:
-        raise ValidationError("output_format", str(e)) from e
-    if fmt.container is None:
-        raise ValidationError("output_format", "raw pcm has no place in a zip of cues; choose wav, flac, mp3, ogg or opus")
-    return fmt
 
 
 def _role_settings(synth: Synthesizer, voice: str | None, roles: dict[str, RoleSetting] | None) -> dict[str, RoleSetting]:

@@ -30,12 +30,11 @@ import numpy as np
 import soundfile as sf
 
 from index_tts.emotion import EmotionSpec
-from index_tts.encoding import audio_format
 from index_tts.engines.base import GenerationParams, ProgressFn, no_progress
 from index_tts.fileio import atomic_write_bytes, atomic_write_json, remove_temp_leftovers
 from index_tts.service.audiobook import write_book
 from index_tts.service.books import check_chapter_text, read_book, split_segments
-from index_tts.service.checks import AudioInput, check_name, check_number
+from index_tts.service.checks import AudioInput, check_file_format, check_name, check_number
 from index_tts.service.clips import Clip, ClipStore, LocalRunner, Runner, make_clip, render_missing
 from index_tts.service.errors import Cancelled, Conflict, NotFound, ValidationError, rethrow_named
 from index_tts.service.uploads import decode_audio
@@ -427,12 +426,7 @@ class Projects:
         chapter frames) and `<title>.srt` (a cue per chapter) into `out_dir` (default the
         project's export/, emptied first). Conflict when segments are not rendered yet."""
         project, clips = self._load_project(name), self.project_clips(name)
-        try:
-            fmt = audio_format(output_format)
-        except ValueError as e:
-            raise ValidationError("output_format", str(e)) from e
-        if fmt.container is None:
-            raise ValidationError("output_format", "choose a file format (wav, flac, mp3, ogg or opus), not raw pcm")
+        fmt = check_file_format(output_format)
         store = ClipStore(self._project_folder(name) / "clips")
         missing = sum(c.key not in store for cs in clips for c in cs)
         if missing:

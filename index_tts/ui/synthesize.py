@@ -15,7 +15,7 @@ from index_tts.ui.strings import t
 
 # /synthesize's parameters, in the order of its inputs (gradio_client callers see these names).
 FORM = [param("voice"), param("text"), *emotion.FORM, *generation.form(), param("lang", "en"), param("use_glossary", True),
-        param("output_format", "wav"), *model.FORM, param("progress", None)]
+        param("output_format", "wav"), *model.FORM, param("duration", None), param("progress", None)]
 
 # (text, emotion mode, weight, 8 slider values, emotion description) - filled by a click.
 EXAMPLES = [
@@ -51,7 +51,7 @@ def synthesize(synth: Synthesizer, progress=None, **form):
                                emotion_audio=values["emo_audio"],
                                use_glossary=True if values["use_glossary"] is None else bool(values["use_glossary"]),
                                output_format=values["output_format"] or "wav", model=values["model"] or None,
-                               language=values["language"] or "auto")
+                               language=values["language"] or "auto", duration=values["duration"] or None)
     return result_view(synth, synth.synthesize(request, reporter(progress)), values["lang"] or "en")
 
 
@@ -74,6 +74,9 @@ def layout(page: Page):
                                 buttons=["download"]), label="voice_label")
             voice_pick = tr(gr.Radio([], label=t("en", "voice_pick"), elem_id="voice_pick"), label="voice_pick")
             model.layout(page)
+            # "say this in exactly 3.2 s": empty (or 0) speaks at the natural pace
+            duration = tr(gr.Number(None, label=t("en", "duration_label"), info=t("en", "duration_info"), minimum=0,
+                                    elem_id="target_duration"), label="duration_label", info="duration_info")
         with gr.Column(scale=2):
             text = tr(gr.Textbox(lines=4, max_lines=20, label=t("en", "text_label"), placeholder=t("en", "text_placeholder"),
                                  elem_id="text_in"), label="text_label", placeholder="text_placeholder")
@@ -95,7 +98,7 @@ def layout(page: Page):
                                             datatype=["number", "str", "number", "number", "str"], interactive=False, wrap=True,
                                             elem_id="out_segments", max_height=300)
             tr(gr.Markdown(t("en", "tags_help"), elem_id="tags_help"), value="tags_help")
-    page.room("synth", voice=voice, voice_pick=voice_pick, text=text, out_format=out_format, generate=generate,
+    page.room("synth", voice=voice, voice_pick=voice_pick, duration=duration, text=text, out_format=out_format, generate=generate,
               generate_on_click=generate_on_click, output=output, output_info=output_info, out_wave=out_wave, out_srt=out_srt,
               out_segments=out_segments)
     emo = emotion.layout(page, buttons)
@@ -113,7 +116,7 @@ def wire(page: Page, demo: gr.Blocks):
     s, h = page.synth, page.history
     s.result_outputs = [s.output, s.output_info, s.out_segments, s.out_wave, s.out_srt, h.table, h.select]
     inputs = [s.voice, s.text, *page.emotion.inputs, *page.generation.inputs, page.lang, page.glossary.use, s.out_format,
-              *page.model.inputs]
+              *page.model.inputs, s.duration]
     s.generate.click(page.bind(synthesize, FORM), inputs, s.result_outputs, api_name="synthesize", **ENGINE)
     h.regen.click(page.bind(regenerate), [h.select, page.lang], s.result_outputs, api_name="regenerate", **ENGINE)
     for room in (emotion, audition, glossary, status, history, model):
