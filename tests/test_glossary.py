@@ -212,7 +212,7 @@ class RecordingEngine:
 def test_service_passes_glossary_only_when_enabled(tmp_path):
     engine = RecordingEngine()
     synth = Synthesizer(lambda progress: engine, data_dir=tmp_path).start()
-    assert synth._ready.wait(10)
+    assert synth.wait_until_loaded(10) == "ready"
     synth.glossary.add("GPU", zh="图形处理器", en="graphics processor")
     assert (tmp_path / "glossary.json").is_file()
 
