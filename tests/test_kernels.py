@@ -19,7 +19,7 @@ from index_tts.bench.workloads import reference_signal
 from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import QUALITY_MODES, GenerationParams
 from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
-from index_tts.modules import kernels
+from index_tts.modules import kernels, panel_linear
 from index_tts.modules.generation import DecodeParams, generate
 from index_tts.modules.packed_linear import Bf16Conv, KernelLinear, apply_kernels, reduced_precision
 from index_tts.modules.static_decode import StaticStepGPT
@@ -78,6 +78,8 @@ def test_bf16_is_read_from_the_cpu_flags():
 def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, monkeypatch):
     if candidate != "default" and not kernels.onednn_packing_available():
         pytest.skip("this torch build has no oneDNN packed linear")
+    if candidate.startswith("panel") and not panel_linear.available():
+        pytest.skip(f"the panel kernel cannot be built here: {panel_linear.unavailable_reason()}")
     monkeypatch.setenv(kernels.FORCE_ENV, candidate)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(24, 40), nn.GELU(), Conv1D(40, 16), nn.Conv1d(16, 8, 3, padding=1))
@@ -88,15 +90,15 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
     state = {k: v.clone() for k, v in model.state_dict().items()}
     apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=True, conv_lengths={id(model[3]): 3})
     assert isinstance(model[0], KernelLinear) and isinstance(model[2], KernelLinear)
-    fp32 = "default" if candidate == "bf16" else candidate
-    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 in ("onednn", "onednn4"))
+    fp32 = "default" if candidate in kernels.REDUCED else candidate
+    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 != "default")
     with torch.no_grad():
         exact = run()
         with reduced_precision():
             reduced = run()
     torch.testing.assert_close(exact, plain, atol=1e-5, rtol=1e-5)  # outside reduced precision: fp32
-    bf16_ran = candidate == "bf16" and kernels.native_bf16()
-    assert isinstance(model[3], Bf16Conv) == bf16_ran
+    bf16_ran = (candidate == "bf16" and kernels.native_bf16()) or candidate == "panel_bf16"
+    assert isinstance(model[3], Bf16Conv) == (candidate == "bf16" and kernels.native_bf16())
     if bf16_ran:
         assert not torch.equal(reduced, exact)
         torch.testing.assert_close(reduced, plain, atol=0.1, rtol=0.05)
@@ -107,10 +109,11 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
         assert torch.equal(v, state[k]), k
 
 
-@pytest.mark.parametrize("candidate", kernels.CANDIDATES)
+@pytest.mark.parametrize("candidate", [c for c in kernels.CANDIDATES if c != "panel_bf16"])
 def test_the_pipeline_fixtures_pass_with_each_kernel_forced(candidate, monkeypatch):
     """Exact mode through the whole engine with every layer on one candidate (bf16 must not leak
-    into exact mode)."""
+    into exact mode; panel_bf16, the other reduced candidate, is checked for that in the balanced
+    test below, on a smaller budget)."""
     assert PIPELINE_FIXTURES, "no pipeline fixtures found"
     monkeypatch.setenv(kernels.FORCE_ENV, candidate)
     for path in PIPELINE_FIXTURES:
@@ -127,8 +130,9 @@ def test_balanced_is_a_quality_mode_between_exact_and_fast():
     GenerationParams(quality="balanced").validate()
 
 
-def test_balanced_mode_keeps_exact_codes_and_changes_only_the_sound_a_little(tiny_model_dir, monkeypatch):
-    monkeypatch.setenv(kernels.FORCE_ENV, "bf16")  # the DiT and BigVGAN in bf16 wherever the CPU has it
+@pytest.mark.parametrize("reduced", ["bf16", "panel_bf16"])
+def test_balanced_mode_keeps_exact_codes_and_only_fast_reduces_the_gpt(reduced, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv(kernels.FORCE_ENV, reduced)  # every layer on this reduced candidate where allowed
     engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
     voice = engine.voice_prompt(reference_signal(3.0), 24000, key="balanced-test")
     tokens = [torch.tensor([[5, 9, 14, 3, 22, 8]], dtype=torch.int32)]
@@ -138,16 +142,24 @@ def test_balanced_mode_keeps_exact_codes_and_changes_only_the_sound_a_little(tin
         params = GenerationParams(seed=3, max_mel_tokens=40, quality=mode)
         emovec = engine.emotion_vector(voice, EmotionSpec())
         wav, _ = engine.synthesize_tokens(voice, emovec, tokens, params, torch.Generator().manual_seed(3), trace=trace)
-        out[mode] = (trace.values["seg0_codes"].tolist(), wav.to(torch.int16).numpy())
-    assert out["balanced"][0] == out["exact"][0] == out["fast"][0]
+        out[mode] = (trace.values["seg0_codes"].tolist(), wav.to(torch.int16).numpy(), trace.values["seg0_latent"])
+    assert out["balanced"][0] == out["exact"][0]  # the GPT is exact in balanced mode
+    assert torch.equal(out["balanced"][2], out["exact"][2])
     assert len(out["exact"][0][0]) > 3
     exact, balanced = out["exact"][1], out["balanced"][1]
     assert exact.size == balanced.size
-    if kernels.native_bf16():
+    dit_reduced = reduced == "bf16" and kernels.native_bf16()
+    gpt_reduced = dit_reduced or (reduced == "panel_bf16" and panel_linear.available())
+    if dit_reduced:
         assert not np.array_equal(exact, balanced)  # bf16 really ran
         assert mel_distance(exact, balanced)["log_mel_corr"] > 0.95
     else:
-        assert np.array_equal(exact, balanced)  # no native bf16: balanced computes as exact
+        assert np.array_equal(exact, balanced)  # nothing reduced in the DiT/BigVGAN: balanced computes as exact
+    if gpt_reduced and out["fast"][0] == out["exact"][0]:  # fast ran the GPT on bf16 weights
+        assert not torch.equal(out["fast"][2], out["exact"][2])
+        torch.testing.assert_close(out["fast"][2], out["exact"][2], atol=0.1, rtol=0.05)
+    elif not gpt_reduced:
+        assert out["fast"][0] == out["exact"][0] and torch.equal(out["fast"][2], out["exact"][2])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -140,7 +140,9 @@ def format_table(result: dict) -> str:
                      + "; ".join(f"{d['log_mel_l1']:.3f} / {d['log_mel_corr']:.3f}" for d in q["mode_vs_exact"])
                      + "; exact vs exact at another seed (scale): "
                      + "; ".join(f"{d['log_mel_l1']:.3f} / {d['log_mel_corr']:.3f}" for d in q["exact_vs_exact_other_seed"])
-                     + f"; codes identical to exact: {q['codes_identical']}")
+                     + f"; codes identical to exact: {q['codes_identical']}"
+                     + ("" if q["codes_identical"] else " (first different step per segment: "
+                        + ", ".join(str(i) for i in q["codes_first_difference"]) + ")"))
     if result.get("kernels"):
         lines.append("kernels per module (layers): " + "; ".join(
             f"{name} " + ", ".join(f"{k} {n}" for k, n in sorted(c.items())) for name, c in result["kernels"].items() if c))

@@ -227,4 +227,12 @@ def quality_check(engine, workload: Workload, mode: str) -> dict:
     return {"mode": mode,
             "mode_vs_exact": [mel_distance(a, b) for a, b in zip(exact, ours)],
             "exact_vs_exact_other_seed": [mel_distance(a, b) for a, b in zip(exact, other)],
-            "codes_identical": codes(exact_trace) == codes(mode_trace)}
+            "codes_identical": codes(exact_trace) == codes(mode_trace),
+            "codes_first_difference": [first_difference(a, b) for a, b in zip(codes(exact_trace), codes(mode_trace))]}
+
+
+def first_difference(a: list, b: list) -> int | None:
+    """The first decode step at which two segments' codes differ (None: identical). Sampling is
+    autoregressive, so after it the two continue from different codes."""
+    a, b = [c for row in a for c in row], [c for row in b for c in row]
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))

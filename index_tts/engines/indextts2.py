@@ -36,7 +36,7 @@ from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines import file_pages
 from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.request_flow import RequestFlow
-from index_tts.engines.precision import decode_model, decoder_precision, prepare_cpu, prepare_cuda
+from index_tts.engines.precision import decode_model, decoder_precision, gpt_precision, prepare_cpu, prepare_cuda
 from index_tts.model_store.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
@@ -351,13 +351,14 @@ class IndexTTS2Engine(RequestFlow):
         """One text segment -> S_infer [1, n, 1024], the length regulator's input (None: no codes).
         This is all that the seed decides about the words; the tempo comes after."""
         text_tokens = text_tokens.to(self.device)
-        result = generate(decode_model(self), prompt.spk_cond_emb, text_tokens, emovec, params,
-                          generator=generator, spk_latent=prompt.spk_latent)
-        codes = result.codes[:, : result.code_len]
-        trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)
-        if result.code_len == 0:
-            return None
-        latent = self.gpt.forward_latent(prompt.spk_latent, text_tokens, codes, emovec).float()
+        with gpt_precision(self.device, params.quality):  # fast: bf16 GPT weights where measured faster
+            result = generate(decode_model(self), prompt.spk_cond_emb, text_tokens, emovec, params,
+                              generator=generator, spk_latent=prompt.spk_latent)
+            codes = result.codes[:, : result.code_len]
+            trace(f"{prefix}codes_raw", result.codes), trace(f"{prefix}codes", codes)
+            if result.code_len == 0:
+                return None
+            latent = self.gpt.forward_latent(prompt.spk_latent, text_tokens, codes, emovec).float()
         trace(f"{prefix}latent", latent)
         s_infer = self.codec.vq2emb(codes.unsqueeze(1)).transpose(1, 2) + self.s2mel.gpt_layer(latent)
         trace(f"{prefix}S_infer", s_infer)

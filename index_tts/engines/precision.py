@@ -7,7 +7,9 @@
   seed); the DiT/CFM and BigVGAN, which only turn the codes into sound, in bf16 where the hardware
   has it: on a CPU with native bf16 (AVX512-BF16 or AMX, detected from the CPU flags) each layer
   whose bf16 kernel measured fastest; on CUDA under autocast (bf16). Elsewhere fp32, as exact.
-- fast: balanced plus fewer DiT steps and a shorter DiT prompt (engines/indextts2.py).
+- fast: balanced plus fewer DiT steps and a shorter DiT prompt (engines/indextts2.py), and on the
+  CPU the GPT's decode layers with bf16 weights where that measured faster (half the bytes a decode
+  step streams; the codes may then differ from exact mode's: docs/performance.md says how often).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
     if kernels != "plain":
         file_backed = {"gpt": tuple(n for n in GPT_FRONT_END if hasattr(engine.gpt, n)), "w2v": ("",)}
         table = KernelTable()
-        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, skip=file_backed["gpt"])
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, reduced_ok=True, skip=file_backed["gpt"])
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))
         counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)
@@ -137,6 +139,14 @@ def decoder_precision(device: str, quality: str):
     if device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return reduced_precision()
+
+
+def gpt_precision(device: str, quality: str):
+    """Context for the GPT's decode and latent pass of one segment: reduced only in the fast mode
+    (balanced keeps exact mode's codes), and only on the CPU (CUDA runs the GPT in fp16 as upstream)."""
+    if quality == "fast" and not device.startswith("cuda"):
+        return reduced_precision()
+    return contextlib.nullcontext()
 
 
 def _flag(name: str) -> bool:

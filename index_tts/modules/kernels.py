@@ -13,11 +13,17 @@ Candidates:
 - "onednn4": the same packed weight, with fewer than 4 rows padded to 4 (zero rows, dropped after):
   on the Zen 4 of docs/performance.md oneDNN's 4-row kernel streamed the GPT's weights 1-8%
   faster than its 3-row one (beam-3 decode), with the same values in the real rows;
+- "panel": our own kernel for few rows (`panel_linear.c`, compiled for this CPU at first use): the
+  weight as one sequential stream of 16-column panels; only offered for classes under 16 rows (the
+  beam-3 decode), and only where it could be built (a C compiler, torch's OpenMP runtime);
 - "bf16": bf16 weights and inputs, fp32 out; only for layers that may run in reduced precision
   (the DiT and BigVGAN in the balanced and fast modes) and only where the CPU has native bf16
-  arithmetic (AVX512-BF16 or AMX, read from the CPU flags).
+  arithmetic (AVX512-BF16 or AMX, read from the CPU flags);
+- "panel_bf16": the panel kernel with bf16 weights (half the bytes to stream; inputs and sums stay
+  fp32, so no bf16 arithmetic is needed): a reduced choice for the GPT's decode layers, which only
+  the fast mode runs reduced.
 
-`INDEX_TTS_KERNELS=default|onednn|onednn4|bf16` forces one candidate everywhere it is allowed (tests run
+`INDEX_TTS_KERNELS=default|onednn|onednn4|panel|bf16|panel_bf16` forces one candidate everywhere it is allowed (tests run
 the conformance fixtures under each).
 """
 
@@ -33,7 +39,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-CANDIDATES = ("default", "onednn", "onednn4", "bf16")
+CANDIDATES = ("default", "onednn", "onednn4", "panel", "bf16", "panel_bf16")
+REDUCED = ("bf16", "panel_bf16")  # candidates that change the numbers: the reduced modes only
+PANEL_MAX_ROWS = 16
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 FORCE_ENV = "INDEX_TTS_KERNELS"
 _lock = threading.Lock()
@@ -122,6 +130,11 @@ def linear_op(candidate: str, n_in: int, n_out: int, rows: int):
     x = torch.randn(rows, n_in, generator=g)
     if candidate == "default":
         return lambda: F.linear(x, w, b)
+    if candidate in ("panel", "panel_bf16"):
+        from index_tts.modules import panel_linear
+
+        panels = panel_linear.pack(w, torch.bfloat16 if candidate == "panel_bf16" else torch.float32)
+        return lambda: panel_linear.linear(x, panels, b, n_out)
     if candidate in ("onednn", "onednn4"):
         packed = torch.ops.mkldnn._reorder_linear_weight(w)
         if candidate == "onednn4" and rows < 4:
@@ -207,18 +220,21 @@ class KernelTable:
         lines = []
         for key in sorted(self.times):
             row = self.times[key]
-            fp32 = {c: t for c, t in row.items() if c != "bf16"}
+            fp32 = {c: t for c, t in row.items() if c not in REDUCED}
             win32 = min(fp32, key=fp32.get) if fp32 else "-"
             winall = min(row, key=row.get)
             cells = ", ".join(f"{c} {t:.2f} ms" for c, t in sorted(row.items()))
-            lines.append(f"{key}: {cells} -> exact {win32}" + (f", reduced {winall}" if "bf16" in row else ""))
+            lines.append(f"{key}: {cells} -> exact {win32}" + (f", reduced {winall}" if set(REDUCED) & set(row) else ""))
         return lines
 
 
 def describe_cached() -> dict:
     """For `doctor` and the bench: the machine key, the cache file and its choices."""
     table = KernelTable()
+    from index_tts.modules import panel_linear
+
     return {"machine": machine_key(), "native_bf16": native_bf16(), "onednn": onednn_packing_available(),
+            "panel": panel_linear.unavailable_reason() or "yes",
             "cache": str(table.path), "cached": table.path.is_file(), "choices": table.summary()}
 
 
@@ -227,7 +243,8 @@ def report_lines() -> list[str]:
     k = describe_cached()
     m = k["machine"]
     lines = [f"Kernels: {m['cpu']}; ISA {' '.join(m['flags']) or '-'}; torch {m['torch']}, {m['threads']} threads; "
-             f"native bf16: {'yes' if k['native_bf16'] else 'no'}; oneDNN packing: {'yes' if k['onednn'] else 'no'}"]
+             f"native bf16: {'yes' if k['native_bf16'] else 'no'}; oneDNN packing: {'yes' if k['onednn'] else 'no'}; "
+             f"panel kernel: {k['panel']}"]
     if not k["cached"]:
         return lines + [f"  not measured yet (the engine measures them at its first load; cache {k['cache']})"]
     convs = [c for c in k["choices"] if c.startswith("conv")]

@@ -5,14 +5,16 @@ says it is a linear layer with its weight stored [in, out] (`weight_in_out = Tru
 `Conv1D`) for a `KernelLinear` that holds its weight ONCE, in the form its fp32 kernel reads:
 - "default": the original parameter, multiplied by torch's `F.linear` (MKL on x86);
 - "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident);
-- "onednn4": the same, fewer than 4 rows padded to 4 per call.
+- "onednn4": the same, fewer than 4 rows padded to 4 per call;
+- "panel": only the 16-column panels our own few-row kernel streams (`panel_linear`).
 `state_dict()` keys, shapes and values do not change (a packed weight is unpacked on saving).
 Results equal the plain layer up to float32 summation order (~1e-6 relative).
 
-Layers of modules that may run in reduced precision (the DiT and BigVGAN, `reduced_ok`) also get a
-reduced-precision choice: inside `reduced_precision()` (the balanced and fast modes) they multiply
-in bf16 when bf16 was measured fastest, with a bf16 copy built on first use (so exact-only use
-never holds one). Convolutions only ever get that reduced choice: their fp32 path is torch's.
+Layers of modules that may run in reduced precision (`reduced_ok`: the DiT and BigVGAN, and the
+GPT's decode layers, which only the fast mode runs reduced) also get a reduced-precision choice:
+inside `reduced_precision()` they use bf16 weights ("bf16": oneDNN with bf16 inputs; "panel_bf16":
+the panel kernel, fp32 inputs) when that was measured fastest, with a bf16 copy built on first use
+(so exact-only use never holds one). Convolutions only ever get that reduced choice: their fp32 path is torch's.
 
 Which kernel wins is measured per machine (`kernels.KernelTable`). Apply only after the weights
 are final (after `load_state_dict`, `.to(device)`, `.eval()`).
@@ -28,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available, padded_rows
+from index_tts.modules import panel_linear
+from index_tts.modules.kernels import PANEL_MAX_ROWS, REDUCED, KernelTable, native_bf16, onednn_packing_available, padded_rows
 
 _mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
 _holding_bf16: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # layers holding a bf16 copy now
@@ -81,18 +84,24 @@ class KernelLinear(nn.Module):
         self.in_features, self.out_features = w_out_in.size(1), w_out_in.size(0)
         self.weight_in_out, self.kernel, self.reduced_kernel = weight_in_out, kernel, reduced_kernel
         self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
+        self.weight = None
         if kernel in ("onednn", "onednn4"):
-            self.weight = None
             self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(w_out_in.contiguous()), persistent=False)
+            self.panels = None
+        elif kernel == "panel":
+            self.register_buffer("panels", panel_linear.pack(w_out_in), persistent=False)
+            self.packed_weight = None
         else:
             self.weight = nn.Parameter(weight.detach(), requires_grad=False)  # original layout
-            self.packed_weight = None
+            self.packed_weight = self.panels = None
         self._bf16: tuple[Tensor, Tensor | None] | None = None
 
     def dense_weight(self) -> Tensor:
         """W [out, in] as a plain tensor (unpacked when packed)."""
         if self.packed_weight is not None:
             return self.packed_weight.to_dense()
+        if self.panels is not None:
+            return panel_linear.unpack(self.panels, self.out_features)
         return self.weight.t() if self.weight_in_out else self.weight
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -102,18 +111,26 @@ class KernelLinear(nn.Module):
             destination[prefix + "bias"] = self.bias.detach()
 
     def _bf16_weights(self) -> tuple[Tensor, Tensor | None]:
-        if self._bf16 is None:
-            w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
-            return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
-        return self._bf16
+        if self._bf16 is not None:
+            return self._bf16
+        if self.reduced_kernel == "panel_bf16":  # the same panels, rounded: one cast
+            panels = self.panels if self.panels is not None else panel_linear.pack(self.dense_weight())
+            return _remember_bf16(self, (panels.bfloat16(), None))
+        w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
+        return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, x.size(-1))
-        if self.reduced_kernel == "bf16" and in_reduced_precision():
+        bias = None if self.bias is None else self.bias.detach()
+        if self.reduced_kernel in REDUCED and in_reduced_precision():
             w, b = self._bf16_weights()
-            y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
+            if self.reduced_kernel == "panel_bf16":
+                y = panel_linear.linear(rows, w, bias, self.out_features)
+            else:
+                y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
+        elif self.panels is not None:
+            y = panel_linear.linear(rows, self.panels, bias, self.out_features)
         elif self.packed_weight is not None:
-            bias = None if self.bias is None else self.bias.detach()
             n = rows.size(0)
             if self.kernel == "onednn4" and n < 4:
                 y = torch.ops.mkldnn._linear_pointwise(padded_rows(rows), self.packed_weight, bias, "none", [], "")[:n]
@@ -184,6 +201,7 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
     onednn = onednn_packing_available()
     fp32 = ("default", "onednn") if onednn else ("default",)
     bf16 = ("bf16",) if reduced_ok and onednn and native_bf16() else ()
+    panel = panel_linear.available()
     counts: dict[str, int] = {}
     names = {id(m): n for n, m in model.named_modules()}
     for parent in list(model.modules()):
@@ -195,13 +213,15 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
                 n_rows = rows if isinstance(rows, int) else _rows_for(full, rows)
                 w = child.weight
                 n_in, n_out = (w.shape if getattr(child, "weight_in_out", False) else w.shape[::-1])
-                allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ())
+                few_rows = panel and n_rows < PANEL_MAX_ROWS
+                allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ()) + (("panel",) if few_rows else ())
                 kernel = table.linear(n_in, n_out, n_rows, allowed)
-                reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + bf16) if reduced_ok else kernel
+                reduced = bf16 + (("panel_bf16",) if few_rows and reduced_ok else ())
+                reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + reduced) if reduced_ok else kernel
                 setattr(parent, name, KernelLinear(w, child.bias, getattr(child, "weight_in_out", False), kernel, reduced_kernel))
                 counts[kernel] = counts.get(kernel, 0) + 1
-                if reduced_kernel == "bf16":
-                    counts["bf16 (reduced modes)"] = counts.get("bf16 (reduced modes)", 0) + 1
+                if reduced_kernel in REDUCED:
+                    counts[f"{reduced_kernel} (reduced modes)"] = counts.get(f"{reduced_kernel} (reduced modes)", 0) + 1
             elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and bf16:
                 if table.conv(_conv_signature(child), conv_lengths[id(child)], ("default", "bf16")) == "bf16":
                     setattr(parent, name, Bf16Conv(child))

@@ -1,0 +1,101 @@
+/* y[m, n] = bias[n] + sum_k x[m, k] W[n, k] for a few rows of x (the GPT's beam-3 decode steps).
+ *
+ * Why our own kernel: a decode step multiplies 3 rows by every GPT weight, so its time is the time
+ * to stream 1.9 GB of weights from memory. oneDNN's and MKL's 3-row kernels read them at 55-60 %
+ * of the machine's read bandwidth (docs/performance.md); this one reads one sequential stream per
+ * thread and keeps the few rows of x in L1, which is what the bandwidth allows.
+ *
+ * Layout of W ("panels", made by index_tts/modules/panel_linear.py): [ceil(n / 16), k, 16], panel p
+ * holding output columns 16p .. 16p+15 (zero-padded past n), so the 16 weights that one vector
+ * multiply-add needs sit in one 64-byte line and a panel is read front to back.
+ * The weights are fp32, or bf16 (the upper half of an fp32: widened exactly by a shift) for the
+ * fast mode. x, bias and y are fp32; each output sums over k in order, in fp32.
+ *
+ * Built at first use by panel_linear.py with -march=native for this CPU, linked to torch's own
+ * OpenMP runtime so that its threads are torch's. */
+
+#include <stdint.h>
+#include <string.h>
+#include <omp.h>
+
+typedef float f32x16 __attribute__((vector_size(64), aligned(4)));
+typedef uint16_t u16x16 __attribute__((vector_size(32), aligned(2)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+
+static inline f32x16 load_f32(const float *p) {
+    f32x16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline f32x16 load_bf16(const uint16_t *p) {
+    u16x16 h;
+    memcpy(&h, p, sizeof h);
+    u32x16 bits = __builtin_convertvector(h, u32x16) << 16;
+    f32x16 v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+enum { COLS = 16, PANELS = 4, ROWS = 4 };  /* 4 panels x 4 rows: 16 accumulators in registers */
+
+static inline void store(f32x16 acc, int col, int n, const float *bias, float *y) {
+    float v[COLS];
+    memcpy(v, &acc, sizeof v);
+    int valid = n - col < COLS ? n - col : COLS;
+    for (int j = 0; j < valid; j++)
+        y[col + j] = v[j] + (bias ? bias[col + j] : 0.f);
+}
+
+/* np panels (of `w`, each k x 16) times nr rows of x; np, nr are constants after inlining. */
+#define DEFINE_BLOCK(NAME, WTYPE, LOAD)                                                           \
+    static inline __attribute__((always_inline)) void NAME(                                      \
+        const float *x, int k, const WTYPE *w, int np, int nr, int col, int n,                   \
+        const float *bias, float *y) {                                                           \
+        f32x16 acc[PANELS][ROWS];                                                                \
+        memset(acc, 0, sizeof acc);                                                              \
+        for (int i = 0; i < k; i++)                                                              \
+            for (int p = 0; p < np; p++) {                                                       \
+                f32x16 wv = LOAD(w + ((size_t)p * k + i) * COLS);                                \
+                for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
+            }                                                                                    \
+        for (int p = 0; p < np; p++)                                                             \
+            for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, y + (size_t)r * n); \
+    }
+
+DEFINE_BLOCK(block_f32, float, load_f32)
+DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
+
+#define CASE(BLOCK, NP, NR) \
+    case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, y); break;
+#define CASES(BLOCK, NP) CASE(BLOCK, NP, 1) CASE(BLOCK, NP, 2) CASE(BLOCK, NP, 3) CASE(BLOCK, NP, 4)
+
+#define DEFINE_LINEAR(NAME, BLOCK, WTYPE)                                                        \
+    static void NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,    \
+                             int n, const float *bias, float *y) {                               \
+        switch (np * 8 + nr) {                                                                   \
+            CASES(BLOCK, 1) CASES(BLOCK, 2) CASES(BLOCK, 3) CASES(BLOCK, 4)                      \
+        }                                                                                        \
+    }                                                                                            \
+    void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n) { \
+        int panels = (n + COLS - 1) / COLS;                                                      \
+        _Pragma("omp parallel")                                                                  \
+        {                                                                                        \
+            int t = omp_get_thread_num(), threads = omp_get_num_threads();                       \
+            int lo = (int)((long)panels * t / threads), hi = (int)((long)panels * (t + 1) / threads); \
+            for (int p0 = lo; p0 < hi; p0 += PANELS) {                                           \
+                int np = hi - p0 < PANELS ? hi - p0 : PANELS;                                    \
+                /* rows in groups of 4: the panels stay in cache between the groups */           \
+                for (int r0 = 0; r0 < m; r0 += ROWS) {                                           \
+                    int nr = m - r0 < ROWS ? m - r0 : ROWS;                                      \
+                    NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * COLS, np, nr,       \
+                                 p0 * COLS, n, bias, y + (size_t)r0 * n);                        \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+DEFINE_LINEAR(panel_linear_f32, block_f32, float)
+DEFINE_LINEAR(panel_linear_bf16, block_bf16, uint16_t)
+
+int panel_linear_threads(void) { return omp_get_max_threads(); }
