@@ -64,7 +64,10 @@ def test_a_forced_candidate_wins_where_it_is_allowed(monkeypatch):
     monkeypatch.setenv(kernels.FORCE_ENV, "bf16")
     assert table.linear(8, 8, 3, ("default", "onednn", "bf16")) == "bf16"
     assert table.linear(8, 8, 3, ("default", "onednn")) == "default"  # not allowed: the first
-    monkeypatch.setenv(kernels.FORCE_ENV, "turbo")
+    monkeypatch.setenv(kernels.FORCE_ENV, "panel, onednn_dense")
+    assert table.linear(8, 8, 3, ("default", "onednn_dense")) == "onednn_dense"  # the first allowed of the list
+    assert table.linear(8, 8, 3, ("default", "onednn_dense", "panel")) == "panel"
+    monkeypatch.setenv(kernels.FORCE_ENV, "panel,turbo")
     with pytest.raises(ValueError, match=kernels.FORCE_ENV):
         table.linear(8, 8, 3, ("default",))
 
@@ -88,10 +91,17 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
     with torch.no_grad():
         plain = run()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=True, conv_lengths={id(model[3]): 3})
+    where = model[0].weight.data_ptr()
+    in_place = ("",) if candidate == "onednn_dense" else ()  # only offered for weights that stay in place
+    apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=not in_place, conv_lengths={id(model[3]): 3},
+                  in_place=in_place)
     assert isinstance(model[0], KernelLinear) and isinstance(model[2], KernelLinear)
     fp32 = "default" if candidate in kernels.REDUCED else candidate
-    assert model[0].kernel == fp32 and (model[0].weight is None) == (fp32 != "default")
+    assert model[0].kernel == fp32
+    if fp32 in ("default", "onednn_dense"):
+        assert model[0].weight.data_ptr() == where  # the original weight, not a copy
+    else:
+        assert model[0].weight is None  # only the packed form is held
     with torch.no_grad():
         exact = run()
         with reduced_precision():
@@ -109,11 +119,17 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
         assert torch.equal(v, state[k]), k
 
 
-@pytest.mark.parametrize("candidate", [c for c in kernels.CANDIDATES if c != "panel_bf16"])
+FORCED_RUNS = ["default", "onednn", "onednn4,onednn_dense", "panel", "bf16,panel_bf16"]
+
+
+def test_the_forced_runs_cover_every_candidate():
+    assert {c for run in FORCED_RUNS for c in run.split(",")} == set(kernels.CANDIDATES)
+
+
+@pytest.mark.parametrize("candidate", FORCED_RUNS)
 def test_the_pipeline_fixtures_pass_with_each_kernel_forced(candidate, monkeypatch):
-    """Exact mode through the whole engine with every layer on one candidate (bf16 must not leak
-    into exact mode; panel_bf16, the other reduced candidate, is checked for that in the balanced
-    test below, on a smaller budget)."""
+    """Exact mode through the whole engine with every layer on one candidate, or the first of a
+    list that the layer allows (the reduced ones must not leak into exact mode)."""
     assert PIPELINE_FIXTURES, "no pipeline fixtures found"
     monkeypatch.setenv(kernels.FORCE_ENV, candidate)
     for path in PIPELINE_FIXTURES:

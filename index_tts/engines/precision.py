@@ -58,7 +58,8 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
     if kernels != "plain":
         file_backed = {"gpt": tuple(n for n in GPT_FRONT_END if hasattr(engine.gpt, n)), "w2v": ("",)}
         table = KernelTable()
-        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, reduced_ok=True, skip=file_backed["gpt"])
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, reduced_ok=True, in_place=file_backed["gpt"])
+        counts["w2v"] = apply_kernels(engine.w2v, table, FEATURE_ROWS, in_place=("",))
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))
         counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)

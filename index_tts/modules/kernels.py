@@ -13,6 +13,8 @@ Candidates:
 - "onednn4": the same packed weight, with fewer than 4 rows padded to 4 (zero rows, dropped after):
   on the Zen 4 of docs/performance.md oneDNN's 4-row kernel streamed the GPT's weights 1-8%
   faster than its 3-row one (beam-3 decode), with the same values in the real rows;
+- "onednn_dense": oneDNN on the weight as it lies, unpacked (reordered per call): for weights that
+  must stay views of their memory-mapped file (the voice front end), where packing would copy them;
 - "panel": our own kernel for few rows (`panel_linear.c`, compiled for this CPU at first use): the
   weight as one sequential stream of 16-column panels; only offered for classes under 16 rows (the
   beam-3 decode), and only where it could be built (a C compiler, torch's OpenMP runtime);
@@ -23,8 +25,9 @@ Candidates:
   fp32, so no bf16 arithmetic is needed): a reduced choice for the GPT's decode layers, which only
   the fast mode runs reduced.
 
-`INDEX_TTS_KERNELS=default|onednn|onednn4|panel|bf16|panel_bf16` forces one candidate everywhere it is allowed (tests run
-the conformance fixtures under each).
+`INDEX_TTS_KERNELS=default|onednn|onednn4|onednn_dense|panel|bf16|panel_bf16` forces one candidate everywhere it
+is allowed (a comma-separated list: the first one each class allows); tests run the conformance
+fixtures under each.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-CANDIDATES = ("default", "onednn", "onednn4", "panel", "bf16", "panel_bf16")
+CANDIDATES = ("default", "onednn", "onednn4", "onednn_dense", "panel", "bf16", "panel_bf16")
 REDUCED = ("bf16", "panel_bf16")  # candidates that change the numbers: the reduced modes only
 PANEL_MAX_ROWS = 16
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
@@ -93,11 +96,13 @@ def cache_path(key: dict | None = None) -> Path:
     return base / "index_tts" / f"kernels-{digest}.json"
 
 
-def forced() -> str | None:
-    value = os.environ.get(FORCE_ENV, "").strip()
-    if value and value not in CANDIDATES:
-        raise ValueError(f"{FORCE_ENV} must be one of {', '.join(CANDIDATES)}, got {value!r}")
-    return value or None
+def forced() -> tuple[str, ...]:
+    """The candidates INDEX_TTS_KERNELS forces, in order of preference (comma-separated)."""
+    names = tuple(n.strip() for n in os.environ.get(FORCE_ENV, "").split(",") if n.strip())
+    for name in names:
+        if name not in CANDIDATES:
+            raise ValueError(f"{FORCE_ENV} must name candidates among {', '.join(CANDIDATES)}, got {name!r}")
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +140,8 @@ def linear_op(candidate: str, n_in: int, n_out: int, rows: int):
 
         panels = panel_linear.pack(w, torch.bfloat16 if candidate == "panel_bf16" else torch.float32)
         return lambda: panel_linear.linear(x, panels, b, n_out)
+    if candidate == "onednn_dense":
+        return lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
     if candidate in ("onednn", "onednn4"):
         packed = torch.ops.mkldnn._reorder_linear_weight(w)
         if candidate == "onednn4" and rows < 4:
@@ -182,8 +189,8 @@ class KernelTable:
         """The fastest of `candidates` for this class (a forced one wins when it is allowed).
         make_op(candidate) -> a call to time; only classes not in the cache are timed."""
         force = forced()
-        if force is not None:
-            return force if force in candidates else candidates[0]
+        if force:  # the first forced candidate this class allows, else the first allowed
+            return next((c for c in force if c in candidates), candidates[0])
         if len(candidates) == 1:
             return candidates[0]
         with _lock:

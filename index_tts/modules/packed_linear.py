@@ -6,7 +6,9 @@ says it is a linear layer with its weight stored [in, out] (`weight_in_out = Tru
 - "default": the original parameter, multiplied by torch's `F.linear` (MKL on x86);
 - "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident);
 - "onednn4": the same, fewer than 4 rows padded to 4 per call;
-- "panel": only the 16-column panels our own few-row kernel streams (`panel_linear`).
+- "panel": only the 16-column panels our own few-row kernel streams (`panel_linear`);
+- "onednn_dense": the original parameter, read in place by oneDNN (for weights that must stay
+  views of their file: the voice front end).
 `state_dict()` keys, shapes and values do not change (a packed weight is unpacked on saving).
 Results equal the plain layer up to float32 summation order (~1e-6 relative).
 
@@ -136,6 +138,8 @@ class KernelLinear(nn.Module):
                 y = torch.ops.mkldnn._linear_pointwise(padded_rows(rows), self.packed_weight, bias, "none", [], "")[:n]
             else:
                 y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, bias, "none", [], "")
+        elif self.kernel == "onednn_dense":  # oneDNN reading the weight where it lies (reordered per call)
+            y = torch.ops.mkldnn._linear_pointwise(rows, self.dense_weight(), bias, "none", [], "")
         elif self.weight_in_out:
             y = rows @ self.weight if self.bias is None else torch.addmm(self.bias, rows, self.weight)
         else:
@@ -190,38 +194,44 @@ def _conv_signature(c: nn.Module) -> dict:
 
 
 def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, int], reduced_ok: bool = False,
-                  conv_lengths: dict[int, int] | None = None, skip: tuple[str, ...] = ()) -> dict[str, int]:
+                  conv_lengths: dict[int, int] | None = None, in_place: tuple[str, ...] = ()) -> dict[str, int]:
     """Give every linear layer of `model` its measured fastest kernel, in place.
 
     rows: the typical number of rows the layers multiply (3 for the GPT's beam decode), or
     {submodule name prefix: rows} with "" as the fallback. conv_lengths: {id(conv): input length}
-    for the convolutions that may run in bf16 (reduced_ok only). skip: names of submodules left
-    as they are. Returns {kernel: layer count}.
+    for the convolutions that may run in bf16 (reduced_ok only). in_place: names of submodules
+    ("" for all) whose weights must stay where they are (views of the memory-mapped checkpoint):
+    their layers choose only among kernels that read the weight in place ("default", "onednn_dense").
+    Returns {kernel: layer count}.
     """
     onednn = onednn_packing_available()
     fp32 = ("default", "onednn") if onednn else ("default",)
     bf16 = ("bf16",) if reduced_ok and onednn and native_bf16() else ()
     panel = panel_linear.available()
+    fp32_in_place = ("default", "onednn_dense") if onednn else ("default",)
     counts: dict[str, int] = {}
     names = {id(m): n for n, m in model.named_modules()}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             full = f"{names[id(parent)]}.{name}".lstrip(".")
-            if _under(full, skip):
-                continue
             if _linear_like(child):
                 n_rows = rows if isinstance(rows, int) else _rows_for(full, rows)
-                w = child.weight
-                n_in, n_out = (w.shape if getattr(child, "weight_in_out", False) else w.shape[::-1])
-                few_rows = panel and n_rows < PANEL_MAX_ROWS
-                allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ()) + (("panel",) if few_rows else ())
-                kernel = table.linear(n_in, n_out, n_rows, allowed)
-                reduced = bf16 + (("panel_bf16",) if few_rows and reduced_ok else ())
-                reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + reduced) if reduced_ok else kernel
-                setattr(parent, name, KernelLinear(w, child.bias, getattr(child, "weight_in_out", False), kernel, reduced_kernel))
+                w, w_in_out = child.weight, getattr(child, "weight_in_out", False)
+                n_in, n_out = (w.shape if w_in_out else w.shape[::-1])
+                if _under(full, in_place):
+                    kernel = reduced_kernel = table.linear(n_in, n_out, n_rows, fp32_in_place)
+                else:
+                    few_rows = panel and n_rows < PANEL_MAX_ROWS
+                    allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ()) + (("panel",) if few_rows else ())
+                    kernel = table.linear(n_in, n_out, n_rows, allowed)
+                    reduced = bf16 + (("panel_bf16",) if few_rows and reduced_ok else ())
+                    reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + reduced) if reduced_ok else kernel
+                setattr(parent, name, KernelLinear(w, child.bias, w_in_out, kernel, reduced_kernel))
                 counts[kernel] = counts.get(kernel, 0) + 1
                 if reduced_kernel in REDUCED:
                     counts[f"{reduced_kernel} (reduced modes)"] = counts.get(f"{reduced_kernel} (reduced modes)", 0) + 1
+            elif _under(full, in_place):
+                continue
             elif conv_lengths and id(child) in conv_lengths and _plain_conv(child) and bf16:
                 if table.conv(_conv_signature(child), conv_lengths[id(child)], ("default", "bf16")) == "bf16":
                     setattr(parent, name, Bf16Conv(child))
