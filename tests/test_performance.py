@@ -231,13 +231,55 @@ def test_weight_norm_computed_once_gives_the_same_output_and_restores_the_hooks(
 
 @pytest.mark.parametrize("rows", [[0, 1, 2], [1, 0, 2], [2, 0, 1], [1, 1, 0], [2, 2, 2]])
 def test_kv_cache_reorder_matches_index_select(rows):
-    from index_tts.modules.unified_voice import KVCache
+    """The cache keeps beams in rows of its choosing (`slot`); read through it, a reorder is an
+    index_select of the filled positions, twice in a row (the second from moved rows)."""
+    from index_tts.modules.kv_cache import KVCache
 
     cache = KVCache(layers=2, batch=3, heads=2, max_len=7, head_dim=4, dtype=torch.float32, device="cpu")
-    cache.k.normal_(), cache.v.normal_()
-    k, v = cache.k.clone(), cache.v.clone()
-    cache.reorder(torch.tensor(rows), length=5)
-    index = torch.tensor(rows)
-    assert torch.equal(cache.k[:, :, :, :5], k[:, :, :, :5].index_select(1, index))
-    assert torch.equal(cache.v[:, :, :, :5], v[:, :, :, :5].index_select(1, index))
-    assert torch.equal(cache.k[:, :, :, 5:], k[:, :, :, 5:])  # positions not yet filled are left alone
+    cache.kv.normal_()
+    reference = cache.kv.clone()  # [layers, 2, beams, H, positions, Dh], beam b in row b
+    for step_rows in (rows, [2, 0, 0]):
+        before = cache.kv.clone()
+        cache.reorder(torch.tensor(step_rows), length=5)
+        reference[..., :5, :] = reference[..., :5, :].index_select(2, torch.tensor(step_rows))
+        assert torch.equal(cache.kv[:, :, cache.slot, :, :5], reference[..., :5, :])
+        assert torch.equal(cache.kv[..., 5:, :], before[..., 5:, :])  # positions not yet filled are left alone
+        order = torch.arange(3) if cache.rows_order is None else cache.rows_order
+        assert [order[s].item() for s in cache.slot] == [0, 1, 2]  # rows_order inverts slot
+
+
+def test_kv_cache_reorder_moves_no_data_for_a_permutation_and_one_row_per_extra_child():
+    from index_tts.modules.kv_cache import KVCache
+
+    cache = KVCache(layers=1, batch=3, heads=1, max_len=4, head_dim=2, dtype=torch.float32, device="cpu")
+    cache.kv.normal_()
+    before = cache.kv.clone()
+    cache.reorder([2, 0, 1], length=4)
+    assert torch.equal(cache.kv, before) and cache.slot == [2, 0, 1]
+    cache.reorder([0, 0, 2], length=4)  # beam 1 died; beam 0's second child takes its row (0)
+    assert cache.slot == [2, 0, 1]
+    changed = [r for r in range(3) if not torch.equal(cache.kv[:, :, r], before[:, :, r])]
+    assert changed == [0] and torch.equal(cache.kv[:, :, 0], before[:, :, 2])
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_decoding_never_reads_cache_positions_it_has_not_written(num_beams, monkeypatch):
+    """The cache is not zeroed (1.15 GB at the default length with 3 beams): NaN in every
+    position before decoding must change nothing."""
+    from index_tts.modules import kv_cache
+
+    model = tiny_model(logit_scale=3.0)
+    spk, text, emo = inputs()
+    params = DecodeParams(do_sample=True, num_beams=num_beams, max_mel_tokens=14, seed=5)
+    clean = generate(model, spk, text, emo, params)
+    made = []
+    real_init = kv_cache.KVCache.__init__
+
+    def poisoned(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.kv.fill_(float("nan"))
+        made.append(self)
+
+    monkeypatch.setattr(kv_cache.KVCache, "__init__", poisoned)
+    poisoned_run = generate(model, spk, text, emo, params)
+    assert made and poisoned_run.codes.tolist() == clean.codes.tolist()

@@ -266,6 +266,7 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
     sequences: list[list[int]] = [[] for _ in range(nb)]
     hyps = _Hypotheses(nb, p.length_penalty)
     done = False
+    beam_index = torch.arange(nb, device=device)
 
     for step in range(p.max_mel_tokens):
         logprobs = F.log_softmax(logits.float(), dim=-1)
@@ -282,7 +283,7 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
         cand_beam, cand_token = (picked // vocab)[0].tolist(), (picked % vocab)[0].tolist()
         cand_scores_list = cand_scores[0].tolist()
 
-        next_scores, next_tokens, next_rows = [], [], []
+        next_ranks, next_tokens, next_rows = [], [], []
         for rank, (b, tok, sc) in enumerate(zip(cand_beam, cand_token, cand_scores_list)):
             if tok == stop:
                 if rank >= nb:
@@ -290,7 +291,7 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
                 # HF stores the hypothesis without the stop token; its length counts the stop.
                 hyps.add(list(sequences[b]), sc, generated_len=step + 1, ended=True)
             else:
-                next_scores.append(cand_scores[0, rank])
+                next_ranks.append(rank)
                 next_tokens.append(tok)
                 next_rows.append(b)
             if len(next_tokens) == nb:
@@ -302,9 +303,9 @@ def _decode_beams(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, ge
         rows = torch.tensor(next_rows, device=device)
         tokens = torch.tensor(next_tokens, device=device)
         sequences = [sequences[b] + [t] for b, t in zip(next_rows, next_tokens)]
-        beam_scores = torch.stack(next_scores)
+        beam_scores = cand_scores[0, next_ranks]
         seen = seen.index_select(0, rows)
-        seen[torch.arange(nb, device=device), tokens] = True
+        seen[beam_index, tokens] = True
         if done or step + 1 == p.max_mel_tokens:
             break
         if next_rows != list(range(nb)):

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from index_tts.modules.unified_voice import KVCache, UnifiedVoice
+from index_tts.modules.kv_cache import KVCache
+from index_tts.modules.unified_voice import UnifiedVoice
 
 
 class StaticStepGPT:
@@ -28,9 +29,13 @@ class StaticStepGPT:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
+    def setup_cache(self, batch: int, max_len: int, **kwargs) -> KVCache:
+        # Zeroed: the step reads the whole buffer, unwritten positions masked (0 x garbage = NaN).
+        return self._model.setup_cache(batch, max_len, zeroed=True, **kwargs)
+
     def _bind(self, cache: KVCache) -> None:
         """Fixed input buffers for this cache (a new generation brings a new cache)."""
-        dev = cache.k.device
+        dev = cache.kv.device
         self._cache = cache
         self.codes = torch.zeros(cache.batch, dtype=torch.long, device=dev)
         self.mel_pos = torch.zeros(1, dtype=torch.long, device=dev)
@@ -41,7 +46,7 @@ class StaticStepGPT:
     def _step(self) -> torch.Tensor:
         model = self._model
         x = model.embed_mel(self.codes.view(-1, 1), self.mel_pos)                # [B, 1, d]
-        h = model.gpt(x, self._cache, self.input_pos, None, visible=self.visible)
+        h = model.gpt(x, self._cache, self.input_pos, visible=self.visible)
         return model.logits(h[:, -1])                                              # [B, V]
 
     def _capture(self) -> None:
@@ -65,14 +70,17 @@ class StaticStepGPT:
             self._bind(cache)
         if kv_len is not None and kv_len != input_pos + 1:
             raise ValueError("the static step attends over rows 0..input_pos")
-        self.codes.copy_(codes.view(-1))
+        codes = codes.view(-1)
+        self.codes.copy_(codes if cache.rows_order is None else codes[cache.rows_order])  # cache rows' order
         self.mel_pos.fill_(mel_pos)
         self.input_pos.fill_(input_pos)
         self.visible[:, : input_pos + 1] = True
         self.visible[:, input_pos + 1:] = False
-        if not (self._graphs and cache.k.is_cuda):
-            return self._step()
-        if self.graph is None:
-            self._capture()
-        self.graph.replay()
-        return self.logits_out.clone()
+        if not (self._graphs and cache.kv.is_cuda):
+            logits = self._step()
+        else:
+            if self.graph is None:
+                self._capture()
+            self.graph.replay()
+            logits = self.logits_out.clone()
+        return logits if cache.beam_order is None else logits[cache.beam_order]  # back in beam order

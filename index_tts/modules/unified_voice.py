@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from index_tts.modules.conformer import ConformerConfig, ConformerEncoder
+from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.perceiver import PerceiverConfig, PerceiverResampler
 
 # Keys of the official checkpoint that inference never reads; the loader drops them on purpose.
@@ -112,51 +113,6 @@ class Conv1D(nn.Module):
         return torch.addmm(self.bias, x.reshape(-1, x.size(-1)), self.weight).view(shape)
 
 
-class KVCache:
-    """Preallocated keys/values for every layer, written at explicit positions (gpt-fast style).
-
-    k, v: [layers, B, H, max_len, Dh]. Buffers are sized once, so a decode step has static shapes.
-    """
-
-    def __init__(self, layers: int, batch: int, heads: int, max_len: int, head_dim: int, dtype, device):
-        shape = (layers, batch, heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
-
-    @property
-    def batch(self) -> int:
-        return self.k.size(1)
-
-    @property
-    def max_len(self) -> int:
-        return self.k.size(3)
-
-    def reorder(self, rows: torch.Tensor, length: int | None = None) -> None:
-        """Beam search: row b becomes old row rows[b], in place (buffers kept).
-
-        Only rows that change are written, and only their first `length` (filled) positions:
-        usually one or two beams move per step, and a strided index_select of the whole cache
-        cost as much as the decode forward itself at full size (docs/performance.md).
-        """
-        n = self.max_len if length is None else length
-        moved = [(b, s) for b, s in enumerate(rows.tolist()) if s != b]
-        if not moved:
-            return
-        for buf in (self.k, self.v):
-            filled = buf[:, :, :, :n]
-            # A source row may itself be overwritten below: copy every source out first.
-            saved = {s: filled[:, s].clone() for s in {s for _, s in moved}}
-            for b, s in moved:
-                filled[:, b].copy_(saved[s])
-
-    def copy_row_to_all(self, row: int = 0, length: int | None = None) -> None:
-        """After a batch-1 prefill, start every beam from the same prompt."""
-        n = self.max_len if length is None else length
-        for buf in (self.k, self.v):
-            source = buf[:, row : row + 1, :, :n].clone()  # the destination includes the source row
-            buf[:, :, :, :n].copy_(source.expand(-1, buf.size(1), -1, -1, -1))
-
-
 class GPT2Attention(nn.Module):
     def __init__(self, d: int, heads: int):
         super().__init__()
@@ -164,8 +120,11 @@ class GPT2Attention(nn.Module):
         self.c_attn = Conv1D(d, 3 * d)  # fused Q|K|V along the output dim
         self.c_proj = Conv1D(d, d)
 
-    def forward(self, x: torch.Tensor, layer: int, cache: KVCache | None, input_pos: torch.Tensor | None, kv_len: int | None,
+    def forward(self, x: torch.Tensor, layer: int, cache: KVCache | None = None, input_pos: torch.Tensor | None = None,
                 visible: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, S, d]. Without a cache: causal self-attention. With one, these rows' keys and
+        values are written at `input_pos` [S] and each row attends over the cache up to its own
+        position, or, given `visible` [1, max_len] (static shapes), over the whole masked cache."""
         b, s, d = x.shape
         q, k, v = self.c_attn(x).split(d, dim=-1)
         q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in (q, k, v))  # [B, H, S, Dh]
@@ -174,15 +133,11 @@ class GPT2Attention(nn.Module):
         else:
             cache.k[layer, :b].index_copy_(2, input_pos, k)
             cache.v[layer, :b].index_copy_(2, input_pos, v)
-            if visible is not None:  # static shapes (CUDA graphs): the whole cache, masked [1, max_len]
-                keys, values = cache.k[layer, :b], cache.v[layer, :b]
-            else:
-                n = kv_len if kv_len is not None else int(input_pos.max()) + 1
-                keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]   # [B, H, n, Dh]
-                if s == 1 and kv_len is not None:
-                    visible = None  # a decode row sits at position kv_len - 1 and sees every cached one
-                else:
-                    visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
+            if visible is None:
+                n = int(input_pos.max()) + 1
+                visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
+            n = visible.size(-1)
+            keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]       # [B, H, n, Dh]
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
         return self.c_proj(out.transpose(1, 2).reshape(b, s, d))
 
@@ -205,8 +160,8 @@ class GPT2Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=1e-5)
         self.mlp = GPT2MLP(d, 4 * d)
 
-    def forward(self, x, layer, cache, input_pos, kv_len, visible=None):
-        x = x + self.attn(self.ln_1(x), layer, cache, input_pos, kv_len, visible)
+    def forward(self, x, layer, cache=None, input_pos=None, visible=None):
+        x = x + self.attn(self.ln_1(x), layer, cache, input_pos, visible)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -218,12 +173,30 @@ class GPT2Body(nn.Module):
         self.h = nn.ModuleList(GPT2Block(d, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d, eps=1e-5)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, input_pos: torch.Tensor | None = None, kv_len: int | None = None,
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, input_pos: torch.Tensor | None = None,
                 visible: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, S, d] -> [B, S, d]. With a cache, `input_pos` [S] says where these rows sit;
         `visible` [1, max_len] (bool), when given, masks the whole cache instead of slicing it."""
         for i, block in enumerate(self.h):
-            x = block(x, i, cache, input_pos, kv_len, visible)
+            x = block(x, i, cache, input_pos, visible)
+        return self.ln_f(x)
+
+    def step(self, x: torch.Tensor, cache: KVCache, pos: int, n: int) -> torch.Tensor:
+        """One decode row per sequence: x [B, d] written at cache position `pos`, attending over
+        positions 0..n-1 (pos among them) -> ln_f(hidden) [B, d].
+
+        The arithmetic of forward() on [B, 1, d] in fewer, larger ops: per layer one write of
+        the row's keys and values, no split/transpose/index tensors, Python ints throughout."""
+        b, d = x.shape
+        for i, block in enumerate(self.h):
+            attn, ln_1, ln_2 = block.attn, block.ln_1, block.ln_2
+            qkv = attn.c_attn(F.layer_norm(x, (d,), ln_1.weight, ln_1.bias, ln_1.eps))       # [B, 3d]
+            kv = cache.kv[i, :, :b]                                                          # [2, B, H, max_len, Dh]
+            kv[:, :, :, pos].copy_(qkv[:, d:].view(b, 2, attn.heads, -1).transpose(0, 1))
+            q = qkv[:, :d].view(b, attn.heads, 1, -1)                                        # [B, H, 1, Dh]
+            out = F.scaled_dot_product_attention(q, kv[0, :, :, :n], kv[1, :, :, :n])        # [B, H, 1, Dh]
+            x = x + attn.c_proj(out.view(b, d))
+            x = x + block.mlp(F.layer_norm(x, (d,), ln_2.weight, ln_2.bias, ln_2.eps))
         return self.ln_f(x)
 
 
@@ -374,10 +347,10 @@ class UnifiedVoice(nn.Module):
         return torch.cat([conds, text, start], dim=1)
 
     def setup_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,
-                    device: torch.device | None = None) -> KVCache:
+                    device: torch.device | None = None, zeroed: bool = False) -> KVCache:
         p = self.final_norm.weight  # a layer norm: never repacked, in the GPT's dtype and device
         d, h = self.cfg.model_dim, self.cfg.heads
-        return KVCache(self.cfg.layers, batch, h, max_len, d // h, dtype or p.dtype, device or p.device)
+        return KVCache(self.cfg.layers, batch, h, max_len, d // h, dtype or p.dtype, device or p.device, zeroed)
 
     def prefill(self, embeds: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """embeds [B, S, d] written at positions 0..S-1 -> logits of the last row [B, V]."""
@@ -390,13 +363,15 @@ class UnifiedVoice(nn.Module):
         """codes [B] fed at sequence row `input_pos` with mel position `mel_pos` -> logits [B, V].
 
         kv_len: cache positions attended over, input_pos + 1 unless given (then the row must be
-        the last of them)."""
-        dev = codes.device
-        x = self.embed_mel(codes.view(-1, 1), torch.tensor([mel_pos], device=dev))   # [B, 1, d]
-        # Keys up to and including this row; given, so no layer has to read input_pos back.
+        the last of them). Codes and logits are in beam order; the cache may keep the beams in
+        other rows (KVCache.slot), so they are fed in row order and read back in beam order."""
+        codes = codes.view(-1)
+        if cache.rows_order is not None:
+            codes = codes[cache.rows_order]
+        x = self.mel_embedding(codes) + self.mel_pos_embedding.emb.weight[mel_pos]    # [B, d]
         kv_len = input_pos + 1 if kv_len is None else kv_len
-        h = self.gpt(x, cache, torch.tensor([input_pos], device=dev), kv_len)
-        return self.logits(h[:, -1])
+        logits = self.logits(self.gpt.step(x, cache, input_pos, kv_len))             # [B, V]
+        return logits if cache.beam_order is None else logits[cache.beam_order]
 
 
 # ---------------------------------------------------------------------------------------------
