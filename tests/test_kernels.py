@@ -254,3 +254,5 @@ def test_bf16_attention_matches_fp32_attention_with_padded_keys():
     torch.testing.assert_close(got.float(), expected, atol=0.03, rtol=0.03)
     unmasked = bf16_attention(q, k, v, torch.ones_like(mask))
     assert (unmasked[1].float() - expected[1]).abs().max() > 0.05  # the mask really applied
+    last = bf16_attention(q[:, :, 30:], k, v, mask)  # fewer queries than keys: the last 20 rows
+    torch.testing.assert_close(last.float(), expected[:, :, 30:], atol=0.03, rtol=0.03)

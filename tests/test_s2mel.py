@@ -129,6 +129,10 @@ def test_the_post_net_of_the_prompt_frames_can_be_skipped():
             part = est(x, prompt_x, *args, frames_from)
             assert part.shape == (B, 80, T - frames_from)
             torch.testing.assert_close(part, whole[..., frames_from:], atol=1e-5, rtol=1e-5)
+    causal = S2Mel(S2MelConfig.from_dict({**TINY, "DiT": {**TINY["DiT"], "is_causal": True}})).eval()
+    with torch.no_grad():  # a causal mask's rows are the queries: cut with them
+        torch.testing.assert_close(causal.cfm.estimator(x, prompt_x, *args, 20),
+                                   causal.cfm.estimator(x, prompt_x, *args)[..., 20:], atol=1e-5, rtol=1e-5)
     inp = cfm_inputs(T=40, P=22)
     out = model.cfm.inference(**inp, n_timesteps=3)
     skipped = model.cfm.inference(**inp, n_timesteps=3, prompt_velocity=False)
