@@ -236,3 +236,51 @@ def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes():
     assert torch.equal(outside, plain)  # exact mode never sees bf16
     assert inside.dtype == torch.float32 and not torch.equal(inside, plain)
     torch.testing.assert_close(inside, plain, atol=0.05, rtol=0.02)
+
+
+def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_modes(monkeypatch):
+    """The DiT with every bf16 choice taken (linears kept in bf16 between them, bf16 attention):
+    outside `reduced_precision()` it computes as the plain fp32 model, inside within bf16 error."""
+    from index_tts.engines.precision import _attention_kernels
+    from tests.test_s2mel import tiny_model as tiny_s2mel
+
+    plain = tiny_s2mel().cfm
+    model = tiny_s2mel().cfm
+    monkeypatch.setenv(kernels.FORCE_ENV, "bf16")
+    table = kernels.KernelTable()
+    apply_kernels(model, table, rows=64, reduced_ok=True)
+    _attention_kernels(model, table)
+    g = torch.Generator().manual_seed(4)
+    B, T = 2, 37
+    args = (torch.randn(B, 80, T, generator=g), torch.randn(B, 80, T, generator=g), torch.tensor([T, 30]),
+            torch.tensor([0.4, 0.4]), torch.randn(B, 8, generator=g), torch.randn(B, T, 16, generator=g))
+    with torch.no_grad():
+        expected, outside = plain.estimator(*args), model.estimator(*args)
+        with reduced_precision():
+            inside = model.estimator(*args)
+    torch.testing.assert_close(outside, expected, atol=1e-6, rtol=1e-6)  # exact mode: fp32 kernels
+    bf16_ran = kernels.native_bf16() and kernels.onednn_packing_available()
+    assert {layer.reduced_kernel for layer in model.modules() if hasattr(layer, "n_head")} == {"bf16" if bf16_ran else "default"}
+    if bf16_ran:
+        assert inside.dtype == torch.float32 and not torch.equal(inside, outside)
+        torch.testing.assert_close(inside, expected, atol=0.05, rtol=0.05)
+        assert (inside - expected).norm() < 0.02 * expected.norm()
+    else:
+        assert torch.equal(inside, outside)
+
+
+def test_bf16_attention_matches_fp32_attention_with_padded_keys():
+    from index_tts.modules.dit import bf16_attention
+
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(3, 4, 50, 16, generator=g) for _ in range(3))
+    mask = torch.ones(3, 1, 1, 50, dtype=torch.bool)
+    mask[1, ..., 41:] = False  # the second item's last 9 frames are padding
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    got = bf16_attention(q, k, v, mask)
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    torch.testing.assert_close(got.float(), expected, atol=0.03, rtol=0.03)
+    unmasked = bf16_attention(q, k, v, torch.ones_like(mask))
+    assert (unmasked[1].float() - expected[1]).abs().max() > 0.05  # the mask really applied
+    last = bf16_attention(q[:, :, 30:], k, v, mask)  # fewer queries than keys: the last 20 rows
+    torch.testing.assert_close(last.float(), expected[:, :, 30:], atol=0.03, rtol=0.03)

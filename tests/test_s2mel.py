@@ -113,6 +113,33 @@ def test_cfm_draws_noise_from_generator_when_z_is_missing():
     assert not torch.allclose(a, c)
 
 
+def test_the_post_net_of_the_prompt_frames_can_be_skipped():
+    """frames_from: the DiT's last frames equal the whole forward's (the WaveNet reaches
+    left_context frames back); the CFM without the prompt's velocity gives the same mel."""
+    model = tiny_model()
+    est = model.cfm.estimator
+    assert est.wavenet.left_context == 3 * 2  # 3 layers, kernel 5, dilation 1: 2 frames back each
+    g = torch.Generator().manual_seed(2)
+    B, T = 2, 31
+    x, prompt_x = torch.randn(B, 80, T, generator=g), torch.randn(B, 80, T, generator=g)
+    args = (torch.tensor([T, 27]), torch.tensor([0.3, 0.3]), torch.randn(B, 8, generator=g), torch.randn(B, T, 16, generator=g))
+    with torch.no_grad():
+        whole = est(x, prompt_x, *args)
+        for frames_from in (3, 10, T - 1):  # the post-net cut at none, at 4, at 24 frames
+            part = est(x, prompt_x, *args, frames_from)
+            assert part.shape == (B, 80, T - frames_from)
+            torch.testing.assert_close(part, whole[..., frames_from:], atol=1e-5, rtol=1e-5)
+    causal = S2Mel(S2MelConfig.from_dict({**TINY, "DiT": {**TINY["DiT"], "is_causal": True}})).eval()
+    with torch.no_grad():  # a causal mask's rows are the queries: cut with them
+        torch.testing.assert_close(causal.cfm.estimator(x, prompt_x, *args, 20),
+                                   causal.cfm.estimator(x, prompt_x, *args)[..., 20:], atol=1e-5, rtol=1e-5)
+    inp = cfm_inputs(T=40, P=22)
+    out = model.cfm.inference(**inp, n_timesteps=3)
+    skipped = model.cfm.inference(**inp, n_timesteps=3, prompt_velocity=False)
+    torch.testing.assert_close(skipped, out, atol=1e-5, rtol=1e-5)
+    assert torch.equal(skipped[..., :22], torch.zeros(1, 80, 22))
+
+
 def test_sconv1d_uses_reflect_padding_not_zero_padding():
     torch.manual_seed(0)
     conv = SConv1d(3, 4, 5)

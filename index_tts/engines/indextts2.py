@@ -36,7 +36,8 @@ from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines import file_pages
 from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.request_flow import RequestFlow
-from index_tts.engines.precision import decode_model, decoder_precision, gpt_precision, prepare_cpu, prepare_cuda
+from index_tts.engines.precision import (REDUCED_MODES, decode_model, decoder_precision, gpt_precision, prepare_cpu,
+                                         prepare_cuda)
 from index_tts.model_store.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
@@ -397,7 +398,8 @@ class IndexTTS2Engine(RequestFlow):
         mu = torch.cat([prompt_condition, cond], dim=1)  # [1, P + target_len, C]
         with decoder_precision(dev, params.quality):  # balanced/fast: bf16 where the hardware has it
             out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
-                                           n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator).float()
+                                           n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator,
+                                           prompt_velocity=params.quality not in REDUCED_MODES).float()
         mel = out[:, :, ref_mel.size(-1):]
         trace(f"{prefix}cfm_out", out), trace(f"{prefix}mel", mel)
         with decoder_precision(dev, params.quality):  # a block of its own: the DiT's bf16 copies are gone

@@ -18,11 +18,13 @@ import contextlib
 import os
 
 import torch
+import torch.nn.functional as F
 
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
 from index_tts.modules.packed_linear import apply_kernels, conv_input_lengths, detach_from_file, reduced_precision
 from index_tts.modules.static_decode import StaticStepGPT
-from index_tts.modules.wavenet import SConv1d
+from index_tts.modules.dit import Attention, bf16_attention
+from index_tts.modules.wavenet import WN, SConv1d
 
 # CUDA only, off by default until measured on a GPU (docs/performance.md): capture the GPT decode
 # step as a CUDA graph (static-shape step), and torch.compile the DiT.
@@ -62,6 +64,7 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
         counts["w2v"] = apply_kernels(engine.w2v, table, FEATURE_ROWS, in_place=("",))
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))
+        counts["dit"].update(_attention_kernels(engine.s2mel.cfm, table))
         counts["s2mel"] = apply_kernels(engine.s2mel, table, FEATURE_ROWS)
         for name in ("codec", "campplus"):
             counts[name] = apply_kernels(modules[name], table, FEATURE_ROWS)
@@ -80,15 +83,41 @@ def _wavenet_kernels(cfm, table: KernelTable) -> dict[str, int]:
     if not (onednn_packing_available() and native_bf16()):
         return {}
     chosen = 0
+    cond_layers = {id(m.cond_layer) for m in cfm.modules() if isinstance(m, WN)}
     for module in cfm.modules():
         if isinstance(module, SConv1d):
             c = module.conv.conv
             signature = {"in": c.in_channels, "out": c.out_channels, "k": c.kernel_size[0], "stride": 1, "padding": 0,
                          "dilation": c.dilation[0], "groups": 1, "transposed": False}
-            module.reduced_kernel = table.conv(signature, DIT_ROWS, ("default", "bf16"))  # 2 x 602 frames
+            length = 1 if id(module) in cond_layers else DIT_ROWS  # the time embedding; else 2 x 602 frames
+            module.reduced_kernel = table.conv(signature, length, ("default", "bf16"))
             chosen += module.reduced_kernel == "bf16"
     table.save()
     return {"bf16 weight-normed conv (reduced modes)": chosen} if chosen else {}
+
+
+def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:
+    """The DiT's attention (a fifth of a balanced forward in fp32) gets a bf16 choice for the reduced
+    modes, where `bf16_attention` measured faster than torch's fp32 kernel on the DiT's shape."""
+    layers = [m for m in cfm.modules() if isinstance(m, Attention)]
+    if not (layers and native_bf16()):
+        return {}
+    shape = (2, layers[0].n_head, DIT_ROWS // 2, layers[0].head_dim)  # CFG batch 2 x 602 frames
+
+    def op(candidate: str):
+        g = torch.Generator().manual_seed(0)
+        q, k, v = (torch.randn(shape, generator=g) for _ in range(3))
+        mask = torch.ones(1, 1, 1, shape[2], dtype=torch.bool)
+        if candidate == "bf16":  # from and to bf16, as between the bf16 linears
+            q, k, v = q.bfloat16(), k.bfloat16(), v.bfloat16()
+            return lambda: bf16_attention(q, k, v, mask)
+        return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+    kernel = table.best("attention {}x{}x{}x{}".format(*shape), ("default", "bf16"), op)
+    for layer in layers:
+        layer.reduced_kernel = kernel
+    table.save()
+    return {"bf16 attention (reduced modes)": len(layers)} if kernel == "bf16" else {}
 
 
 def _return_freed_memory() -> None:

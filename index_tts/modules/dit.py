@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from index_tts.modules.length_regulator import sequence_mask
+from index_tts.modules.packed_linear import in_reduced_precision, linear_keeping_bf16
 from index_tts.modules.wavenet import WN, WaveNetConfig
 from index_tts.modules.weight_norm import weight_normed
 
@@ -154,6 +155,30 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
 
 
+def bf16_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(Dh) + mask) v with bf16 products and a bf16 softmax (computed in fp32
+    inside, rounded on output). q [B, H, Tq, Dh], k, v [B, H, T, Dh], mask bool [B or 1, 1, 1 or Tq, T]
+    -> [B, H, Tq, Dh] bf16.
+
+    On a CPU with AVX512-BF16 but no AMX, torch's flash-attention kernel is no faster in bf16 than
+    in fp32, while two bf16 GEMMs and a softmax are (balanced and fast only, where measured faster:
+    engines/precision.py). A few heads at a time, one per thread, so that each head's [T, T] scores
+    (0.7 MB at T = 602) stay in its core's cache between the three steps (~20% faster at 2 x 602)."""
+    B, H, Tq, Dh = q.shape  # Tq queries, T keys
+    T = k.size(2)
+    q = (q * Dh**-0.5).to(torch.bfloat16).reshape(B * H, Tq, Dh)  # a power of two for Dh = 64: exact
+    k, v = (y.to(torch.bfloat16).reshape(B * H, T, Dh) for y in (k, v))
+    masked = None if bool(mask.all()) else ~mask.expand(B, H, -1, -1).reshape(B * H, -1, T)
+    out = torch.empty_like(q)  # [B*H, Tq, Dh]
+    step = torch.get_num_threads()
+    for i in range(0, B * H, step):
+        scores = torch.bmm(q[i : i + step], k[i : i + step].transpose(1, 2))  # [step, Tq, T]
+        if masked is not None:
+            scores.masked_fill_(masked[i : i + step], float("-inf"))
+        torch.bmm(torch.softmax(scores, dim=-1), v[i : i + step], out=out[i : i + step])
+    return out.view(B, H, Tq, Dh)
+
+
 class Attention(nn.Module):
     def __init__(self, config: DiTConfig):
         super().__init__()
@@ -161,14 +186,26 @@ class Attention(nn.Module):
         inner = self.n_head * self.head_dim
         self.wqkv = nn.Linear(config.hidden_dim, 3 * inner, bias=False)
         self.wo = nn.Linear(inner, config.hidden_dim, bias=False)
+        # "bf16" where `bf16_attention` measured faster on this machine (engines/precision.py):
+        # then inside `reduced_precision()` (balanced, fast) it replaces the fp32 kernel.
+        self.reduced_kernel = "default"
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, queries_from: int = 0) -> Tensor:
+        """x [B, T, D] -> [B, Tq, D], the outputs of frames queries_from.. (Tq = T - queries_from;
+        every frame is a key); fp32 in exact mode, bf16 in the reduced modes' bf16 kernels."""
         B, T, _ = x.shape
-        q, k, v = self.wqkv(x).view(B, T, 3, self.n_head, self.head_dim).unbind(2)  # each [B, T, H, Dh]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        q, k, v = (y.transpose(1, 2) for y in (q, k, v))  # [B, H, T, Dh]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+        qkv = linear_keeping_bf16(self.wqkv, x)
+        q, k, v = qkv.view(B, T, 3, self.n_head, self.head_dim).unbind(2)  # each [B, T, H, Dh]
+        q = apply_rope(q[:, queries_from:], cos[queries_from:], sin[queries_from:])  # [B, Tq, H, Dh]
+        k = apply_rope(k, cos, sin)
+        q, k, v = (y.transpose(1, 2) for y in (q, k, v))  # [B, H, Tq or T, Dh]
+        if mask.size(-2) > 1:  # a causal mask: its rows are the queries
+            mask = mask[..., queries_from:, :]
+        if self.reduced_kernel == "bf16" and in_reduced_precision():
+            y = bf16_attention(q, k, v, mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return linear_keeping_bf16(self.wo, y.transpose(1, 2).reshape(B, T - queries_from, -1))
 
 
 class FeedForward(nn.Module):
@@ -181,7 +218,9 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(config.ffn_dim, config.hidden_dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        """In the reduced modes' bf16 kernels the gate and product stay in bf16 (no cast round trip)."""
+        gate = F.silu(linear_keeping_bf16(self.w1, x)) * linear_keeping_bf16(self.w3, x)
+        return linear_keeping_bf16(self.w2, gate)
 
 
 class TransformerBlock(nn.Module):
@@ -195,10 +234,12 @@ class TransformerBlock(nn.Module):
             # Built in every block (and stored in the checkpoint), used only by the receiving half.
             self.skip_in_linear = nn.Linear(2 * config.hidden_dim, config.hidden_dim)
 
-    def forward(self, x: Tensor, c: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, skip: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, skip: Tensor | None,
+                queries_from: int = 0) -> Tensor:
+        """x [B, T, D] -> [B, T - queries_from, D] (the outputs of frames queries_from..)."""
         if skip is not None:
             x = self.skip_in_linear(torch.cat([x, skip], dim=-1))
-        h = x + self.attention(self.attention_norm(x, c), cos, sin, mask)
+        h = x[:, queries_from:] + self.attention(self.attention_norm(x, c), cos, sin, mask, queries_from)
         return h + self.feed_forward(self.ffn_norm(h, c))
 
 
@@ -213,14 +254,16 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.depth))
         self.norm = AdaptiveRMSNorm(config.hidden_dim)
 
-    def forward(self, x: Tensor, c: Tensor, positions: Tensor, mask: Tensor) -> Tensor:
-        """x [B, T, D], c [B, 1, D], positions [T], mask bool broadcastable to [B, H, T, T]."""
+    def forward(self, x: Tensor, c: Tensor, positions: Tensor, mask: Tensor, frames_from: int = 0) -> Tensor:
+        """x [B, T, D], c [B, 1, D], positions [T], mask bool broadcastable to [B, H, T, T]
+        -> [B, T - frames_from, D]: the last layer computes only frames frames_from.. (all frames
+        are keys of every layer, so the earlier layers compute them all)."""
         cos, sin = rope_cos_sin(positions, self.config.head_dim)
         uvit, middle = self.config.uvit_skip_connection, self.config.depth // 2
         skips: list[Tensor] = []
         for i, layer in enumerate(self.layers):
             skip = skips.pop() if uvit and i > middle else None
-            x = layer(x, c, cos, sin, mask, skip)
+            x = layer(x, c, cos, sin, mask, skip, frames_from if i == len(self.layers) - 1 else 0)
             if uvit and i < middle:
                 skips.append(x)
         return self.norm(x, c)
@@ -260,7 +303,15 @@ class DiT(nn.Module):
         merged = D + 2 * M + (config.style_dim if config.style_condition else 0)
         self.cond_x_merge_linear = nn.Linear(merged, D)
 
-    def forward(self, x: Tensor, prompt_x: Tensor, x_lens: Tensor, t: Tensor, style: Tensor, cond: Tensor) -> Tensor:
+    def forward(self, x: Tensor, prompt_x: Tensor, x_lens: Tensor, t: Tensor, style: Tensor, cond: Tensor,
+                frames_from: int = 0) -> Tensor:
+        """The velocity of frames frames_from.. : [B, M, T - frames_from].
+
+        Every frame goes through the transformer's layers but the last (each is a key of the
+        others); the last layer's queries and the post-net after it are per frame (the WaveNet's
+        convolutions reach `left_context` frames back), so frames before frames_from - left_context
+        are not run through them: the result is the same as the whole forward's last
+        T - frames_from frames (up to summation order)."""
         B, _, T = x.shape
         t1 = self.t_embedder(t)  # [B, D]
         x = x.transpose(1, 2)  # [B, T, M]
@@ -274,12 +325,15 @@ class DiT(nn.Module):
             attn_mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[None, None]
         else:
             attn_mask = x_mask[:, None, None, :]  # keys only: [B or 1, 1, 1, T]
-        h = self.transformer(h, t1[:, None], self.input_pos[:T], attn_mask)  # [B, T, D]
+        start = max(0, frames_from - self.wavenet.left_context)  # T' = T - start frames from here on
+        h = self.transformer(h, t1[:, None], self.input_pos[:T], attn_mask, start)  # [B, T', D]
+        if start:
+            x, x_mask = x[:, start:], x_mask[:, start:]
         if self.config.long_skip_connection:
             h = self.skip_linear(torch.cat([h, x], dim=-1))
 
-        y = self.conv1(h).transpose(1, 2)  # [B, WN, T]
+        y = self.conv1(h).transpose(1, 2)  # [B, WN, T']
         t2 = self.t_embedder2(t)[:, :, None]  # [B, WN, 1]
-        y = self.wavenet(y, x_mask[:, None, :], t2).transpose(1, 2) + self.res_projection(h)  # [B, T, WN]
-        y = self.final_layer(y, t1).transpose(1, 2)  # [B, WN, T]
-        return self.conv2(y)  # [B, M, T]
+        y = self.wavenet(y, x_mask[:, None, :], t2).transpose(1, 2) + self.res_projection(h)  # [B, T', WN]
+        y = self.final_layer(y, t1).transpose(1, 2)  # [B, WN, T']
+        return self.conv2(y)[..., frames_from - start:]  # [B, M, T - frames_from]

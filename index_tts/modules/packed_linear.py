@@ -300,3 +300,15 @@ def detach_from_file(model: nn.Module, skip: tuple[str, ...] = ()) -> None:
             for name, b in list(module._buffers.items()):
                 if b is not None and b.device.type == "cpu" and b.layout == torch.strided:
                     module._buffers[name] = b.clone()
+
+
+def linear_keeping_bf16(layer: nn.Module, x: Tensor) -> Tensor:
+    """`layer(x)`, except that inside `reduced_precision()` a `KernelLinear` on the bf16 kernel
+    takes a bf16 `x` as is and returns its bf16 product without the cast back to fp32, for a
+    chain of ops that all take bf16 (the DiT's attention and feed-forward). Outside, and for any
+    other layer, exactly `layer(x)` (a bf16 `x` is cast to fp32 first)."""
+    if isinstance(layer, KernelLinear) and layer.reduced_kernel == "bf16" and in_reduced_precision():
+        w, b = layer._bf16_weights()
+        rows = x.reshape(-1, x.size(-1)).to(torch.bfloat16)
+        return torch.ops.mkldnn._linear_pointwise(rows, w, b, "none", [], "").view(*x.shape[:-1], layer.out_features)
+    return layer(x.float() if x.dtype == torch.bfloat16 else x)

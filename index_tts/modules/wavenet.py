@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from index_tts.modules.packed_linear import in_reduced_precision
+from index_tts.modules.packed_linear import in_reduced_precision, _remember_bf16
 from index_tts.modules.weight_norm import weight_normed
 
 
@@ -73,13 +73,16 @@ class SConv1d(nn.Module):
         # "bf16" where that measured faster on this machine (engines/precision.py): then inside
         # `reduced_precision()` (balanced, fast) the convolution multiplies in bf16.
         self.reduced_kernel = "default"
+        self._bf16: tuple[Tensor, Tensor | None] | None = None  # made inside `reduced_precision()`, dropped after
 
     def forward(self, x: Tensor) -> Tensor:
         if self.pad_left or self.pad_right:
             x = reflect_pad1d(x, self.pad_left, self.pad_right)
         conv = self.conv.conv
         if self.reduced_kernel == "bf16" and in_reduced_precision():
-            w, b = conv.weight.bfloat16(), None if conv.bias is None else conv.bias.bfloat16()
+            # conv.weight is g*v/|v| as last computed: the CFM fixes it for the whole request.
+            w, b = self._bf16 or _remember_bf16(self, (conv.weight.bfloat16(),
+                                                      None if conv.bias is None else conv.bias.bfloat16()))
             return F.conv1d(x.bfloat16(), w, b, dilation=conv.dilation).float()
         return conv(x)
 
@@ -98,6 +101,12 @@ class WN(nn.Module):
             # The last layer has no residual half: all its channels go to the skip sum.
             res_skip_channels = 2 * h if i < config.num_layers - 1 else h
             self.res_skip_layers.append(SConv1d(h, res_skip_channels, 1))
+
+    @property
+    def left_context(self) -> int:
+        """How many frames back an output frame depends on: an input cut at frame s (reflect-padded
+        there) gives the whole input's outputs from frame s + left_context on."""
+        return sum(layer.pad_left for layer in self.in_layers)
 
     def forward(self, x: Tensor, x_mask: Tensor, g: Tensor) -> Tensor:
         h = self.config.hidden_dim
