@@ -44,7 +44,8 @@ class GenerationBody(BaseModel):
     seed: int | None = None
     quality: str | None = Field(None, description='"exact" (default: upstream\'s computation), "balanced" (the same codes, the '
                                                   'mel decoder and vocoder in bf16 where the hardware has it) or "fast" (balanced '
-                                                  'plus fewer DiT steps and a shorter DiT prompt); see docs/performance.md')
+                                                  'plus fewer DiT steps and a shorter DiT prompt, and on a CPU the GPT on bf16 '
+                                                  'weights: codes may differ from exact); see docs/performance.md')
     duration_factor: float | None = Field(None, description="tempo, 0.5-2.0 (> 1 speaks slower): the same words rendered "
                                                             "longer or shorter at a natural pitch (IndexTTS2 and 2.5: "
                                                             "their length regulator; the quick voice: its WORLD tempo)")

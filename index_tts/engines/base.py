@@ -51,7 +51,7 @@ class GenerationParams:
     # One of QUALITY_MODES. "exact": upstream's computation. "balanced": the same codes as exact
     # (GPT and what feeds it unchanged), the mel decoder and vocoder in bf16 where the hardware
     # has it. "fast": balanced plus fewer flow-matching steps and a shorter voice prompt for the
-    # mel decoder. Measured effects in docs/performance.md. Engines without such trade-offs treat
+    # mel decoder, and on a CPU the GPT on bf16 weights (its codes may differ from exact). Measured effects in docs/performance.md. Engines without such trade-offs treat
     # all alike.
     quality: str = "exact"
     # Tempo: > 1 speaks slower, the same content (codes, phonemes) rendered longer with natural
