@@ -121,15 +121,18 @@ class KernelLinear(nn.Module):
         w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
         return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
 
+    def bf16_product(self, rows: Tensor) -> Tensor:
+        """rows [n, in] (any float dtype) times the bf16 weight -> [n, out] in bf16 (the "bf16" kernel)."""
+        w, b = self._bf16_weights()
+        return torch.ops.mkldnn._linear_pointwise(rows.to(torch.bfloat16), w, b, "none", [], "")
+
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, x.size(-1))
         bias = None if self.bias is None else self.bias.detach()
-        if self.reduced_kernel in REDUCED and in_reduced_precision():
-            w, b = self._bf16_weights()
-            if self.reduced_kernel == "panel_bf16":
-                y = panel_linear.linear(rows, w, bias, self.out_features)
-            else:
-                y = torch.ops.mkldnn._linear_pointwise(rows.bfloat16(), w, b, "none", [], "").float()
+        if self.reduced_kernel == "panel_bf16" and in_reduced_precision():
+            y = panel_linear.linear(rows, self._bf16_weights()[0], bias, self.out_features)
+        elif self.reduced_kernel == "bf16" and in_reduced_precision():
+            y = self.bf16_product(rows).float()
         elif self.panels is not None:
             y = panel_linear.linear(rows, self.panels, bias, self.out_features)
         elif self.packed_weight is not None:
@@ -308,7 +311,5 @@ def linear_keeping_bf16(layer: nn.Module, x: Tensor) -> Tensor:
     chain of ops that all take bf16 (the DiT's attention and feed-forward). Outside, and for any
     other layer, exactly `layer(x)` (a bf16 `x` is cast to fp32 first)."""
     if isinstance(layer, KernelLinear) and layer.reduced_kernel == "bf16" and in_reduced_precision():
-        w, b = layer._bf16_weights()
-        rows = x.reshape(-1, x.size(-1)).to(torch.bfloat16)
-        return torch.ops.mkldnn._linear_pointwise(rows, w, b, "none", [], "").view(*x.shape[:-1], layer.out_features)
+        return layer.bf16_product(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], layer.out_features)
     return layer(x.float() if x.dtype == torch.bfloat16 else x)
