@@ -72,6 +72,11 @@ def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:
     return weights
 
 
+def bf16_copies(layer: nn.Module, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """`layer`'s bf16 (weight, bias): made on first use inside `reduced_precision()`, dropped after."""
+    return layer._bf16 or _remember_bf16(layer, (weight.detach().bfloat16(), None if bias is None else bias.detach().bfloat16()))
+
+
 def in_reduced_precision() -> bool:
     """Inside `reduced_precision()` on this thread (the balanced and fast modes' DiT and BigVGAN)."""
     return getattr(_mode, "reduced", False)
@@ -116,8 +121,9 @@ class KernelLinear(nn.Module):
         if self._bf16 is not None:
             return self._bf16
         if self.reduced_kernel == "panel_bf16":  # the same panels, rounded: one cast
-            panels = self.panels if self.panels is not None else panel_linear.pack(self.dense_weight())
-            return _remember_bf16(self, (panels.bfloat16(), None))
+            panels = (panel_linear.pack(self.dense_weight(), torch.bfloat16) if self.panels is None
+                      else self.panels.bfloat16())
+            return _remember_bf16(self, (panels, None))
         w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
         return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
 
@@ -170,8 +176,7 @@ class Bf16Conv(nn.Module):
         conv = F.conv_transpose1d if self.transposed else F.conv1d
         if not in_reduced_precision():
             return conv(x, self.weight, self.bias, **self.options)
-        w, b = self._bf16 or _remember_bf16(self, (self.weight.detach().bfloat16(),
-                                                   None if self.bias is None else self.bias.detach().bfloat16()))
+        w, b = bf16_copies(self, self.weight, self.bias)
         return conv(x.bfloat16(), w, b, **self.options).float()
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from index_tts.modules.packed_linear import in_reduced_precision, _remember_bf16
+from index_tts.modules.packed_linear import bf16_copies, in_reduced_precision
 from index_tts.modules.weight_norm import weight_normed
 
 
@@ -81,8 +81,7 @@ class SConv1d(nn.Module):
         conv = self.conv.conv
         if self.reduced_kernel == "bf16" and in_reduced_precision():
             # conv.weight is g*v/|v| as last computed: the CFM fixes it for the whole request.
-            w, b = self._bf16 or _remember_bf16(self, (conv.weight.bfloat16(),
-                                                      None if conv.bias is None else conv.bias.bfloat16()))
+            w, b = bf16_copies(self, conv.weight, conv.bias)
             return F.conv1d(x.bfloat16(), w, b, dilation=conv.dilation).float()
         return conv(x)
 
