@@ -19,7 +19,7 @@ from index_tts.bench.workloads import reference_signal
 from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import QUALITY_MODES, GenerationParams
 from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
-from index_tts.modules import kernels, panel_linear
+from index_tts.modules import kernels, native
 from index_tts.modules.generation import DecodeParams, generate
 from index_tts.modules.packed_linear import Bf16Conv, KernelLinear, apply_kernels, reduced_precision
 from index_tts.modules.static_decode import StaticStepGPT
@@ -81,8 +81,8 @@ def test_bf16_is_read_from_the_cpu_flags():
 def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, monkeypatch):
     if candidate != "default" and not kernels.onednn_packing_available():
         pytest.skip("this torch build has no oneDNN packed linear")
-    if candidate.startswith("panel") and not panel_linear.available():
-        pytest.skip(f"the panel kernel cannot be built here: {panel_linear.unavailable_reason()}")
+    if candidate.startswith("panel") and not native.available():
+        pytest.skip(f"the panel kernel cannot be built here: {native.unavailable_reason()}")
     monkeypatch.setenv(kernels.FORCE_ENV, candidate)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(24, 40), nn.GELU(), Conv1D(40, 16), nn.Conv1d(16, 8, 3, padding=1))
@@ -165,7 +165,7 @@ def test_balanced_mode_keeps_exact_codes_and_only_fast_reduces_the_gpt(reduced, 
     exact, balanced = out["exact"][1], out["balanced"][1]
     assert exact.size == balanced.size
     dit_reduced = reduced == "bf16" and kernels.native_bf16()
-    gpt_reduced = dit_reduced or (reduced == "panel_bf16" and panel_linear.available())
+    gpt_reduced = dit_reduced or (reduced == "panel_bf16" and native.available())
     if dit_reduced:
         assert not np.array_equal(exact, balanced)  # bf16 really ran
         assert mel_distance(exact, balanced)["log_mel_corr"] > 0.95

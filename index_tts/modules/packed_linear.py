@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from index_tts.modules import panel_linear
+from index_tts.modules import native, panel_linear
 from index_tts.modules.kernels import PANEL_MAX_ROWS, REDUCED, KernelTable, native_bf16, onednn_packing_available, padded_rows
 
 _mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
@@ -132,15 +132,21 @@ class KernelLinear(nn.Module):
         w, b = self._bf16_weights()
         return torch.ops.mkldnn._linear_pointwise(rows.to(torch.bfloat16), w, b, "none", [], "")
 
+    def panels_now(self) -> Tensor | None:
+        """The panels this layer's forward streams now (bf16 inside `reduced_precision()` when
+        that is its reduced choice), or None when it does not run the panel kernel."""
+        if in_reduced_precision() and self.reduced_kernel in REDUCED:
+            return self._bf16_weights()[0] if self.reduced_kernel == "panel_bf16" else None
+        return self.panels
+
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, x.size(-1))
         bias = None if self.bias is None else self.bias.detach()
-        if self.reduced_kernel == "panel_bf16" and in_reduced_precision():
-            y = panel_linear.linear(rows, self._bf16_weights()[0], bias, self.out_features)
+        panels = self.panels_now()
+        if panels is not None:
+            y = panel_linear.linear(rows, panels, bias, self.out_features)
         elif self.reduced_kernel == "bf16" and in_reduced_precision():
             y = self.bf16_product(rows).float()
-        elif self.panels is not None:
-            y = panel_linear.linear(rows, self.panels, bias, self.out_features)
         elif self.packed_weight is not None:
             n = rows.size(0)
             if self.kernel == "onednn4" and n < 4:
@@ -215,7 +221,7 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
     onednn = onednn_packing_available()
     fp32 = ("default", "onednn") if onednn else ("default",)
     bf16 = ("bf16",) if reduced_ok and onednn and native_bf16() else ()
-    panel = panel_linear.available()
+    panel = native.available()
     fp32_in_place = ("default", "onednn_dense") if onednn else ("default",)
     counts: dict[str, int] = {}
     names = {id(m): n for n, m in model.named_modules()}

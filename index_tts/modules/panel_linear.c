@@ -18,15 +18,12 @@
 #include <string.h>
 #include <omp.h>
 
-typedef float f32x16 __attribute__((vector_size(64), aligned(4)));
+#include "vector_math.h"
+
 typedef uint16_t u16x16 __attribute__((vector_size(32), aligned(2)));
 typedef uint32_t u32x16 __attribute__((vector_size(64)));
 
-static inline f32x16 load_f32(const float *p) {
-    f32x16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+static inline f32x16 load_f32(const float *p) { return load16(p); }
 
 static inline f32x16 load_bf16(const uint16_t *p) {
     u16x16 h;
@@ -39,19 +36,24 @@ static inline f32x16 load_bf16(const uint16_t *p) {
 
 enum { COLS = 16, PANELS = 4, ROWS = 4 };  /* 4 panels x 4 rows: 16 accumulators in registers */
 
-static inline void store(f32x16 acc, int col, int n, const float *bias, float *y) {
+/* What happens to each output after the sum: y = sum + bias, y = gelu_new(sum + bias) (the GPT's
+ * MLP), or y += sum + bias (a residual connection, in place). */
+enum { STORE = 0, STORE_GELU = 1, ADD = 2 };
+
+static inline void store(f32x16 acc, int col, int n, const float *bias, float *y, int epilogue) {
     float v[COLS];
     memcpy(v, &acc, sizeof v);
     int valid = n - col < COLS ? n - col : COLS;
-    for (int j = 0; j < valid; j++)
-        y[col + j] = v[j] + (bias ? bias[col + j] : 0.f);
+    for (int j = 0; j < valid; j++) v[j] += bias ? bias[col + j] : 0.f;
+    if (epilogue == STORE_GELU) store16(v, gelu_tanh16(load16(v)));
+    for (int j = 0; j < valid; j++) y[col + j] = epilogue == ADD ? y[col + j] + v[j] : v[j];
 }
 
 /* np panels (of `w`, each k x 16) times nr rows of x; np, nr are constants after inlining. */
 #define DEFINE_BLOCK(NAME, WTYPE, LOAD)                                                           \
     static inline __attribute__((always_inline)) void NAME(                                      \
         const float *x, int k, const WTYPE *w, int np, int nr, int col, int n,                   \
-        const float *bias, float *y) {                                                           \
+        const float *bias, float *y, int epilogue) {                                             \
         f32x16 acc[PANELS][ROWS];                                                                \
         memset(acc, 0, sizeof acc);                                                              \
         for (int i = 0; i < k; i++)                                                              \
@@ -60,24 +62,25 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, float *y
                 for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
             }                                                                                    \
         for (int p = 0; p < np; p++)                                                             \
-            for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, y + (size_t)r * n); \
+            for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, y + (size_t)r * n, epilogue); \
     }
 
 DEFINE_BLOCK(block_f32, float, load_f32)
 DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
 
 #define CASE(BLOCK, NP, NR) \
-    case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, y); break;
+    case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, y, epilogue); break;
 #define CASES(BLOCK, NP) CASE(BLOCK, NP, 1) CASE(BLOCK, NP, 2) CASE(BLOCK, NP, 3) CASE(BLOCK, NP, 4)
 
 #define DEFINE_LINEAR(NAME, BLOCK, WTYPE)                                                        \
     static void NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,    \
-                             int n, const float *bias, float *y) {                               \
+                             int n, const float *bias, float *y, int epilogue) {                 \
         switch (np * 8 + nr) {                                                                   \
             CASES(BLOCK, 1) CASES(BLOCK, 2) CASES(BLOCK, 3) CASES(BLOCK, 4)                      \
         }                                                                                        \
     }                                                                                            \
-    void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n) { \
+    void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \
+              int epilogue) {                                                                    \
         int panels = (n + COLS - 1) / COLS;                                                      \
         _Pragma("omp parallel")                                                                  \
         {                                                                                        \
@@ -89,7 +92,7 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
                 for (int r0 = 0; r0 < m; r0 += ROWS) {                                           \
                     int nr = m - r0 < ROWS ? m - r0 : ROWS;                                      \
                     NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * COLS, np, nr,       \
-                                 p0 * COLS, n, bias, y + (size_t)r0 * n);                        \
+                                 p0 * COLS, n, bias, y + (size_t)r0 * n, epilogue);              \
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \

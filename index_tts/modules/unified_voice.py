@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from index_tts.modules.conformer import ConformerConfig, ConformerEncoder
+from index_tts.modules import gpt_decode
 from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.perceiver import PerceiverConfig, PerceiverResampler
 
@@ -126,18 +127,18 @@ class GPT2Attention(nn.Module):
         values are written at `input_pos` [S] and each row attends over the cache up to its own
         position, or, given `visible` [1, max_len] (static shapes), over the whole masked cache."""
         b, s, d = x.shape
-        q, k, v = self.c_attn(x).split(d, dim=-1)
-        q, k, v = (t.view(b, s, self.heads, -1).transpose(1, 2) for t in (q, k, v))  # [B, H, S, Dh]
+        q, k, v = (t.view(b, s, self.heads, -1) for t in self.c_attn(x).split(d, dim=-1))  # [B, S, H, Dh]
+        q = q.transpose(1, 2)                                                          # [B, H, S, Dh]
         if cache is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         else:
-            cache.k[layer, :b].index_copy_(2, input_pos, k)
-            cache.v[layer, :b].index_copy_(2, input_pos, v)
+            cache.k[layer, :b].index_copy_(1, input_pos, k)
+            cache.v[layer, :b].index_copy_(1, input_pos, v)
             if visible is None:
                 n = int(input_pos.max()) + 1
                 visible = torch.arange(n, device=x.device)[None, :] <= input_pos[:, None]  # [S, n], causal
             n = visible.size(-1)
-            keys, values = cache.k[layer, :b, :, :n], cache.v[layer, :b, :, :n]       # [B, H, n, Dh]
+            keys, values = (c[layer, :b, :n].transpose(1, 2) for c in (cache.k, cache.v))  # [B, H, n, Dh]
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
         return self.c_proj(out.transpose(1, 2).reshape(b, s, d))
 
@@ -177,27 +178,29 @@ class GPT2Body(nn.Module):
                 visible: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, S, d] -> [B, S, d]. With a cache, `input_pos` [S] says where these rows sit;
         `visible` [1, max_len] (bool), when given, masks the whole cache instead of slicing it."""
+        if cache is not None:
+            cache.own_rows()  # torch's attention reads whole rows
         for i, block in enumerate(self.h):
             x = block(x, i, cache, input_pos, visible)
         return self.ln_f(x)
 
     def step(self, x: torch.Tensor, cache: KVCache, pos: int, n: int) -> torch.Tensor:
         """One decode row per sequence: x [B, d] written at cache position `pos`, attending over
-        positions 0..n-1 (pos among them) -> ln_f(hidden) [B, d].
+        positions 0..n-1 (pos among them) -> ln_f(hidden) [B, d]. On the CPU with every linear
+        layer on the panel kernel, all blocks run in one call of our kernel (gpt_decode)."""
+        blocks = gpt_decode.plan(self, cache)
+        return self.ln_f(blocks.run(x, pos, n) if blocks is not None else self.step_blocks(x, cache, pos, n))
 
-        The arithmetic of forward() on [B, 1, d] in fewer, larger ops: per layer one write of
-        the row's keys and values, no split/transpose/index tensors, Python ints throughout."""
-        b, d = x.shape
+    def step_blocks(self, x: torch.Tensor, cache: KVCache, pos: int, n: int) -> torch.Tensor:
+        """The blocks of `step` as torch ops: the arithmetic of forward() on [B, 1, d] in fewer,
+        larger ops (per block one call writes the keys and values and attends, `KVCache.attend`)."""
+        d = x.size(1)
         for i, block in enumerate(self.h):
             attn, ln_1, ln_2 = block.attn, block.ln_1, block.ln_2
             qkv = attn.c_attn(F.layer_norm(x, (d,), ln_1.weight, ln_1.bias, ln_1.eps))       # [B, 3d]
-            kv = cache.kv[i, :, :b]                                                          # [2, B, H, max_len, Dh]
-            kv[:, :, :, pos].copy_(qkv[:, d:].view(b, 2, attn.heads, -1).transpose(0, 1))
-            q = qkv[:, :d].view(b, attn.heads, 1, -1)                                        # [B, H, 1, Dh]
-            out = F.scaled_dot_product_attention(q, kv[0, :, :, :n], kv[1, :, :, :n])        # [B, H, 1, Dh]
-            x = x + attn.c_proj(out.view(b, d))
+            x = x + attn.c_proj(cache.attend(i, qkv, pos, n))                                # [B, d]
             x = x + block.mlp(F.layer_norm(x, (d,), ln_2.weight, ln_2.bias, ln_2.eps))
-        return self.ln_f(x)
+        return x
 
 
 class LearnedPositions(nn.Module):

@@ -1,0 +1,68 @@
+/* Vector helpers shared by our C kernels (GCC vector extensions; -march=native picks the ISA). */
+
+#ifndef INDEX_TTS_VECTOR_MATH_H
+#define INDEX_TTS_VECTOR_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+typedef float f32x16 __attribute__((vector_size(64), aligned(4)));
+typedef float f32x8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t i32x16 __attribute__((vector_size(64), aligned(4)));
+
+enum { LANES = 16 };
+
+static inline f32x16 load16(const float *p) {
+    f32x16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
+
+static inline f32x16 splat(float x) { return (f32x16){0} + x; }
+
+static inline float sum16(f32x16 v) {
+    f32x8 lo, hi;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const char *)&v + sizeof lo, sizeof hi);
+    lo += hi;
+    float s[8];
+    memcpy(s, &lo, sizeof s);
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static inline f32x16 max16(f32x16 a, f32x16 b) {
+    i32x16 a_less = a < b;
+    return (f32x16)(((i32x16)a & ~a_less) | ((i32x16)b & a_less));
+}
+
+/* exp(x) as 2^n e^r, |r| <= ln2 / 2, e^r by its Taylor series to r^6 (relative error < 2e-7).
+ * x is clamped to [-87, 88]: below, the result would be subnormal (~1e-38 is returned); above,
+ * it would overflow. */
+static inline f32x16 exp16(f32x16 x) {
+    x = max16(x, splat(-87.0f));
+    x = -max16(-x, splat(-88.0f));
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    f32x16 t = x * 1.44269504088896341f + magic;
+    f32x16 n = t - magic;
+    i32x16 scale = ((i32x16)t - (i32x16)splat(magic)) << 23;
+    f32x16 r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f; /* ln 2 in two parts */
+    f32x16 p = splat(1.0f / 720);
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return (f32x16)((i32x16)p + scale);
+}
+
+/* GPT-2's gelu_new, 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3), written as
+ * x / (1 + exp(-2u)) (the same function; no cancellation near 0). */
+static inline f32x16 gelu_tanh16(f32x16 x) {
+    f32x16 u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    return x / (1.0f + exp16(-2.0f * u));
+}
+
+#endif

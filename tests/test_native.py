@@ -1,0 +1,234 @@
+"""Our compiled CPU kernels (modules/native.py): the few-row linear kernel computes F.linear, in
+fp32 and with bf16 weights, for any shape; the decode attention computes SDPA over the KV cache;
+the C decode step computes the torch decode step. Where they cannot be built, `native` says why,
+the panel kernel is never offered and the torch paths run."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from index_tts.modules import gpt_decode, kernels, kv_cache, native, panel_linear
+from index_tts.modules.kv_cache import KVCache
+from index_tts.modules.packed_linear import KernelLinear, apply_kernels, reduced_precision
+from index_tts.modules.unified_voice import GPT2Body
+
+needs_kernel = pytest.mark.skipif(not native.available(),
+                                  reason=f"our kernels cannot be built here: {native.unavailable_reason()}")
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(kernels.FORCE_ENV, raising=False)
+
+
+def test_panels_hold_the_weight_exactly():
+    w = torch.randn(37, 45)  # 37 outputs: the last panel is zero-padded
+    panels = panel_linear.pack(w)
+    assert panels.shape == (3, 45, 16)
+    assert torch.equal(panels[2, :, 5:], torch.zeros(45, 11))
+    assert torch.equal(panel_linear.unpack(panels, 37), w)
+    assert torch.equal(panel_linear.unpack(panel_linear.pack(w, torch.bfloat16), 37), w.bfloat16().float())
+
+
+@needs_kernel
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 9, 57])
+@pytest.mark.parametrize("n_out", [16, 37, 130])
+def test_the_kernel_computes_f_linear(rows, n_out):
+    g = torch.Generator().manual_seed(rows * 100 + n_out)
+    w, b, x = torch.randn(n_out, 83, generator=g), torch.randn(n_out, generator=g), torch.randn(rows, 83, generator=g)
+    torch.testing.assert_close(panel_linear.linear(x, panel_linear.pack(w), b, n_out), F.linear(x, w, b),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(panel_linear.linear(x, panel_linear.pack(w), None, n_out), F.linear(x, w),
+                               atol=1e-5, rtol=1e-5)
+    # bf16 weights: exactly the rounded weights, multiplied and summed in fp32
+    torch.testing.assert_close(panel_linear.linear(x, panel_linear.pack(w, torch.bfloat16), b, n_out),
+                               F.linear(x, w.bfloat16().float(), b), atol=1e-5, rtol=1e-5)
+
+
+@needs_kernel
+def test_the_result_does_not_depend_on_the_thread_count():
+    g = torch.Generator().manual_seed(1)
+    w, x = torch.randn(300, 256, generator=g), torch.randn(3, 256, generator=g)
+    panels, threads = panel_linear.pack(w), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = panel_linear.linear(x, panels, None, 300)
+        torch.set_num_threads(max(2, threads))
+        assert native.library().panel_linear_threads() == max(2, threads)  # torch's OpenMP runtime
+        many = panel_linear.linear(x, panels, None, 300)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)  # each output is one in-order sum, whichever thread computes it
+
+
+@needs_kernel
+def test_rows_must_be_float32():
+    with pytest.raises(TypeError, match="float32"):
+        panel_linear.linear(torch.zeros(3, 16, dtype=torch.float64), panel_linear.pack(torch.zeros(16, 16)), None, 16)
+
+
+@needs_kernel
+def test_a_layer_on_the_panel_kernel_keeps_its_keys_and_values(monkeypatch):
+    monkeypatch.setenv(kernels.FORCE_ENV, "panel")
+    model = nn.Sequential(nn.Linear(40, 24))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(3, 40)
+    with torch.no_grad():
+        plain = model(x)
+        apply_kernels(model, kernels.KernelTable(), rows=3)
+        assert isinstance(model[0], KernelLinear) and model[0].kernel == "panel" and model[0].weight is None
+        torch.testing.assert_close(model(x), plain, atol=1e-5, rtol=1e-5)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_without_a_compiler_the_kernel_is_never_offered(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert not native.available()
+    assert "no-such-compiler" in native.unavailable_reason()
+    monkeypatch.setenv(kernels.FORCE_ENV, "panel")
+    model = nn.Sequential(nn.Linear(40, 24))
+    apply_kernels(model, kernels.KernelTable(), rows=3)
+    assert model[0].kernel != "panel"  # forced, but not allowed here: the first allowed candidate
+
+
+@needs_kernel
+def test_the_library_is_built_once_per_machine_into_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_state", {})
+    assert native.available()
+    built = list((tmp_path / "cache" / "index_tts").glob("native-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native, "_build", lambda *a: pytest.fail("built a second time"))
+    assert native.available() and built[0].stat().st_mtime_ns == stamp
+
+
+def _cache(rows: int, heads: int, head_dim: int, max_len: int = 40, seed: int = 0) -> KVCache:
+    cache = KVCache(2, rows, heads, max_len, head_dim, torch.float32, torch.device("cpu"))
+    cache.kv.copy_(torch.randn(cache.kv.shape, generator=torch.Generator().manual_seed(seed)))
+    return cache
+
+
+@needs_kernel
+@pytest.mark.parametrize("rows, heads, head_dim", [(1, 1, 16), (3, 20, 64), (4, 2, 128), (2, 3, 32)])
+@pytest.mark.parametrize("pos", [0, 1, 16, 17, 38])
+def test_the_decode_attention_computes_sdpa_over_the_cache(rows, heads, head_dim, pos):
+    d = heads * head_dim
+    qkv = torch.randn(rows, 3 * d, generator=torch.Generator().manual_seed(pos))
+    ours, torchs = _cache(rows, heads, head_dim), _cache(rows, heads, head_dim)
+    assert ours.native_attention
+    got = ours.attend(1, qkv, pos, pos + 1)
+    want = kv_cache._attend_torch(torchs.kv[1], None, qkv, pos, pos + 1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # this position's keys and values written, and nothing else touched
+    assert torch.equal(ours.kv, torchs.kv)
+    assert torch.equal(ours.k[1, :, pos].reshape(rows, d), qkv[:, d:2 * d])
+    assert torch.equal(ours.v[1, :, pos].reshape(rows, d), qkv[:, 2 * d:])
+
+
+@needs_kernel
+def test_the_decode_attention_is_exact_for_one_position_and_softmax_extremes():
+    cache = _cache(2, 2, 16, max_len=4)
+    qkv = torch.randn(2, 96)
+    torch.testing.assert_close(cache.attend(0, qkv, 0, 1), qkv[:, 64:])  # one position: its value
+    qkv[:, :32] *= 1e4   # scores far apart: the softmax is one-hot, no overflow or NaN
+    out = cache.attend(0, qkv, 1, 2)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, kv_cache._attend_torch(cache.kv[0].clone(), None, qkv, 1, 2), atol=1e-5, rtol=1e-4)
+
+
+def test_caches_our_attention_cannot_read_use_torch():
+    assert not KVCache(1, 1, 2, 4, 24, torch.float32, torch.device("cpu")).native_attention  # 24 % 16
+    assert not KVCache(1, 1, 2, 4, 16, torch.float16, torch.device("cpu")).native_attention
+    cache = KVCache(1, 1, 2, 4, 24, torch.float32, torch.device("cpu"), zeroed=True)
+    qkv = torch.randn(1, 144)
+    torch.testing.assert_close(cache.attend(0, qkv, 0, 1), qkv[:, 96:])
+
+
+def _panel_body(reduced_kernel: str = "panel", layers: int = 3) -> GPT2Body:
+    torch.manual_seed(3)
+    body = GPT2Body(64, layers, 4).eval()
+    with torch.no_grad():
+        for block in body.h:
+            for parent, name in ((block.attn, "c_attn"), (block.attn, "c_proj"), (block.mlp, "c_fc"), (block.mlp, "c_proj")):
+                layer = getattr(parent, name)
+                layer.bias.normal_()
+                setattr(parent, name, KernelLinear(layer.weight, layer.bias, True, "panel", reduced_kernel))
+            block.ln_1.weight.normal_()
+            block.ln_2.bias.normal_()
+    return body
+
+
+@needs_kernel
+@pytest.mark.parametrize("reduced", [False, True])
+def test_the_c_decode_step_computes_the_torch_step(reduced):
+    body = _panel_body("panel_bf16")
+    ours, torchs = (KVCache(3, 3, 4, 10, 16, torch.float32, torch.device("cpu"), zeroed=True) for _ in range(2))
+    with torch.no_grad(), (reduced_precision() if reduced else contextlib.nullcontext()):
+        blocks = gpt_decode.plan(body, ours)
+        assert blocks is not None and blocks.bf16 == reduced
+        for pos in range(6):
+            x = torch.randn(3, 64, generator=torch.Generator().manual_seed(pos)) * 3
+            torch.testing.assert_close(body.step(x, ours, pos, pos + 1),
+                                       body.ln_f(body.step_blocks(x, torchs, pos, pos + 1)), atol=2e-5, rtol=1e-4)
+            torch.testing.assert_close(ours.kv, torchs.kv, atol=2e-5, rtol=1e-4)
+    assert gpt_decode.plan(body, ours) is blocks  # made once per cache
+
+
+@needs_kernel
+def test_the_c_step_applies_only_where_every_layer_streams_panels():
+    body = _panel_body()
+    cache = lambda: KVCache(3, 3, 4, 10, 16, torch.float32, torch.device("cpu"))
+    assert gpt_decode.plan(body, cache()) is not None
+    with reduced_precision():  # "panel" has no reduced choice: the fp32 panels still run
+        assert gpt_decode.plan(body, cache()).bf16 is False
+    block = body.h[1].mlp
+    block.c_fc = KernelLinear(block.c_fc.dense_weight().t(), block.c_fc.bias, True, "default", "default")
+    assert gpt_decode.plan(body, cache()) is None
+
+
+def test_without_our_kernels_the_decode_step_runs_on_torch(monkeypatch):
+    torch.manual_seed(0)
+    body = GPT2Body(64, 2, 4).eval()
+    x = torch.randn(3, 64)
+    caches = [KVCache(2, 3, 4, 8, 16, torch.float32, torch.device("cpu"), zeroed=True) for _ in range(2)]
+    with torch.no_grad():
+        ours = [body.step(x, caches[0], pos, pos + 1) for pos in range(3)]  # our attention where built
+        monkeypatch.setattr(native, "_state", {"lib": None, "reason": "RuntimeError: disabled for this test"})
+        assert not native.available() and gpt_decode.plan(body, caches[1]) is None
+        torchs = [body.step(x, caches[1], pos, pos + 1) for pos in range(3)]
+    for a, b in zip(ours, torchs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@needs_kernel
+def test_beams_that_share_their_past_attend_as_beams_with_copied_rows():
+    """Beam search on a shared-history cache (no copies, `origin`) and on one that copies rows
+    (`slot`): the same attention for every beam at every step, with our kernel and with torch's."""
+    shared, copied = (KVCache(1, 3, 2, 12, 16, torch.float32, torch.device("cpu")) for _ in range(2))
+    copied.shared_history = False
+    assert shared.shared_history
+    g = torch.Generator().manual_seed(5)
+    for pos, parents in enumerate([None, [0, 0, 0], [1, 0, 2], [2, 2, 1], [0, 1, 2], [1, 1, 0], [2, 0, 0]]):
+        if parents is not None:
+            shared.reorder(parents, length=pos)
+            copied.reorder(parents, length=pos)
+        qkv = torch.randn(3, 96, generator=g)  # beam order
+        rows = copied.rows_order
+        got = shared.attend(0, qkv, pos, pos + 1)
+        want = copied.attend(0, qkv if rows is None else qkv[rows], pos, pos + 1)
+        want = want if copied.beam_order is None else want[copied.beam_order]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        by_torch = kv_cache._attend_torch(shared.kv[0].clone(), shared.origin, qkv, pos, pos + 1)
+        torch.testing.assert_close(by_torch, want, atol=1e-5, rtol=1e-4)
+    assert torch.count_nonzero(shared.origin[:, :6] != torch.arange(3, dtype=torch.int32)[:, None]) > 0
+    with pytest.raises(RuntimeError, match="share their past"):
+        shared.own_rows()
