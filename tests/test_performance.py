@@ -237,15 +237,32 @@ def test_kv_cache_reorder_matches_index_select(rows):
 
     cache = KVCache(layers=2, batch=3, heads=2, max_len=7, head_dim=4, dtype=torch.float32, device="cpu")
     cache.kv.normal_()
-    reference = cache.kv.clone()  # [layers, 2, beams, H, positions, Dh], beam b in row b
+    assert not cache.shared_history  # head_dim 4: torch's attention reads it, so rows are copied
+    reference = cache.kv.clone()  # [layers, 2, beams, positions, H, Dh], beam b in row b
     for step_rows in (rows, [2, 0, 0]):
         before = cache.kv.clone()
         cache.reorder(torch.tensor(step_rows), length=5)
-        reference[..., :5, :] = reference[..., :5, :].index_select(2, torch.tensor(step_rows))
-        assert torch.equal(cache.kv[:, :, cache.slot, :, :5], reference[..., :5, :])
-        assert torch.equal(cache.kv[..., 5:, :], before[..., 5:, :])  # positions not yet filled are left alone
+        reference[:, :, :, :5] = reference[:, :, :, :5].index_select(2, torch.tensor(step_rows))
+        assert torch.equal(cache.kv[:, :, cache.slot, :5], reference[:, :, :, :5])
+        assert torch.equal(cache.kv[:, :, :, 5:], before[:, :, :, 5:])  # positions not yet filled are left alone
         order = torch.arange(3) if cache.rows_order is None else cache.rows_order
         assert [order[s].item() for s in cache.slot] == [0, 1, 2]  # rows_order inverts slot
+
+
+def test_the_paired_floor_times_each_decode_between_two_probes(engine, monkeypatch):
+    from index_tts.bench import runner
+
+    probes = []
+    monkeypatch.setattr(machine, "memory_read_bandwidth", lambda **kw: probes.append(1) or 1e9 * len(probes))
+    result = runner.paired_decode_floor(engine, WORKLOADS["smoke"], pairs=2)
+    assert len(result["pairs"]) == 2 and len(probes) == 6  # a warm-up pair, then two: probe, decode, probe
+    weight_bytes = machine.gpt_bytes_per_decode_step(engine.gpt)
+    for pair, (before, after) in zip(result["pairs"], [(3, 4), (5, 6)]):
+        assert pair["probe_gb_s"] == [before, after] and pair["decode_ms_per_token"] > 0
+        assert pair["floor_ms_per_token"] == pytest.approx(1000 * weight_bytes / (after * 1e9))  # the higher probe
+        assert pair["ratio"] == pytest.approx(pair["decode_ms_per_token"] / pair["floor_ms_per_token"])
+    ratios = sorted(p["ratio"] for p in result["pairs"])
+    assert result["median_ratio"] == pytest.approx(sum(ratios) / 2)
 
 
 def test_kv_cache_reorder_moves_no_data_for_a_permutation_and_one_row_per_extra_child():

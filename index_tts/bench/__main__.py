@@ -63,6 +63,8 @@ def parse_args(argv):
     ap.add_argument("--quality-check", action="store_true",
                     help="compare --mode's output with exact mode's, per segment (mel distance)")
     ap.add_argument("--no-floor", action="store_true", help="skip the memory-bandwidth probe")
+    ap.add_argument("--floor-pairs", type=int, default=3,
+                    help="exact-mode decodes timed between two bandwidth probes each (0: none)")
     ap.add_argument("--json", type=Path, help="write all figures here")
     return ap.parse_args(argv)
 
@@ -134,6 +136,13 @@ def format_table(result: dict) -> str:
                      f"{floor['read_bandwidth_gb_s']:.1f} GB/s read = {floor['floor_ms_per_token']:.1f} ms/token; "
                      f"ours {floor['ours_ratio']:.2f}× the floor"
                      + (f", original-style {floor['original_ratio']:.2f}×" if "original_ratio" in floor else ""))
+        if "paired" in floor:
+            pairs = floor["paired"]["pairs"]
+            lines.append("decode floor, paired (exact decode of the first segment between two probes, the higher "
+                         "probe's floor): " + "; ".join(
+                             f"{r['decode_ms_per_token']:.1f} ms/token vs {r['floor_ms_per_token']:.1f} "
+                             f"({max(r['probe_gb_s']):.1f} GB/s) = {r['ratio']:.2f}×" for r in pairs)
+                         + f"; median {floor['paired']['median_ratio']:.2f}×")
     q = result.get("quality_check")
     if q:
         lines.append(f"{q['mode']} vs exact, same seed, per segment (log-mel L1 / corr): "
@@ -189,6 +198,8 @@ def main(argv=None) -> int:
         floor = runner.decode_floor(engine, machine.memory_read_bandwidth())
         floor["ours_ratio"] = result["ours"]["decode_ms_per_token"] / floor["floor_ms_per_token"]
         result["decode_floor"] = floor
+        if args.floor_pairs > 0:
+            floor["paired"] = runner.paired_decode_floor(engine, workload, args.floor_pairs)
     if args.quality_check:
         result["quality_check"] = runner.quality_check(engine, workload, args.mode)
     result["rss_at_end_gib"] = machine.rss_breakdown_gib()

@@ -199,6 +199,52 @@ def decode_floor(engine, bandwidth_bytes_per_s: float) -> dict:
     }
 
 
+def paired_decode_floor(engine, workload: Workload, pairs: int) -> dict:
+    """Exact-mode decode against the floor, each decode timed between two bandwidth probes.
+
+    On a host whose memory bandwidth swings with other VMs, a probe taken after the whole run says
+    little about the bandwidth the decode had; a probe on each side of it does. Each pair: probe,
+    the workload's first segment decoded alone (beam search, its code count; the prefill not
+    counted, random speaker latents: the step's work does not depend on them), probe. The floor
+    uses the higher probe of the two (the stricter floor)."""
+    from index_tts.bench.clock import patched
+    from index_tts.modules.generation import decode
+
+    gpt = engine.gpt
+    n_codes = workload.segments[0][1]
+    tokens = torch.tensor(workload.text_ids(gpt.cfg.number_text_tokens)[0], device=engine.device)
+    d = gpt.cfg.model_dim
+    g = torch.Generator(device=engine.device).manual_seed(SEED)
+    latent = torch.randn(1, 32, d, generator=g, device=engine.device) * 0.5
+    with torch.no_grad():
+        prompt = gpt.prompt_embeddings(latent, torch.zeros(1, d, device=engine.device), tokens)
+    params = workload_params(workload, "exact")
+    weight_bytes = machine.gpt_bytes_per_decode_step(gpt)
+    prefill_s: list[float] = []
+    prefill = gpt.prefill
+
+    def timed_prefill(*args, **kwargs):
+        start = time.perf_counter()
+        out = prefill(*args, **kwargs)
+        prefill_s.append(time.perf_counter() - start)
+        return out
+
+    rows = []
+    with patched([(gpt, "prefill", timed_prefill)]):
+        for _ in range(pairs + 1):  # the first pair warms up
+            before = machine.memory_read_bandwidth(repeats=3)
+            prefill_s.clear()
+            start = time.perf_counter()
+            decode(gpt, prompt, params)
+            ms = 1000 * (time.perf_counter() - start - sum(prefill_s)) / (n_codes - 1)  # as the bench: steps after the first code
+            after = machine.memory_read_bandwidth(repeats=3)
+            floor_ms = 1000 * weight_bytes / max(before, after)
+            rows.append({"decode_ms_per_token": ms, "probe_gb_s": [before / 1e9, after / 1e9],
+                         "floor_ms_per_token": floor_ms, "ratio": ms / floor_ms})
+    rows = rows[1:]
+    return {"pairs": rows, "median_ratio": statistics.median(r["ratio"] for r in rows)}
+
+
 def log_mel(pcm: np.ndarray) -> torch.Tensor:
     from index_tts import audio
 
