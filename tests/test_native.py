@@ -28,17 +28,17 @@ def own_cache(tmp_path, monkeypatch):
 
 
 def test_panels_hold_the_weight_exactly():
-    w = torch.randn(37, 45)  # 37 outputs: the last panel is zero-padded
+    w = torch.randn(101, 45)  # 101 outputs: the last panel is zero-padded
     panels = panel_linear.pack(w)
-    assert panels.shape == (3, 45, 16)
-    assert torch.equal(panels[2, :, 5:], torch.zeros(45, 11))
-    assert torch.equal(panel_linear.unpack(panels, 37), w)
-    assert torch.equal(panel_linear.unpack(panel_linear.pack(w, torch.bfloat16), 37), w.bfloat16().float())
+    assert panels.shape == (2, 45, 64)
+    assert torch.equal(panels[1, :, :37], w[64:].t()) and torch.equal(panels[1, :, 37:], torch.zeros(45, 27))
+    assert torch.equal(panel_linear.unpack(panels, 101), w)
+    assert torch.equal(panel_linear.unpack(panel_linear.pack(w, torch.bfloat16), 101), w.bfloat16().float())
 
 
 @needs_kernel
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 9, 57])
-@pytest.mark.parametrize("n_out", [16, 37, 130])
+@pytest.mark.parametrize("n_out", [16, 37, 64, 130, 200])
 def test_the_kernel_computes_f_linear(rows, n_out):
     g = torch.Generator().manual_seed(rows * 100 + n_out)
     w, b, x = torch.randn(n_out, 83, generator=g), torch.randn(n_out, generator=g), torch.randn(rows, 83, generator=g)

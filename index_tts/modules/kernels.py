@@ -16,7 +16,7 @@ Candidates:
 - "onednn_dense": oneDNN on the weight as it lies, unpacked (reordered per call): for weights that
   must stay views of their memory-mapped file (the voice front end), where packing would copy them;
 - "panel": our own kernel for few rows (`panel_linear.c`, compiled for this CPU at first use): the
-  weight as one sequential stream of 16-column panels; only offered for classes under 16 rows (the
+  weight as one sequential stream of 64-column panels; only offered for classes under 16 rows (the
   beam-3 decode), and only where it could be built (a C compiler, torch's OpenMP runtime);
 - "bf16": bf16 weights and inputs, fp32 out; only for layers that may run in reduced precision
   (the DiT and BigVGAN in the balanced and fast modes) and only where the CPU has native bf16

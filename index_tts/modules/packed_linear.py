@@ -6,7 +6,7 @@ says it is a linear layer with its weight stored [in, out] (`weight_in_out = Tru
 - "default": the original parameter, multiplied by torch's `F.linear` (MKL on x86);
 - "onednn": only a oneDNN-packed copy (the original is dropped, so no second copy stays resident);
 - "onednn4": the same, fewer than 4 rows padded to 4 per call;
-- "panel": only the 16-column panels our own few-row kernel streams (`panel_linear`);
+- "panel": only the 64-column panels our own few-row kernel streams (`panel_linear`);
 - "onednn_dense": the original parameter, read in place by oneDNN (for weights that must stay
   views of their file: the voice front end).
 `state_dict()` keys, shapes and values do not change (a packed weight is unpacked on saving).

@@ -5,9 +5,10 @@
  * of the machine's read bandwidth (docs/performance.md); this one reads one sequential stream per
  * thread and keeps the few rows of x in L1, which is what the bandwidth allows.
  *
- * Layout of W ("panels", made by index_tts/modules/panel_linear.py): [ceil(n / 16), k, 16], panel p
- * holding output columns 16p .. 16p+15 (zero-padded past n), so the 16 weights that one vector
- * multiply-add needs sit in one 64-byte line and a panel is read front to back.
+ * Layout of W ("panels", made by index_tts/modules/panel_linear.py): [ceil(n / 64), k, 64], panel p
+ * holding output columns 64p .. 64p+63 (zero-padded past n): for each k, the 64 weights that four
+ * vector multiply-adds need are 4 consecutive 64-byte lines, and a thread reads its panels front
+ * to back as one stream (16-column panels, four streams per thread, were 0-8 % slower in an A/B here).
  * The weights are fp32, or bf16 (the upper half of an fp32: widened exactly by a shift) for the
  * fast mode. x, bias and y are fp32; each output sums over k in order, in fp32.
  *
@@ -34,7 +35,7 @@ static inline f32x16 load_bf16(const uint16_t *p) {
     return v;
 }
 
-enum { COLS = 16, PANELS = 4, ROWS = 4 };  /* 4 panels x 4 rows: 16 accumulators in registers */
+enum { COLS = 16, VECTORS = 4, PANEL = COLS * VECTORS, ROWS = 4 }; /* 4 x 4 accumulators in registers */
 
 /* What happens to each output after the sum: y = sum + bias, y = gelu_new(sum + bias) (the GPT's
  * MLP), or y += sum + bias (a residual connection, in place). */
@@ -49,16 +50,17 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, float *y
     for (int j = 0; j < valid; j++) y[col + j] = epilogue == ADD ? y[col + j] + v[j] : v[j];
 }
 
-/* np panels (of `w`, each k x 16) times nr rows of x; np, nr are constants after inlining. */
+/* The first np 16-column vectors of one panel (`w`, k x 64) times nr rows of x; np, nr are
+ * constants after inlining. */
 #define DEFINE_BLOCK(NAME, WTYPE, LOAD)                                                           \
     static inline __attribute__((always_inline)) void NAME(                                      \
         const float *x, int k, const WTYPE *w, int np, int nr, int col, int n,                   \
         const float *bias, float *y, int epilogue) {                                             \
-        f32x16 acc[PANELS][ROWS];                                                                \
+        f32x16 acc[VECTORS][ROWS];                                                               \
         memset(acc, 0, sizeof acc);                                                              \
         for (int i = 0; i < k; i++)                                                              \
             for (int p = 0; p < np; p++) {                                                       \
-                f32x16 wv = LOAD(w + ((size_t)p * k + i) * COLS);                                \
+                f32x16 wv = LOAD(w + (size_t)i * PANEL + p * COLS);                              \
                 for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
             }                                                                                    \
         for (int p = 0; p < np; p++)                                                             \
@@ -81,18 +83,19 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
     }                                                                                            \
     void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \
               int epilogue) {                                                                    \
-        int panels = (n + COLS - 1) / COLS;                                                      \
+        int panels = (n + PANEL - 1) / PANEL;                                                    \
         _Pragma("omp parallel")                                                                  \
         {                                                                                        \
             int t = omp_get_thread_num(), threads = omp_get_num_threads();                       \
             int lo = (int)((long)panels * t / threads), hi = (int)((long)panels * (t + 1) / threads); \
-            for (int p0 = lo; p0 < hi; p0 += PANELS) {                                           \
-                int np = hi - p0 < PANELS ? hi - p0 : PANELS;                                    \
-                /* rows in groups of 4: the panels stay in cache between the groups */           \
+            for (int p0 = lo; p0 < hi; p0++) {                                                   \
+                int left = (n - p0 * PANEL + COLS - 1) / COLS;                                   \
+                int np = left < VECTORS ? left : VECTORS;                                        \
+                /* rows in groups of 4: the panel stays in cache between the groups */           \
                 for (int r0 = 0; r0 < m; r0 += ROWS) {                                           \
                     int nr = m - r0 < ROWS ? m - r0 : ROWS;                                      \
-                    NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * COLS, np, nr,       \
-                                 p0 * COLS, n, bias, y + (size_t)r0 * n, epilogue);              \
+                    NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * PANEL, np, nr,      \
+                                 p0 * PANEL, n, bias, y + (size_t)r0 * n, epilogue);             \
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \

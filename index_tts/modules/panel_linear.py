@@ -2,7 +2,7 @@
 
 The GPT's beam-3 decode step is a 3-row product with every GPT weight: its time is the time to
 stream the weights from memory, and torch's kernels (oneDNN, MKL) read them at well under the
-machine's bandwidth at 3 rows. The C kernel reads each weight as one sequential stream of 16-column
+machine's bandwidth at 3 rows. The C kernel reads each weight as one sequential stream of 64-column
 panels (layout in panel_linear.c). It is a kernel candidate like the others (`modules/kernels.py`):
 chosen per layer class only where it measured fastest on this machine, and only where
 `native.available()`.
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from index_tts.modules import native
 
-COLS = 16
+COLS = 64  # output columns per panel (panel_linear.c)
 STORE = 0  # panel_linear.c's epilogue: y = x W^T + b
 
 
@@ -34,7 +34,7 @@ def self_check() -> None:
 
 
 def pack(w_out_in: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-    """W [n, k] -> panels [ceil(n / 16), k, 16] in `dtype` (float32 or bfloat16), zero-padded."""
+    """W [n, k] -> panels [ceil(n / 64), k, 64] in `dtype` (float32 or bfloat16), zero-padded."""
     n, k = w_out_in.shape
     panels = -(-n // COLS)
     padded = w_out_in.new_zeros(panels * COLS, k, dtype=dtype)
