@@ -6,6 +6,8 @@ the panel kernel is never offered and the torch paths run."""
 from __future__ import annotations
 
 import contextlib
+import gc
+import weakref
 
 import pytest
 import torch
@@ -181,6 +183,14 @@ def test_the_c_decode_step_computes_the_torch_step(reduced):
                                        body.ln_f(body.step_blocks(x, torchs, pos, pos + 1)), atol=2e-5, rtol=1e-4)
             torch.testing.assert_close(ours.kv, torchs.kv, atol=2e-5, rtol=1e-4)
     assert gpt_decode.plan(body, ours) is blocks  # made once per cache
+    # no reference cycle: dropping the cache frees the plan (and its bf16 panels) at once
+    plan_ref = weakref.ref(blocks)
+    gc.disable()  # a cycle would only be freed by the collector
+    try:
+        del blocks, ours
+        assert plan_ref() is None
+    finally:
+        gc.enable()
 
 
 @needs_kernel

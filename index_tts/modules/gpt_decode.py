@@ -34,7 +34,9 @@ class BlockPlan:
         first = body.h[0]
         self.d, self.heads = first.ln_1.weight.numel(), first.attn.heads
         self.inner, self.eps, self.bf16 = first.mlp.c_fc.out_features, first.ln_1.eps, bf16
-        self.cache = cache
+        # The cache's tensors, not the cache: it holds this plan, and a reference cycle would keep
+        # both (and the fast mode's 1 GB of bf16 panels) alive until the garbage collector ran.
+        self.kv, self.origin = cache.kv, cache.origin
         self._keep = panels  # the bf16 panels exist while the plan runs
         self.blocks = (BlockWeights * len(body.h))()
         for i, (block, block_panels) in enumerate(zip(body.h, panels)):
@@ -48,10 +50,9 @@ class BlockPlan:
         """x [B, d] (one row per cache row) through every block, keys and values written at `pos`,
         attending over positions 0..n-1 -> [B, d]."""
         x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
-        kv = self.cache.kv
         failed = native._state["lib"].gpt2_decode_blocks(
             x.data_ptr(), x.size(0), len(self.blocks), self.blocks, self.d, self.heads, self.inner, int(self.bf16),
-            self.eps, kv.size(2), kv.size(3), self.cache.origin.data_ptr(), pos, n)
+            self.eps, self.kv.size(2), self.kv.size(3), self.origin.data_ptr(), pos, n)
         if failed:
             raise MemoryError("gpt2_decode_blocks: out of memory")
         return x
