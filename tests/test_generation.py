@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from index_tts.modules import generation
 from index_tts.modules.conformer import ConformerConfig
-from index_tts.modules.generation import DecodeParams, generate
+from index_tts.modules.generation import DecodeParams, apply_top_k, apply_top_p, generate
 from index_tts.modules.unified_voice import KNOWN_UNUSED, UnifiedVoice, UnifiedVoiceConfig, load_gpt_checkpoint
 
 TINY = UnifiedVoiceConfig(
@@ -215,3 +216,28 @@ def test_engine_generation_params_are_accepted_and_defaults_match_upstream():
     d = DecodeParams()
     assert (d.do_sample, d.num_beams, d.top_p, d.top_k, d.temperature, d.repetition_penalty, d.length_penalty,
             d.max_mel_tokens) == (True, 3, 0.8, 30, 0.8, 10.0, 0.0, 1500)
+
+
+@pytest.mark.parametrize("top_k, top_p, min_keep", [(30, 0.8, 2), (30, 0.8, 1), (5, 0.3, 2), (200, 0.95, 1), (8194, 0.8, 2)])
+def test_top_p_after_top_k_skips_the_sort_and_drops_the_same_entries(top_k, top_p, min_keep):
+    """apply_top_p given top-k's result must equal the full-sort path, bit for bit, also where it has
+    to fall back to the sort (ties at the k-th value, equal scores, NaN)."""
+    gen = torch.Generator().manual_seed(top_k)
+    for case in range(8):
+        scores = torch.randn(3, 8194, generator=gen) * 3
+        if case == 1:
+            scores[:, :40] = 20.0  # ties at the top: at the k-th value and among the top k
+        if case == 2:
+            scores[1, 7] = float("nan")
+        if case == 3:
+            scores[0, :5] = torch.tensor([9.0, 8.0, 8.0, 7.0, 6.0])  # equal values inside the top k
+        masked, top = apply_top_k(scores, top_k, min_keep)
+        if case in (0, 1, 2) and top_k < 1000:  # the sort is skipped for distinct scores only
+            assert generation._only_distinct_finite(masked, top.values) == (case == 0)
+        fast, full = apply_top_p(masked, top_p, min_keep, top), apply_top_p(masked, top_p, min_keep)
+        assert torch.equal(fast.isnan(), full.isnan())
+        assert torch.equal(fast.nan_to_num(), full.nan_to_num())
+        kept = torch.isfinite(full).sum(dim=-1)
+        assert bool((kept >= min_keep).all()) and bool((kept <= max(top_k, min_keep) + 40).all())
+        if case == 0:
+            assert bool((kept < top_k).any()) or top_p > 0.9  # top-p did drop something

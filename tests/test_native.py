@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from index_tts.modules import gpt_decode, kernels, kv_cache, native, panel_linear
+from index_tts.modules import gpt_decode, kernels, kv_cache, multinomial, native, panel_linear
 from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.packed_linear import KernelLinear, apply_kernels, reduced_precision
 from index_tts.modules.unified_voice import GPT2Body
@@ -242,3 +242,60 @@ def test_beams_that_share_their_past_attend_as_beams_with_copied_rows():
     assert torch.count_nonzero(shared.origin[:, :6] != torch.arange(3, dtype=torch.int32)[:, None]) > 0
     with pytest.raises(RuntimeError, match="share their past"):
         shared.own_rows()
+
+
+def _sparse_probs(count: int, nonzero: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.zeros(1, count)
+    probs[0, torch.randperm(count, generator=gen)[:nonzero]] = torch.rand(nonzero, generator=gen) + 1e-4
+    return probs / probs.sum()
+
+
+@needs_kernel
+@pytest.mark.parametrize("count, nonzero, n", [(24582, 90, 6), (8194, 30, 1), (700, 700, 5), (20, 7, 7), (1300, 2, 2)])
+def test_our_draw_is_torchs_multinomial_and_advances_the_generator_alike(count, nonzero, n):
+    assert multinomial.unavailable_reason() is None
+    for seed in range(4):
+        ours, theirs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        torch.empty(seed * 250).exponential_(generator=ours)  # start anywhere in MT19937's 624 words
+        torch.empty(seed * 250).exponential_(generator=theirs)
+        for step in range(5):
+            probs = _sparse_probs(count, nonzero, seed * 10 + step)
+            drawn = multinomial._draw_native(probs, n, ours)
+            assert drawn is not None
+            assert torch.equal(drawn, torch.multinomial(probs, n, generator=theirs))
+            assert torch.equal(ours.get_state(), theirs.get_state())
+        # and the generator goes on as torch's: the next draw of anything agrees
+        assert torch.equal(torch.rand(5, generator=ours), torch.rand(5, generator=theirs))
+
+
+@needs_kernel
+def test_draws_our_code_cannot_be_sure_of_are_left_to_torch_untouched():
+    gen = torch.Generator().manual_seed(3)
+    before = gen.get_state()
+    tied = torch.tensor([[0.25, 0.25, 0.25, 0.25]])
+    cases = [tied * 0, torch.tensor([[0.5, float("nan"), 0.5]]), torch.tensor([[0.5, -0.1, 0.6]]),
+             _sparse_probs(50, 3, 0)]  # all zero, NaN, negative, fewer non-zero entries than asked for
+    for probs in cases:
+        assert multinomial._draw_native(probs, 4 if probs.size(1) > 3 else 2, gen) is None
+        assert torch.equal(gen.get_state(), before)
+    # draw() then answers as torch does, error included
+    for probs in cases[:3]:
+        with pytest.raises(RuntimeError):
+            multinomial.draw(probs, 2, gen)
+    theirs = torch.Generator().manual_seed(3)
+    assert torch.equal(multinomial.draw(_sparse_probs(50, 3, 0), 3, gen),
+                       torch.multinomial(_sparse_probs(50, 3, 0), 3, generator=theirs))
+
+
+def test_the_draw_falls_back_to_torch_where_it_disagrees_or_cannot_run(monkeypatch):
+    monkeypatch.setattr(multinomial, "_state", {})
+    monkeypatch.setattr(multinomial, "_check", lambda: "differs")
+    monkeypatch.setattr(multinomial, "_draw_native", lambda *a: pytest.fail("used a draw that failed its check"))
+    probs = _sparse_probs(100, 20, 1)
+    ours, theirs = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert multinomial.unavailable_reason() == "differs" or not native.available()
+    assert torch.equal(multinomial.draw(probs, 3, ours), torch.multinomial(probs, 3, generator=theirs))
+    monkeypatch.setattr(multinomial, "_state", {"reason": None})
+    # float64 rows and non-CPU generators are not ours either
+    assert torch.equal(multinomial.draw(probs.double(), 3, ours), torch.multinomial(probs.double(), 3, generator=theirs))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from index_tts.modules import multinomial
 from index_tts.modules.unified_voice import UnifiedVoice
 
 
@@ -84,20 +85,40 @@ def apply_repetition_penalty(scores: torch.Tensor, seen: torch.Tensor, penalty: 
     return torch.where(seen, penalised, scores)
 
 
-def apply_top_k(scores: torch.Tensor, top_k: int, min_keep: int) -> torch.Tensor:
-    k = min(max(top_k, min_keep), scores.size(-1))
-    kth = torch.topk(scores, k, dim=-1).values[..., -1:]
-    return scores.masked_fill(scores < kth, float("-inf"))
+def apply_top_k(scores: torch.Tensor, top_k: int, min_keep: int) -> tuple[torch.Tensor, torch.return_types.topk]:
+    """-> (scores with all but the top k set to -inf, the top k as torch.topk gives them)."""
+    top = torch.topk(scores, min(max(top_k, min_keep), scores.size(-1)), dim=-1)
+    return scores.masked_fill(scores < top.values[..., -1:], float("-inf")), top
 
 
-def apply_top_p(scores: torch.Tensor, top_p: float, min_keep: int) -> torch.Tensor:
-    """Drop the low tail whose cumulative probability is <= 1 - top_p, keeping >= min_keep."""
-    sorted_scores, order = torch.sort(scores, descending=False, dim=-1)
+def apply_top_p(scores: torch.Tensor, top_p: float, min_keep: int, top=None) -> torch.Tensor:
+    """Drop the low tail whose cumulative probability is <= 1 - top_p, keeping >= min_keep.
+
+    `top`: apply_top_k's top k, when top-k ran first. If they are all that is left (no ties at
+    the k-th value) and distinct, the ascending sort is known, -inf then their values reversed:
+    the same row that torch.sort gives, so the same softmax and cumsum, without sorting 8194
+    entries (~0.13 ms a step)."""
+    known = top is not None and _only_distinct_finite(scores, top.values)
+    if known:
+        values, index = top.values.flip(-1), top.indices.flip(-1)
+        rest = scores.size(-1) - values.size(-1)
+        sorted_scores = torch.cat([values.new_full((values.size(0), rest), float("-inf")), values], dim=-1)
+    else:
+        sorted_scores, order = torch.sort(scores, descending=False, dim=-1)
     cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
     drop_sorted = cumulative <= (1 - top_p)
     drop_sorted[..., -min_keep:] = False
-    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    if known:  # the -inf entries stay -inf whatever their flag
+        drop = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, index, drop_sorted[..., rest:])
+    else:
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
     return scores.masked_fill(drop, float("-inf"))
+
+
+def _only_distinct_finite(scores: torch.Tensor, values: torch.Tensor) -> bool:
+    """`values` (descending, per row) are finite, strictly decreasing and the only finite scores."""
+    return bool(torch.isfinite(values).all() and (values[..., 1:] < values[..., :-1]).all()
+                and int(torch.isfinite(scores).sum()) == values.numel())
 
 
 def process_scores(scores: torch.Tensor, seen: torch.Tensor, p: DecodeParams, min_keep: int) -> torch.Tensor:
@@ -106,10 +127,11 @@ def process_scores(scores: torch.Tensor, seen: torch.Tensor, p: DecodeParams, mi
     if p.do_sample:
         if p.temperature != 1.0:
             scores = scores / p.temperature
+        top = None
         if p.top_k:
-            scores = apply_top_k(scores, p.top_k, min_keep)
+            scores, top = apply_top_k(scores, p.top_k, min_keep)
         if p.top_p < 1.0:
-            scores = apply_top_p(scores, p.top_p, min_keep)
+            scores = apply_top_p(scores, p.top_p, min_keep, top)
     return scores
 
 
@@ -191,7 +213,7 @@ def _decode_single(model: UnifiedVoice, prompt: torch.Tensor, p: DecodeParams, g
             result.step_logits.append(logits.float().clone())
             result.step_scores.append(scores.clone())
         if p.do_sample:
-            token = torch.multinomial(scores.softmax(dim=-1), 1, generator=generator)[0, 0]
+            token = multinomial.draw(scores.softmax(dim=-1), 1, generator)[0, 0]
         else:
             token = scores.argmax(dim=-1)[0]
         code = int(token)
@@ -245,8 +267,8 @@ def _draw_candidates(flat: torch.Tensor, n: int, generator) -> torch.Tensor:
     probs = flat.softmax(dim=-1)
     available = int((probs > 0).sum())
     if available >= n:
-        return torch.multinomial(probs, n, generator=generator)
-    drawn = torch.multinomial(probs, available, generator=generator) if available else flat.new_empty((1, 0), dtype=torch.long)
+        return multinomial.draw(probs, n, generator)
+    drawn = multinomial.draw(probs, available, generator) if available else flat.new_empty((1, 0), dtype=torch.long)
     rest = flat.masked_fill(probs > 0, float("-inf"))
     fill = torch.topk(rest, n - available, dim=-1).indices
     return torch.cat([drawn, fill], dim=-1)
