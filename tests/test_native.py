@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from index_tts.modules import gpt_decode, kernels, kv_cache, multinomial, native, panel_linear
+from index_tts.modules import gpt_decode, huge_pages, kernels, kv_cache, multinomial, native, panel_linear
 from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.packed_linear import KernelLinear, apply_kernels, reduced_precision
 from index_tts.modules.unified_voice import GPT2Body
@@ -299,3 +299,45 @@ def test_the_draw_falls_back_to_torch_where_it_disagrees_or_cannot_run(monkeypat
     monkeypatch.setattr(multinomial, "_state", {"reason": None})
     # float64 rows and non-CPU generators are not ours either
     assert torch.equal(multinomial.draw(probs.double(), 3, ours), torch.multinomial(probs.double(), 3, generator=theirs))
+
+
+def test_huge_page_memory_is_aligned_writable_and_plain_memory_without_thp(monkeypatch, tmp_path):
+    block = huge_pages.empty(5 * 2**20 + 123)
+    assert block.numel() == 5 * 2**20 + 123 and block.dtype == torch.uint8
+    block.view(-1)[-1] = 7
+    assert int(block[-1]) == 7
+    if huge_pages.available():
+        assert block.data_ptr() % huge_pages.PAGE == 0
+    setting = tmp_path / "enabled"
+    setting.write_text("always madvise [never]\n")
+    monkeypatch.setattr(huge_pages, "THP_SETTING", setting)
+    assert not huge_pages.available()
+    assert huge_pages.empty(1000).numel() == 1000
+    monkeypatch.setattr(huge_pages, "THP_SETTING", tmp_path / "missing")
+    assert not huge_pages.available()
+
+
+@needs_kernel
+def test_panels_moved_into_huge_pages_compute_the_same_and_free_the_old_ones():
+    torch.manual_seed(0)
+    layers = [KernelLinear(torch.randn(n_out, 96), torch.randn(n_out), False, "panel", "panel") for n_out in (40, 64, 130)]
+    x = torch.randn(3, 96)
+    before = [layer(x) for layer in layers]
+    old = [weakref.ref(layer.panels) for layer in layers]
+    panel_linear.hold_in_huge_pages(layers)
+    assert all(ref() is None for ref in old)
+    assert len({layer.panels.untyped_storage().data_ptr() for layer in layers}) == 1
+    assert all(torch.equal(layer(x), want) for layer, want in zip(layers, before))
+
+
+@needs_kernel
+def test_the_engine_holds_the_gpts_panels_in_one_buffer(tiny_model_dir, monkeypatch):
+    from index_tts.engines.indextts2 import IndexTTS2Engine
+
+    monkeypatch.setenv(kernels.FORCE_ENV, "panel")
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
+    panels = [m.panels for m in engine.gpt.modules() if isinstance(m, KernelLinear) and m.panels is not None]
+    assert len(panels) > 4
+    assert len({p.untyped_storage().data_ptr() for p in panels}) == 1
+    if huge_pages.available():
+        assert panels[0].data_ptr() % huge_pages.PAGE == 0

@@ -20,8 +20,10 @@ import os
 import torch
 import torch.nn.functional as F
 
+from index_tts.modules import panel_linear
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
-from index_tts.modules.packed_linear import apply_kernels, conv_input_lengths, detach_from_file, reduced_precision
+from index_tts.modules.packed_linear import (KernelLinear, apply_kernels, conv_input_lengths, detach_from_file,
+                                              reduced_precision)
 from index_tts.modules.static_decode import StaticStepGPT
 from index_tts.modules.dit import Attention, bf16_attention
 from index_tts.modules.wavenet import WN, SConv1d
@@ -73,6 +75,8 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
                                           conv_lengths=conv_input_lengths(engine.bigvgan, example))
     for name, module in modules.items():
         detach_from_file(module, skip=file_backed.get(name, ()))
+    # after detach_from_file, which copies every buffer into 4 KB pages
+    panel_linear.hold_in_huge_pages([m for m in engine.gpt.modules() if isinstance(m, KernelLinear)])
     _return_freed_memory()
     return counts
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from index_tts.modules import native
+from index_tts.modules import huge_pages, native
 
 COLS = 64  # output columns per panel (panel_linear.c)
 STORE = 0  # panel_linear.c's epilogue: y = x W^T + b
@@ -40,6 +40,19 @@ def pack(w_out_in: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     padded = w_out_in.new_zeros(panels * COLS, k, dtype=dtype)
     padded[:n] = w_out_in
     return padded.view(panels, COLS, k).transpose(1, 2).contiguous()
+
+
+def hold_in_huge_pages(layers: list) -> None:
+    """Move the panels of `layers` (KernelLinear) into one buffer of 2 MB pages (huge_pages): the
+    decode step streams all of them every step. Same values; each layer's old panels are freed."""
+    layers = [layer for layer in layers if layer.panels is not None]
+    buffer = huge_pages.empty(sum(layer.panels.numel() * layer.panels.element_size() for layer in layers))
+    start = 0
+    for layer in layers:
+        old = layer.panels
+        size = old.numel() * old.element_size()
+        layer.panels = buffer[start:start + size].view(old.dtype).view(old.shape).copy_(old)
+        start += size
 
 
 def unpack(panels: Tensor, n: int) -> Tensor:
