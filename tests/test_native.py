@@ -318,14 +318,19 @@ def test_huge_page_memory_is_aligned_writable_and_plain_memory_without_thp(monke
 
 
 @needs_kernel
-def test_panels_moved_into_huge_pages_compute_the_same_and_free_the_old_ones():
+def test_panels_moved_into_huge_pages_compute_the_same_and_free_the_old_ones(monkeypatch):
     torch.manual_seed(0)
     layers = [KernelLinear(torch.randn(n_out, 96), torch.randn(n_out), False, "panel", "panel") for n_out in (40, 64, 130)]
     x = torch.randn(3, 96)
     before = [layer(x) for layer in layers]
     old = [weakref.ref(layer.panels) for layer in layers]
+    handed_back = []
+    monkeypatch.setattr(huge_pages, "return_freed_memory", lambda: handed_back.append([ref() is None for ref in old]))
+    monkeypatch.setattr(panel_linear, "TRIM_EVERY", 1)
     panel_linear.hold_in_huge_pages(layers)
     assert all(ref() is None for ref in old)
+    # freed memory is handed back as the layers move (not only at the end): the peak holds one copy
+    assert handed_back[0] == [True, False, False] and len(handed_back) == len(layers) + 1
     assert len({layer.panels.untyped_storage().data_ptr() for layer in layers}) == 1
     assert all(torch.equal(layer(x), want) for layer, want in zip(layers, before))
 
@@ -341,3 +346,4 @@ def test_the_engine_holds_the_gpts_panels_in_one_buffer(tiny_model_dir, monkeypa
     assert len({p.untyped_storage().data_ptr() for p in panels}) == 1
     if huge_pages.available():
         assert panels[0].data_ptr() % huge_pages.PAGE == 0
+

@@ -126,7 +126,8 @@ def format_table(result: dict) -> str:
                     f"  -- NOT clean (> {machine.CLEAN_CORES} cores): figures distorted"))
     rss = result.get("rss_at_end_gib", {})
     if rss:
-        lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous + "
+        lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous "
+                     f"({rss.get('AnonHugePages', 0):.2f} in 2 MB pages) + "
                      f"{rss.get('RssFile', 0):.2f} file-backed; weights held {result['weights_gib']:.2f} GiB, of which "
                      f"{result.get('front_end_gib', 0):.2f} file-backed (the voice front end, resident only while a voice is built); "
                      f"load took {result['load_s']:.1f} s, its peak RSS {result['rss_after_load_gib'].get('VmHWM', 0):.2f} GiB")

@@ -112,10 +112,13 @@ def peak_rss_gib() -> float:
 
 
 def rss_breakdown_gib() -> dict:
-    """Current RSS split into anonymous memory and file-backed pages (and the peak so far, VmHWM).
-    Weights loaded with mmap are file-backed: resident once read, but clean, so the kernel can
-    drop them under pressure."""
-    out = {}
+    """Current RSS split into anonymous memory and file-backed pages (and the peak so far, VmHWM;
+    AnonHugePages: the anonymous memory in 2 MB pages, such as the GPT's panels). Weights loaded
+    with mmap are file-backed: resident once read, but clean, so the kernel can drop them under
+    pressure."""
+    from index_tts.modules import huge_pages
+
+    out = {"AnonHugePages": huge_pages.resident_bytes() / 2**30}
     try:
         with open("/proc/self/status") as f:
             for line in f:

@@ -75,9 +75,8 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
                                           conv_lengths=conv_input_lengths(engine.bigvgan, example))
     for name, module in modules.items():
         detach_from_file(module, skip=file_backed.get(name, ()))
-    # after detach_from_file, which copies every buffer into 4 KB pages
+    # also hands back what loading freed (malloc_trim), with or without panels
     panel_linear.hold_in_huge_pages([m for m in engine.gpt.modules() if isinstance(m, KernelLinear)])
-    _return_freed_memory()
     return counts
 
 
@@ -122,17 +121,6 @@ def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:
         layer.reduced_kernel = kernel
     table.save()
     return {"bf16 attention (reduced modes)": len(layers)} if kernel == "bf16" else {}
-
-
-def _return_freed_memory() -> None:
-    """glibc keeps memory freed during loading (checkpoint buffers, unpacked originals, timing
-    tensors) in its heap; hand it back so it does not count as ours for the whole process life."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _gib(modules) -> float:

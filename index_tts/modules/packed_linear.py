@@ -311,6 +311,8 @@ def detach_from_file(model: nn.Module, skip: tuple[str, ...] = ()) -> None:
             for name, p in list(module._parameters.items()):
                 if p is not None and p.device.type == "cpu":
                     module._parameters[name] = nn.Parameter(p.detach().clone(), requires_grad=False)
+            if isinstance(module, KernelLinear):
+                continue  # its buffers are packed copies it made, never views of a file
             for name, b in list(module._buffers.items()):
                 if b is not None and b.device.type == "cpu" and b.layout == torch.strided:
                     module._buffers[name] = b.clone()

@@ -17,6 +17,7 @@ from torch import Tensor
 from index_tts.modules import huge_pages, native
 
 COLS = 64  # output columns per panel (panel_linear.c)
+TRIM_EVERY = 256 << 20  # bytes of old panels freed between hand-backs (hold_in_huge_pages)
 STORE = 0  # panel_linear.c's epilogue: y = x W^T + b
 
 
@@ -44,15 +45,22 @@ def pack(w_out_in: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
 
 def hold_in_huge_pages(layers: list) -> None:
     """Move the panels of `layers` (KernelLinear) into one buffer of 2 MB pages (huge_pages): the
-    decode step streams all of them every step. Same values; each layer's old panels are freed."""
+    decode step streams all of them every step. Same values. Each layer's old panels are freed as
+    it moves, and handed back to the system every ~256 MB, so that the load's peak does not hold
+    both copies."""
     layers = [layer for layer in layers if layer.panels is not None]
     buffer = huge_pages.empty(sum(layer.panels.numel() * layer.panels.element_size() for layer in layers))
-    start = 0
+    start = freed = 0
     for layer in layers:
         old = layer.panels
         size = old.numel() * old.element_size()
         layer.panels = buffer[start:start + size].view(old.dtype).view(old.shape).copy_(old)
-        start += size
+        del old
+        start, freed = start + size, freed + size
+        if freed >= TRIM_EVERY:
+            huge_pages.return_freed_memory()
+            freed = 0
+    huge_pages.return_freed_memory()
 
 
 def unpack(panels: Tensor, n: int) -> Tensor:
