@@ -347,3 +347,18 @@ def test_the_engine_holds_the_gpts_panels_in_one_buffer(tiny_model_dir, monkeypa
     if huge_pages.available():
         assert panels[0].data_ptr() % huge_pages.PAGE == 0
 
+
+
+def test_the_reduced_modes_hand_their_dropped_bf16_copies_back(monkeypatch):
+    handed_back = []
+    monkeypatch.setattr(huge_pages, "return_freed_memory", lambda: handed_back.append(True))
+    layer = KernelLinear(torch.randn(8, 16), None, False, "default", "bf16")
+    with reduced_precision():
+        pass
+    assert handed_back == []  # nothing was copied, nothing to hand back
+    with reduced_precision():
+        layer._bf16_weights()
+        with reduced_precision():
+            pass
+        assert layer._bf16 is not None and handed_back == []  # an inner block keeps them
+    assert layer._bf16 is None and handed_back == [True]

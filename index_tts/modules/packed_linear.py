@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from index_tts.modules import native, panel_linear
+from index_tts.modules import huge_pages, native, panel_linear
 from index_tts.modules.kernels import PANEL_MAX_ROWS, REDUCED, KernelTable, native_bf16, onednn_packing_available, padded_rows
 
 _mode = threading.local()  # .reduced: inside `reduced_precision()` on this thread
@@ -59,10 +59,13 @@ def reduced_precision():
         _mode.reduced = before
         with _active_lock:
             _active -= 1
-            if _active == 0:
+            if _active == 0 and _holding_bf16:
                 for layer in list(_holding_bf16):
                     layer._bf16 = None
                 _holding_bf16.clear()
+                # glibc would keep the freed copies (~1 GB for the fast mode's GPT) in its heap,
+                # and the next request's peak would come on top of them
+                huge_pages.return_freed_memory()
 
 
 def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:

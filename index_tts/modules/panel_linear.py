@@ -17,7 +17,7 @@ from torch import Tensor
 from index_tts.modules import huge_pages, native
 
 COLS = 64  # output columns per panel (panel_linear.c)
-TRIM_EVERY = 256 << 20  # bytes of old panels freed between hand-backs (hold_in_huge_pages)
+TRIM_EVERY = 64 << 20  # bytes of old panels freed between hand-backs (hold_in_huge_pages)
 STORE = 0  # panel_linear.c's epilogue: y = x W^T + b
 
 
@@ -46,7 +46,7 @@ def pack(w_out_in: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
 def hold_in_huge_pages(layers: list) -> None:
     """Move the panels of `layers` (KernelLinear) into one buffer of 2 MB pages (huge_pages): the
     decode step streams all of them every step. Same values. Each layer's old panels are freed as
-    it moves, and handed back to the system every ~256 MB, so that the load's peak does not hold
+    it moves, and handed back to the system every 64 MB, so that the load's peak does not hold
     both copies."""
     layers = [layer for layer in layers if layer.panels is not None]
     buffer = huge_pages.empty(sum(layer.panels.numel() * layer.panels.element_size() for layer in layers))
