@@ -1,7 +1,7 @@
 """Our compiled CPU kernels, built once for this CPU and called via ctypes: `panel_linear.c`
-(few-row linear layers), `decode_attention.c` (one decode step's attention over the KV cache) and
-`gpt_decode.c` (a decode step's GPT-2 blocks on those two), with `vector_math.h`, and
-`multinomial.c` (beam sampling's draw, checked by multinomial.py).
+(few-row linear layers), `decode_attention.c` (one decode step's attention over the KV cache),
+`gpt_decode.c` (a decode step's GPT-2 blocks on those two) and `multinomial.c` (beam sampling's
+draw, checked by multinomial.py), with `vector_math.h`.
 
 They need a C compiler (`$CC`, else `cc`/`gcc`) and torch's bundled OpenMP runtime (Linux
 wheels); without them the kernels are simply not used (torch's run instead) and
