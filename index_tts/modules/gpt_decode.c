@@ -9,7 +9,7 @@
  * Each block, on x [rows, d] in place (GPT-2, pre-norm):
  *   x += c_proj(attention(c_attn(ln_1(x))))      keys and values written at position `pos`
  *   x += mlp.c_proj(gelu_new(mlp.c_fc(ln_2(x))))
- * The weights are 16-column panels, fp32 or bf16 (the fast mode); everything else is fp32.
+ * The weights are 64-column panels, fp32 or bf16 (the fast mode); everything else is fp32.
  * origin: the cache's row for each (row, position), as decode_attention.c. */
 
 #include <math.h>
