@@ -82,55 +82,68 @@ static inline float exp1(float x) { return exp16(splat(x))[0]; }
  * positions 0..n-1, position t of row r read from cache row origin[r * max_len + t].
  * Each thread takes an equal run of positions of every row; the partials are then merged per
  * (row, head) with the usual max-rescaling.
- * Returns 0, or -1 when head_dim is not a multiple of 16 up to 128 or memory ran out. */
+ *
+ * decode_attention_part is thread `me`'s share of this, for callers inside a parallel region of
+ * `used` threads (gpt_decode.c): every thread must call it (it holds barriers), and `out` is
+ * complete when it returns. partials: (2 heads + d) * rows * used floats, shared; scores:
+ * heads * (n + 1) floats, this thread's own. The thread whose run holds `pos` (the last one if
+ * none does) writes the position's keys and values: only it reads them. */
+void decode_attention_part(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch, int max_len,
+                           const int32_t *origin, int pos, int n, float scale, float *out, float *partials,
+                           float *scores, int me, int used) {
+    const int d = heads * head_dim;
+    const size_t row_stride = (size_t)max_len * d, values_offset = (size_t)batch * row_stride;
+    const size_t part = (size_t)2 * heads + d; /* per (thread, row): top [heads], total [heads], acc [d] */
+    int t0 = (int)((long)n * me / used), t1 = (int)((long)n * (me + 1) / used);
+    if ((pos >= t0 && pos < t1) || (me == used - 1 && pos >= n))
+        for (int r = 0; r < rows; r++) {
+            memcpy(kv + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + d, sizeof(float) * d);
+            memcpy(kv + values_offset + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + 2 * d,
+                   sizeof(float) * d);
+        }
+    for (int r = 0; r < rows; r++) {
+        float *mine = partials + ((size_t)me * rows + r) * part;
+        attend_positions(qkv + (size_t)r * 3 * d, kv, kv + values_offset, origin + (size_t)r * max_len, row_stride,
+                         heads, head_dim, t0, t1, scale, scores, mine, mine + heads, mine + 2 * heads);
+    }
+#pragma omp barrier
+    /* merge: out[r, h] = sum_i e^(top_i - top) acc_i / sum_i e^(top_i - top) total_i */
+    int items = rows * heads, lo = (int)((long)items * me / used), hi = (int)((long)items * (me + 1) / used);
+    for (int item = lo; item < hi; item++) {
+        int r = item / heads, h = item % heads;
+        float top = -1e30f, total = 0.0f;
+        for (int i = 0; i < used; i++) {
+            float m = partials[((size_t)i * rows + r) * part + h];
+            top = m > top ? m : top;
+        }
+        f32x16 sum[8] = {{0}};  /* head_dim <= 128 */
+        for (int i = 0; i < used; i++) {
+            const float *p = partials + ((size_t)i * rows + r) * part;
+            float w = exp1(p[h] - top);
+            total += w * p[heads + h];
+            for (int j = 0; j < head_dim / LANES; j++) sum[j] += w * load16(p + 2 * heads + h * head_dim + j * LANES);
+        }
+        for (int j = 0; j < head_dim / LANES; j++)
+            store16(out + (size_t)r * d + h * head_dim + j * LANES, sum[j] / total);
+    }
+#pragma omp barrier
+}
+
+int decode_attention_supported(int head_dim) { return head_dim % LANES == 0 && head_dim <= 8 * LANES; }
+
+/* All of it on torch's threads. Returns 0, or -1 when head_dim is not a multiple of 16 up to 128
+ * or memory ran out. */
 int decode_attention(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch,
                      int max_len, const int32_t *origin, int pos, int n, float scale, float *out) {
-    if (head_dim % LANES || head_dim > 8 * LANES) return -1;
-    const int d = heads * head_dim, threads = omp_get_max_threads();
-    const size_t row_stride = (size_t)max_len * d, values_offset = (size_t)batch * row_stride;
-    for (int r = 0; r < rows; r++) {
-        memcpy(kv + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + d, sizeof(float) * d);
-        memcpy(kv + values_offset + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + 2 * d,
-               sizeof(float) * d);
-    }
-    /* per (thread, row): top [heads], total [heads], acc [d] */
-    const size_t part = (size_t)2 * heads + d;
-    float *partials = malloc(sizeof(float) * part * rows * threads);
+    if (!decode_attention_supported(head_dim)) return -1;
+    const int threads = omp_get_max_threads();
+    const size_t scores_each = (size_t)heads * (n + 1);
+    float *partials = malloc(sizeof(float) * (((size_t)2 * heads + heads * head_dim) * rows + scores_each) * threads);
     if (!partials) return -1;
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        int me = omp_get_thread_num(), used = omp_get_num_threads();
-        int t0 = (int)((long)n * me / used), t1 = (int)((long)n * (me + 1) / used);
-        float *scores = malloc(sizeof(float) * (size_t)heads * (t1 - t0 + 1));
-        if (!scores) failed = 1;
-        for (int r = 0; scores && r < rows; r++) {
-            float *mine = partials + ((size_t)me * rows + r) * part;
-            attend_positions(qkv + (size_t)r * 3 * d, kv, kv + values_offset, origin + (size_t)r * max_len, row_stride,
-                             heads, head_dim, t0, t1, scale, scores, mine, mine + heads, mine + 2 * heads);
-        }
-        free(scores);
-#pragma omp barrier
-        /* merge: out[r, h] = sum_i e^(top_i - top) acc_i / sum_i e^(top_i - top) total_i */
-        int items = rows * heads, lo = (int)((long)items * me / used), hi = (int)((long)items * (me + 1) / used);
-        for (int item = lo; item < hi; item++) {
-            int r = item / heads, h = item % heads;
-            float top = -1e30f, total = 0.0f;
-            for (int i = 0; i < used; i++) {
-                float m = partials[((size_t)i * rows + r) * part + h];
-                top = m > top ? m : top;
-            }
-            f32x16 sum[8] = {{0}};  /* head_dim <= 128 */
-            for (int i = 0; i < used; i++) {
-                const float *p = partials + ((size_t)i * rows + r) * part;
-                float w = exp1(p[h] - top);
-                total += w * p[heads + h];
-                for (int j = 0; j < head_dim / LANES; j++) sum[j] += w * load16(p + 2 * heads + h * head_dim + j * LANES);
-            }
-            for (int j = 0; j < head_dim / LANES; j++)
-                store16(out + (size_t)r * d + h * head_dim + j * LANES, sum[j] / total);
-        }
-    }
+    float *scores = partials + ((size_t)2 * heads + heads * head_dim) * rows * threads;
+#pragma omp parallel num_threads(threads)
+    decode_attention_part(qkv, rows, heads, head_dim, kv, batch, max_len, origin, pos, n, scale, out, partials,
+                          scores + scores_each * omp_get_thread_num(), omp_get_thread_num(), omp_get_num_threads());
     free(partials);
-    return failed ? -1 : 0;
+    return 0;
 }

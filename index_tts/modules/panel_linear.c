@@ -74,6 +74,9 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
     case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, y, epilogue); break;
 #define CASES(BLOCK, NP) CASE(BLOCK, NP, 1) CASE(BLOCK, NP, 2) CASE(BLOCK, NP, 3) CASE(BLOCK, NP, 4)
 
+/* NAME_part: share `part` of `parts` of the panels (a contiguous run, so one sequential stream),
+ * for callers already inside a parallel region (gpt_decode.c); NAME: all panels, one part per
+ * thread. */
 #define DEFINE_LINEAR(NAME, BLOCK, WTYPE)                                                        \
     static void NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,    \
                              int n, const float *bias, float *y, int epilogue) {                 \
@@ -81,24 +84,25 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
             CASES(BLOCK, 1) CASES(BLOCK, 2) CASES(BLOCK, 3) CASES(BLOCK, 4)                      \
         }                                                                                        \
     }                                                                                            \
-    void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \
-              int epilogue) {                                                                    \
+    void NAME##_part(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y,  \
+                     int n, int epilogue, int part, int parts) {                                 \
         int panels = (n + PANEL - 1) / PANEL;                                                    \
-        _Pragma("omp parallel")                                                                  \
-        {                                                                                        \
-            int t = omp_get_thread_num(), threads = omp_get_num_threads();                       \
-            int lo = (int)((long)panels * t / threads), hi = (int)((long)panels * (t + 1) / threads); \
-            for (int p0 = lo; p0 < hi; p0++) {                                                   \
-                int left = (n - p0 * PANEL + COLS - 1) / COLS;                                   \
-                int np = left < VECTORS ? left : VECTORS;                                        \
-                /* rows in groups of 4: the panel stays in cache between the groups */           \
-                for (int r0 = 0; r0 < m; r0 += ROWS) {                                           \
-                    int nr = m - r0 < ROWS ? m - r0 : ROWS;                                      \
-                    NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * PANEL, np, nr,      \
-                                 p0 * PANEL, n, bias, y + (size_t)r0 * n, epilogue);             \
-                }                                                                                \
+        int lo = (int)((long)panels * part / parts), hi = (int)((long)panels * (part + 1) / parts); \
+        for (int p0 = lo; p0 < hi; p0++) {                                                       \
+            int left = (n - p0 * PANEL + COLS - 1) / COLS;                                       \
+            int np = left < VECTORS ? left : VECTORS;                                            \
+            /* rows in groups of 4: the panel stays in cache between the groups */               \
+            for (int r0 = 0; r0 < m; r0 += ROWS) {                                               \
+                int nr = m - r0 < ROWS ? m - r0 : ROWS;                                          \
+                NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * PANEL, np, nr,          \
+                             p0 * PANEL, n, bias, y + (size_t)r0 * n, epilogue);                 \
             }                                                                                    \
         }                                                                                        \
+    }                                                                                            \
+    void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \
+              int epilogue) {                                                                    \
+        _Pragma("omp parallel")                                                                  \
+        NAME##_part(x, m, k, w, bias, y, n, epilogue, omp_get_thread_num(), omp_get_num_threads()); \
     }
 
 DEFINE_LINEAR(panel_linear_f32, block_f32, float)
