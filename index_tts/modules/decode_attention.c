@@ -78,23 +78,51 @@ static void attend_positions(const float *q, const float *keys, const float *val
 
 static inline float exp1(float x) { return exp16(splat(x))[0]; }
 
+/* Where thread i's run of positions starts (split[i]) and ends (split[i + 1]), for `parts`
+ * threads: runs of equal reads, not of equal length. A position costs one read per distinct cache
+ * row among the rows' origins: a past the rows share is read once and then from the core's cache,
+ * so an even split would give the thread holding the shared prompt a fraction of the other's work. */
+static int reads_at(const int32_t *origin, int rows, int max_len, int t) {
+    int reads = 0;
+    for (int r = 0; r < rows; r++) {
+        int q = 0;
+        while (q < r && origin[(size_t)q * max_len + t] != origin[(size_t)r * max_len + t]) q++;
+        reads += q == r; /* the first row to read this cache row here */
+    }
+    return reads;
+}
+
+static void split_positions(const int32_t *origin, int rows, int max_len, int n, int parts, int *split) {
+    long total = 0, seen = 0;
+    for (int t = 0; t < n; t++) total += reads_at(origin, rows, max_len, t);
+    int i = 1;
+    split[0] = 0;
+    for (int t = 0; t < n && i < parts; t++) {
+        seen += reads_at(origin, rows, max_len, t);
+        while (i < parts && seen * parts >= total * i) split[i++] = t + 1;
+    }
+    while (i <= parts) split[i++] = n;
+}
+
 /* Writes each row's key and value at position `pos` (in its own cache row), then attends over
  * positions 0..n-1, position t of row r read from cache row origin[r * max_len + t].
- * Each thread takes an equal run of positions of every row; the partials are then merged per
- * (row, head) with the usual max-rescaling.
+ * Each thread takes a run of positions of every row (split_positions); the partials are then
+ * merged per (row, head) with the usual max-rescaling.
  *
  * decode_attention_part is thread `me`'s share of this, for callers inside a parallel region of
  * `used` threads (gpt_decode.c): every thread must call it (it holds barriers), and `out` is
  * complete when it returns. partials: (2 heads + d) * rows * used floats, shared; scores:
- * heads * (n + 1) floats, this thread's own. The thread whose run holds `pos` (the last one if
- * none does) writes the position's keys and values: only it reads them. */
+ * heads * (n + 1) floats, this thread's own. The thread whose run holds `pos` (the last one if none does) writes the
+ * position's keys and values: only it reads them. */
 void decode_attention_part(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch, int max_len,
                            const int32_t *origin, int pos, int n, float scale, float *out, float *partials,
                            float *scores, int me, int used) {
     const int d = heads * head_dim;
     const size_t row_stride = (size_t)max_len * d, values_offset = (size_t)batch * row_stride;
     const size_t part = (size_t)2 * heads + d; /* per (thread, row): top [heads], total [heads], acc [d] */
-    int t0 = (int)((long)n * me / used), t1 = (int)((long)n * (me + 1) / used);
+    int split[used + 1];
+    split_positions(origin, rows, max_len, n, used, split);
+    int t0 = split[me], t1 = split[me + 1];
     if ((pos >= t0 && pos < t1) || (me == used - 1 && pos >= n))
         for (int r = 0; r < rows; r++) {
             memcpy(kv + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + d, sizeof(float) * d);

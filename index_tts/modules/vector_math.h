@@ -8,6 +8,7 @@
 
 typedef float f32x16 __attribute__((vector_size(64), aligned(4)));
 typedef float f32x8 __attribute__((vector_size(32), aligned(4)));
+typedef float f32x4 __attribute__((vector_size(16), aligned(4)));
 typedef int32_t i32x16 __attribute__((vector_size(64), aligned(4)));
 
 enum { LANES = 16 };
@@ -22,7 +23,15 @@ static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
 
 static inline f32x16 splat(float x) { return (f32x16){0} + x; }
 
+/* ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), s_i = v_i + v_(i+8), in registers: through
+ * memory, the upper half's load waits on the 64-byte store (store forwarding fails), and the
+ * attention sums one of these per head and position. */
 static inline float sum16(f32x16 v) {
+#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+    f32x8 s = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    f32x4 t = __builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7);
+    return (t[0] + t[1]) + (t[2] + t[3]);
+#else
     f32x8 lo, hi;
     memcpy(&lo, &v, sizeof lo);
     memcpy(&hi, (const char *)&v + sizeof lo, sizeof hi);
@@ -30,6 +39,7 @@ static inline float sum16(f32x16 v) {
     float s[8];
     memcpy(s, &lo, sizeof s);
     return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+#endif
 }
 
 static inline f32x16 max16(f32x16 a, f32x16 b) {
