@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from index_tts.modules import gpt_decode, huge_pages, kernels, kv_cache, multinomial, native, panel_linear
+from index_tts.modules import gpt_decode, huge_pages, kernels, kv_cache, multinomial, native, panel_linear, score_filter
+from index_tts.modules.generation import DecodeParams, process_scores, process_scores_torch
 from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.packed_linear import KernelLinear, apply_kernels, reduced_precision
 from index_tts.modules.unified_voice import GPT2Body
@@ -299,6 +300,77 @@ def test_the_draw_falls_back_to_torch_where_it_disagrees_or_cannot_run(monkeypat
     monkeypatch.setattr(multinomial, "_state", {"reason": None})
     # float64 rows and non-CPU generators are not ours either
     assert torch.equal(multinomial.draw(probs.double(), 3, ours), torch.multinomial(probs.double(), 3, generator=theirs))
+
+
+def _beam_scores(case: int, gen: torch.Generator) -> torch.Tensor:
+    scores = torch.randn(3, 8194, generator=gen).log_softmax(-1)
+    if case == 1:
+        scores = (scores * 2).round() / 2  # ties everywhere, at the k-th value too
+    if case == 2:
+        scores[2, 100:] = float("-inf")  # fewer finite scores than k in one row
+    if case == 3:
+        scores[0, :4] = torch.tensor([-0.5, -0.75, -0.75, -1.0])  # equal values inside the top k
+    if case == 4:
+        scores[1, 9] = 0.0  # a score of zero: the penalty divides it
+    return scores
+
+
+@needs_kernel
+@pytest.mark.parametrize("top_k, top_p, temperature, penalty", [
+    (30, 0.8, 0.8, 10.0), (30, 1.0, 1.0, 1.0), (1, 0.9, 1.3, 1.2), (8194, 0.8, 0.8, 10.0), (50, 0.3, 0.5, 0.5)])
+def test_our_score_filter_gives_torchs_floats(top_k, top_p, temperature, penalty):
+    """score_filter.c against the torch ops it replaces, bit for bit: each branch (top k alone and
+    distinct, ties that need torch's sort, fewer finite scores than k), min_keep above top_k."""
+    assert score_filter.unavailable_reason() is None
+    p = DecodeParams(do_sample=True, top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=penalty)
+    gen = torch.Generator().manual_seed(top_k)
+    for case in range(5):
+        scores = _beam_scores(case, gen)
+        seen = torch.rand(3, 8194, generator=gen) < 0.1
+        for min_keep in (1, 2):
+            got, want = score_filter.process(scores, seen, p, min_keep), process_scores_torch(scores, seen, p, min_keep)
+            assert got is not None and torch.equal(got, want)
+            assert int(torch.isfinite(got).sum(dim=-1).min()) >= min(min_keep, 100)
+        if case == 0 and top_p < 1.0 and top_k > 1:
+            assert int(torch.isfinite(got).sum(dim=-1).max()) < min(top_k, 8194)  # top-p dropped something
+
+
+@needs_kernel
+def test_our_score_filter_drops_a_cumulative_probability_equal_to_the_limit_as_torch():
+    """top-p drops where the cumulative probability <= 1 - top_p (compared in float32): choose top_p
+    so that the limit is exactly one of the cumulative sums, the boundary case random rows miss."""
+    gen = torch.Generator().manual_seed(11)
+    scores, seen = _beam_scores(0, gen), torch.zeros(3, 8194, dtype=torch.bool)
+    masked = process_scores_torch(scores, seen, DecodeParams(top_p=1.0), 2)
+    ascending = torch.sort(masked, dim=-1).values
+    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
+    limit = float(cumulative[0, -12])  # a float32 value
+    p = DecodeParams(top_p=1 - limit)
+    assert torch.tensor(1 - p.top_p, dtype=torch.float32) == cumulative[0, -12]
+    got, want = score_filter.process(scores, seen, p, 2), process_scores_torch(scores, seen, p, 2)
+    assert torch.equal(got, want)
+    assert int(torch.isfinite(want[0]).sum()) == 11  # the entry at the limit itself was dropped
+
+
+@needs_kernel
+def test_scores_our_filter_cannot_take_are_left_to_torch(monkeypatch):
+    gen = torch.Generator().manual_seed(5)
+    scores, seen = _beam_scores(0, gen), torch.zeros(3, 8194, dtype=torch.bool)
+    with_nan = scores.clone()
+    with_nan[1, 3] = float("nan")
+    p = DecodeParams()
+    assert score_filter.process(with_nan, seen, p, 2) is None
+    assert torch.equal(process_scores(with_nan, seen, p, 2).isnan(), process_scores_torch(with_nan, seen, p, 2).isnan())
+    for other in (DecodeParams(do_sample=False), DecodeParams(top_k=0)):  # not sampling with top-k: torch's
+        assert score_filter.process(scores, seen, other, 2) is None
+        assert torch.equal(process_scores(scores, seen, other, 2), process_scores_torch(scores, seen, other, 2))
+    assert score_filter.process(scores.double(), seen, p, 2) is None
+    # a filter that failed its check is never used
+    monkeypatch.setattr(score_filter, "_state", {})
+    monkeypatch.setattr(score_filter, "_check", lambda: "differs")
+    monkeypatch.setattr(score_filter, "_process_native", lambda *a: pytest.fail("used a filter that failed its check"))
+    assert score_filter.unavailable_reason() == "differs"
+    assert torch.equal(process_scores(scores, seen, p, 2), process_scores_torch(scores, seen, p, 2))
 
 
 def test_huge_page_memory_is_aligned_writable_and_plain_memory_without_thp(monkeypatch, tmp_path):

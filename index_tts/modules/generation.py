@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from index_tts.modules import multinomial
+from index_tts.modules import multinomial, score_filter
 from index_tts.modules.unified_voice import UnifiedVoice
 
 
@@ -122,7 +122,14 @@ def _only_distinct_finite(scores: torch.Tensor, values: torch.Tensor) -> bool:
 
 
 def process_scores(scores: torch.Tensor, seen: torch.Tensor, p: DecodeParams, min_keep: int) -> torch.Tensor:
-    """HF order: repetition penalty, then (sampling only) temperature, top-k, top-p."""
+    """HF order: repetition penalty, then (sampling only) temperature, top-k, top-p. Sampling with
+    top-k on the CPU runs on our compiled filter where it is known to give the same floats
+    (score_filter.py), else on torch's ops."""
+    processed = score_filter.process(scores, seen, p, min_keep)
+    return process_scores_torch(scores, seen, p, min_keep) if processed is None else processed
+
+
+def process_scores_torch(scores: torch.Tensor, seen: torch.Tensor, p: DecodeParams, min_keep: int) -> torch.Tensor:
     scores = apply_repetition_penalty(scores, seen, p.repetition_penalty)
     if p.do_sample:
         if p.temperature != 1.0:

@@ -237,11 +237,12 @@ class KernelTable:
 
 def describe_cached() -> dict:
     """For `doctor` and the bench: the machine key, the cache file and its choices."""
-    from index_tts.modules import multinomial, native
+    from index_tts.modules import multinomial, native, score_filter
 
     table = KernelTable()
     return {"machine": machine_key(), "native_bf16": native_bf16(), "onednn": onednn_packing_available(),
             "native": native.unavailable_reason() or "yes", "sampling_draw": multinomial.unavailable_reason() or "yes",
+            "score_filter": score_filter.unavailable_reason() or "yes",
             "cache": str(table.path), "cached": table.path.is_file(), "choices": table.summary()}
 
 
@@ -252,7 +253,7 @@ def report_lines() -> list[str]:
     lines = [f"Kernels: {m['cpu']}; ISA {' '.join(m['flags']) or '-'}; torch {m['torch']}, {m['threads']} threads; "
              f"native bf16: {'yes' if k['native_bf16'] else 'no'}; oneDNN packing: {'yes' if k['onednn'] else 'no'}; "
              f"our compiled kernels (panel linear, decode attention): {k['native']}; "
-             f"our sampling draw: {k['sampling_draw']}"]
+             f"our sampling draw: {k['sampling_draw']}; our score filter: {k['score_filter']}"]
     if not k["cached"]:
         return lines + [f"  not measured yet (the engine measures them at its first load; cache {k['cache']})"]
     convs = [c for c in k["choices"] if c.startswith("conv")]

@@ -1,7 +1,8 @@
 """Our compiled CPU kernels, built once for this CPU and called via ctypes: `panel_linear.c`
 (few-row linear layers), `decode_attention.c` (one decode step's attention over the KV cache),
-`gpt_decode.c` (a decode step's GPT-2 blocks on those two) and `multinomial.c` (beam sampling's
-draw, checked by multinomial.py), with `vector_math.h`.
+`gpt_decode.c` (a decode step's GPT-2 blocks on those two), `multinomial.c` (beam sampling's
+draw, checked by multinomial.py) and `score_filter.c` (its score processing, checked by
+score_filter.py), with `vector_math.h`.
 
 They need a C compiler (`$CC`, else `cc`/`gcc`) and torch's bundled OpenMP runtime (Linux
 wheels); without them the kernels are simply not used (torch's run instead) and
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("panel_linear.c", "decode_attention.c", "gpt_decode.c",
-                                                                 "multinomial.c"))
+                                                                 "multinomial.c", "score_filter.c"))
 HEADERS = (Path(__file__).with_name("vector_math.h"),)
 _lock = threading.RLock()  # re-entered by the self-checks, which call back through library()
 _state: dict = {}  # "lib" (a CDLL or None) and "reason" once tried
@@ -38,6 +39,8 @@ SIGNATURES = {  # name: (argument types, return type)
     "decode_attention": ([_P, _I, _I, _I, _P, _I, _I, _P, _I, _I, _F, _P], _I),
     "gpt2_decode_blocks": ([_P, _I, _I, _P, _I, _I, _I, _I, _F, _I, _I, _P, _I, _I], _I),
     "multinomial_draw": ([_P, _I, _I, _P, _P], _I),
+    "score_filter_top_k": ([_P, _P, _I, _I, _F, _F, _I, _P, _P, _P, _P], _I),
+    "score_filter_top_p": ([_P, _I, _I, _I, _F, _I, _P, _P], None),
 }
 
 
