@@ -4,9 +4,9 @@
  * read of the cached keys and values (3-5 MB per layer at 100-150 positions), evicted from the
  * caches by the weights streamed since the last step. torch's SDPA works head by head on
  * [B, H, T, Dh] and took ~7 ms of a ~55 ms step here (docs/performance.md). This kernel reads the
- * time-major cache, where one position's keys for all heads are contiguous: each thread takes an
- * equal run of positions (flash-decoding) and streams it front to back, and the per-thread
- * partial softmaxes are merged at the end.
+ * time-major cache, where one position's keys for all heads are contiguous: each thread takes a
+ * run of positions costing as many reads as the others' (flash-decoding) and streams it front to
+ * back, and the per-thread partial softmaxes are merged at the end.
  *
  * Layout of one layer's cache (index_tts/modules/kv_cache.py): kv [2, B, max_len, d], keys then
  * values, d = heads * head_dim, row r position t at (r * max_len + t) * d. qkv [rows, 3d] is the
@@ -78,20 +78,20 @@ static void attend_positions(const float *q, const float *keys, const float *val
 
 static inline float exp1(float x) { return exp16(splat(x))[0]; }
 
-/* Where thread i's run of positions starts (split[i]) and ends (split[i + 1]), for `parts`
- * threads: runs of equal reads, not of equal length. A position costs one read per distinct cache
- * row among the rows' origins: a past the rows share is read once and then from the core's cache,
- * so an even split would give the thread holding the shared prompt a fraction of the other's work. */
 static int reads_at(const int32_t *origin, int rows, int max_len, int t) {
     int reads = 0;
     for (int r = 0; r < rows; r++) {
         int q = 0;
         while (q < r && origin[(size_t)q * max_len + t] != origin[(size_t)r * max_len + t]) q++;
-        reads += q == r; /* the first row to read this cache row here */
+        reads += q == r; /* the first row to read this cache row at t */
     }
     return reads;
 }
 
+/* Where thread i's run of positions starts (split[i]) and ends (split[i + 1]), for `parts`
+ * threads: runs of equal reads, not of equal length. A position costs one read per distinct cache
+ * row among the rows' origins: a past the rows share is read once and then from the core's cache,
+ * so an even split would give the thread holding the shared prompt a fraction of the other's work. */
 static void split_positions(const int32_t *origin, int rows, int max_len, int n, int parts, int *split) {
     long total = 0, seen = 0;
     for (int t = 0; t < n; t++) total += reads_at(origin, rows, max_len, t);
@@ -112,8 +112,8 @@ static void split_positions(const int32_t *origin, int rows, int max_len, int n,
  * decode_attention_part is thread `me`'s share of this, for callers inside a parallel region of
  * `used` threads (gpt_decode.c): every thread must call it (it holds barriers), and `out` is
  * complete when it returns. partials: (2 heads + d) * rows * used floats, shared; scores:
- * heads * (n + 1) floats, this thread's own. The thread whose run holds `pos` (the last one if none does) writes the
- * position's keys and values: only it reads them. */
+ * heads * (n + 1) floats, this thread's own. The thread whose run holds `pos` (the last one if
+ * none does) writes the position's keys and values: only it reads them. */
 void decode_attention_part(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch, int max_len,
                            const int32_t *origin, int pos, int n, float scale, float *out, float *partials,
                            float *scores, int me, int used) {
