@@ -407,17 +407,6 @@ def test_panels_moved_into_huge_pages_compute_the_same_and_free_the_old_ones(mon
     assert all(torch.equal(layer(x), want) for layer, want in zip(layers, before))
 
 
-def test_the_cpu_kv_cache_is_in_2mb_pages_unless_it_must_be_zeroed():
-    cache = KVCache(2, 3, 4, 300, 16, torch.float32, torch.device("cpu"))
-    assert cache.kv.shape == (2, 2, 3, 300, 4, 16) and cache.kv.is_contiguous()
-    if huge_pages.available():
-        assert cache.kv.data_ptr() % huge_pages.PAGE == 0
-    cache.kv[-1, -1, -1, -1] = 1.5  # the whole buffer is writable
-    assert float(cache.kv[-1, -1, -1, -1, -1, -1]) == 1.5
-    zeroed = KVCache(2, 3, 4, 300, 16, torch.float32, torch.device("cpu"), zeroed=True)
-    assert not zeroed.kv.any()
-
-
 @needs_kernel
 def test_the_engine_holds_the_gpts_panels_in_one_buffer(tiny_model_dir, monkeypatch):
     from index_tts.engines.indextts2 import IndexTTS2Engine

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from index_tts.modules import huge_pages, native
+from index_tts.modules import native
 
 
 class KVCache:
@@ -35,15 +35,8 @@ class KVCache:
         # 1500 codes the beam-3 cache is 1.15 GB that zeroing would make resident up front
         # (fresh pages are mapped as positions are written). A caller that reads the whole
         # buffer under a mask (the static step) asks for zeros: 0 x garbage can be NaN.
-        # On the CPU in 2 MB pages where the system allows (huge_pages.py): each decode step reads
-        # the past of every layer cold, and in 4 KB pages a TLB miss every 4 KB of it (decode
-        # forward ~3.5% faster here, for up to 2 MB more resident per layer, row and keys/values).
         shape = (layers, 2, batch, max_len, heads, head_dim)
-        if not zeroed and torch.device(device).type == "cpu":
-            nbytes = layers * 2 * batch * max_len * heads * head_dim * torch.empty(0, dtype=dtype).element_size()
-            self.kv = huge_pages.empty(nbytes).view(dtype).view(shape)
-        else:
-            self.kv = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype, device=device)
+        self.kv = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype, device=device)
         # The masked whole-buffer reads of the static step need every row's own past.
         self.shared_history = not zeroed and self.native_attention and native.available()
         self.origin = torch.arange(batch, dtype=torch.int32)[:, None].repeat(1, max_len)  # [B, max_len]
