@@ -47,11 +47,7 @@ def _draw_native(probs: Tensor, n: int, generator: torch.Generator) -> Tensor | 
 
 def unavailable_reason() -> str | None:
     """None when the C draw is in use, else why not (checked once per process)."""
-    if "reason" not in _state:
-        with _lock:
-            if "reason" not in _state:
-                _state["reason"] = native.unavailable_reason() or _check()
-    return _state["reason"]
+    return native.checked_once(_state, _lock, _check)
 
 
 def _check() -> str | None:

@@ -127,3 +127,14 @@ def available() -> bool:
 def unavailable_reason() -> str | None:
     library()
     return _state["reason"]
+
+
+def checked_once(state: dict, lock: threading.Lock, check) -> str | None:
+    """For a C path that must match torch: None once `check()` has passed, else why it is not
+    used (the kernels unavailable, or what the check found). Runs the check once per process;
+    `state` keeps the answer under "reason"."""
+    if "reason" not in state:
+        with lock:
+            if "reason" not in state:
+                state["reason"] = unavailable_reason() or check()
+    return state["reason"]

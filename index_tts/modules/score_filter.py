@@ -58,11 +58,7 @@ def _process_native(scores: Tensor, seen: Tensor, p, min_keep: int) -> Tensor | 
 
 def unavailable_reason() -> str | None:
     """None when the C path is in use, else why not (checked once per process)."""
-    if "reason" not in _state:
-        with _lock:
-            if "reason" not in _state:
-                _state["reason"] = native.unavailable_reason() or _check()
-    return _state["reason"]
+    return native.checked_once(_state, _lock, _check)
 
 
 def _check() -> str | None:
