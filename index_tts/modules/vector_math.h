@@ -23,11 +23,17 @@ static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
 
 static inline f32x16 splat(float x) { return (f32x16){0} + x; }
 
+#if defined(__has_builtin) /* a separate #if: a preprocessor without it cannot parse the call */
+#if __has_builtin(__builtin_shufflevector) /* GCC 12+, clang */
+#define HAVE_SHUFFLEVECTOR 1
+#endif
+#endif
+
 /* ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)), s_i = v_i + v_(i+8), in registers: through
  * memory, the upper half's load waits on the 64-byte store (store forwarding fails), and the
  * attention sums one of these per head and position. */
 static inline float sum16(f32x16 v) {
-#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+#ifdef HAVE_SHUFFLEVECTOR
     f32x8 s = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
     f32x4 t = __builtin_shufflevector(s, s, 0, 1, 2, 3) + __builtin_shufflevector(s, s, 4, 5, 6, 7);
     return (t[0] + t[1]) + (t[2] + t[3]);
