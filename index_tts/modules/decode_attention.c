@@ -9,8 +9,8 @@
  * back, and the per-thread partial softmaxes are merged at the end.
  *
  * Layout of one layer's cache (index_tts/modules/kv_cache.py): kv [2, B, max_len, d], keys then
- * values, d = heads * head_dim, row r position t at (r * max_len + t) * d. qkv [rows, 3d] is the
- * c_attn output (q | k | v); out [rows, d]. Rows are cache rows (beam order is the caller's).
+ * values, d = heads * head_dim, row r position t at (r * max_len + t) * d. Rows are cache rows
+ * (beam order is the caller's).
  *
  * The arithmetic is softmax(q . k * scale) . v per head in fp32, as torch's SDPA, up to the
  * order of the sums, with exp to within ~1 ulp (vector_math.h). */
@@ -104,35 +104,24 @@ static void split_positions(const int32_t *origin, int rows, int max_len, int n,
     while (i <= parts) split[i++] = n;
 }
 
-/* Writes each row's key and value at position `pos` (in its own cache row), then attends over
- * positions 0..n-1, position t of row r read from cache row origin[r * max_len + t].
- * Each thread takes a run of positions of every row (split_positions); the partials are then
- * merged per (row, head) with the usual max-rescaling.
- *
- * decode_attention_part is thread `me`'s share of this, for callers inside a parallel region of
- * `used` threads (gpt_decode.c): every thread must call it (it holds barriers), and `out` is
- * complete when it returns. partials: (2 heads + d) * rows * used floats, shared; scores:
- * heads * (n + 1) floats, this thread's own. The thread whose run holds `pos` (the last one if
- * none does) writes the position's keys and values: only it reads them. */
-void decode_attention_part(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch, int max_len,
-                           const int32_t *origin, int pos, int n, float scale, float *out, float *partials,
+/* Each row's attention over positions 0..n-1, position t of row r read from cache row
+ * origin[r * max_len + t]; q [rows, d], out [rows, d]. Thread `me` of the `used` in the caller's
+ * parallel region (gpt_decode.c) takes a run of positions of every row (split_positions), and the
+ * partials are merged per (row, head) with the usual max-rescaling. Every thread must call it (it
+ * holds barriers), and `out` is complete when it returns. partials: (2 heads + d) * rows * used
+ * floats, shared; scores: heads * (n + 1) floats, this thread's own. */
+void decode_attention_part(const float *q, int rows, int heads, int head_dim, const float *kv, int batch,
+                           int max_len, const int32_t *origin, int n, float scale, float *out, float *partials,
                            float *scores, int me, int used) {
     const int d = heads * head_dim;
     const size_t row_stride = (size_t)max_len * d, values_offset = (size_t)batch * row_stride;
     const size_t part = (size_t)2 * heads + d; /* per (thread, row): top [heads], total [heads], acc [d] */
     int split[used + 1];
     split_positions(origin, rows, max_len, n, used, split);
-    int t0 = split[me], t1 = split[me + 1];
-    if ((pos >= t0 && pos < t1) || (me == used - 1 && pos >= n))
-        for (int r = 0; r < rows; r++) {
-            memcpy(kv + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + d, sizeof(float) * d);
-            memcpy(kv + values_offset + r * row_stride + (size_t)pos * d, qkv + (size_t)r * 3 * d + 2 * d,
-                   sizeof(float) * d);
-        }
     for (int r = 0; r < rows; r++) {
         float *mine = partials + ((size_t)me * rows + r) * part;
-        attend_positions(qkv + (size_t)r * 3 * d, kv, kv + values_offset, origin + (size_t)r * max_len, row_stride,
-                         heads, head_dim, t0, t1, scale, scores, mine, mine + heads, mine + 2 * heads);
+        attend_positions(q + (size_t)r * d, kv, kv + values_offset, origin + (size_t)r * max_len, row_stride, heads,
+                         head_dim, split[me], split[me + 1], scale, scores, mine, mine + heads, mine + 2 * heads);
     }
 #pragma omp barrier
     /* merge: out[r, h] = sum_i e^(top_i - top) acc_i / sum_i e^(top_i - top) total_i */
@@ -159,19 +148,27 @@ void decode_attention_part(const float *qkv, int rows, int heads, int head_dim, 
 
 int decode_attention_supported(int head_dim) { return head_dim % LANES == 0 && head_dim <= 8 * LANES; }
 
-/* All of it on torch's threads. Returns 0, or -1 when head_dim is not a multiple of 16 up to 128
- * or memory ran out. */
+/* Writes each row's key and value at position `pos` (in its own cache row), then attends over
+ * positions 0..n-1 on torch's threads; qkv [rows, 3d] is the c_attn output (q | k | v). Returns 0,
+ * or -1 when head_dim is not a multiple of 16 up to 128 or memory ran out. */
 int decode_attention(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch,
                      int max_len, const int32_t *origin, int pos, int n, float scale, float *out) {
     if (!decode_attention_supported(head_dim)) return -1;
-    const int threads = omp_get_max_threads();
-    const size_t scores_each = (size_t)heads * (n + 1);
-    float *partials = malloc(sizeof(float) * (((size_t)2 * heads + heads * head_dim) * rows + scores_each) * threads);
-    if (!partials) return -1;
-    float *scores = partials + ((size_t)2 * heads + heads * head_dim) * rows * threads;
+    const int threads = omp_get_max_threads(), d = heads * head_dim;
+    const size_t row_stride = (size_t)max_len * d, scores_each = (size_t)heads * (n + 1);
+    const size_t partials_size = ((size_t)2 * heads + d) * rows * threads;
+    float *q = malloc(sizeof(float) * ((size_t)rows * d + partials_size + scores_each * threads));
+    if (!q) return -1;
+    float *partials = q + (size_t)rows * d, *scores = partials + partials_size;
+    for (int r = 0; r < rows; r++) {
+        const float *row = qkv + (size_t)r * 3 * d;
+        memcpy(q + (size_t)r * d, row, sizeof(float) * d);
+        memcpy(kv + r * row_stride + (size_t)pos * d, row + d, sizeof(float) * d);
+        memcpy(kv + (size_t)batch * row_stride + r * row_stride + (size_t)pos * d, row + 2 * d, sizeof(float) * d);
+    }
 #pragma omp parallel num_threads(threads)
-    decode_attention_part(qkv, rows, heads, head_dim, kv, batch, max_len, origin, pos, n, scale, out, partials,
+    decode_attention_part(q, rows, heads, head_dim, kv, batch, max_len, origin, n, scale, out, partials,
                           scores + scores_each * omp_get_thread_num(), omp_get_thread_num(), omp_get_num_threads());
-    free(partials);
+    free(q);
     return 0;
 }

@@ -8,6 +8,10 @@
  *
  * Each block, on x [rows, d] in place (GPT-2, pre-norm):
  *   x += c_proj(attention(c_attn(ln_1(x))))      keys and values written at position `pos`
+ * c_attn stores its keys and values straight into the cache: written by themselves after the
+ * product, as 144 runs of 5 KB to cold memory a step, they took 0.4-1.6 ms of one thread's time
+ * (store misses and first-touch page faults) while the other waited at the next barrier; inside
+ * the product each thread's few stores overlap its weight stream.
  *   x += mlp.c_proj(gelu_new(mlp.c_fc(ln_2(x))))
  * The weights are 64-column panels, fp32 or bf16 (the fast mode); everything else is fp32.
  * origin: the cache's row for each (row, position), as decode_attention.c. */
@@ -17,17 +21,12 @@
 #include <stdlib.h>
 #include <omp.h>
 
+#include "panel_linear.h"
 #include "vector_math.h"
 
-enum { STORE = 0, STORE_GELU = 1, ADD = 2 }; /* as panel_linear.c */
-
-void panel_linear_f32_part(const float *x, int m, int k, const float *w, const float *bias, float *y, int n,
-                           int epilogue, int part, int parts);
-void panel_linear_bf16_part(const float *x, int m, int k, const void *w, const float *bias, float *y, int n,
-                            int epilogue, int part, int parts);
 int decode_attention_supported(int head_dim);
-void decode_attention_part(const float *qkv, int rows, int heads, int head_dim, float *kv, int batch, int max_len,
-                           const int32_t *origin, int pos, int n, float scale, float *out, float *partials,
+void decode_attention_part(const float *q, int rows, int heads, int head_dim, const float *kv, int batch,
+                           int max_len, const int32_t *origin, int n, float scale, float *out, float *partials,
                            float *scores, int me, int used);
 
 struct block_weights {
@@ -62,13 +61,14 @@ static void layer_norm(const float *x, int rows, int d, const float *weight, con
 /* This thread's share of a linear layer. Consecutive layers' panels lie one after another in
  * memory (panel_linear.hold_in_huge_pages), so the shares alternate in direction: the thread that
  * read the end of one layer reads the start of the next, one stream across the boundary. */
-static void linear_part(int bf16, const float *x, int m, int k, const void *w, const float *bias, float *y, int n,
-                        int epilogue, int layer, int me, int used) {
-    int part = layer & 1 ? used - 1 - me : me;
+static void linear_part(int bf16, const float *x, int m, int k, const void *w, const float *bias,
+                        const struct outputs *out, int n, int epilogue, int layer, int me, int used) {
+    const int part = layer & 1 ? used - 1 - me : me, panels = (n + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
+    const int lo = (int)((long)panels * part / used), hi = (int)((long)panels * (part + 1) / used);
     if (bf16)
-        panel_linear_bf16_part(x, m, k, w, bias, y, n, epilogue, part, used);
+        panel_linear_bf16_panels(x, m, k, w, bias, out, n, epilogue, lo, hi);
     else
-        panel_linear_f32_part(x, m, k, w, bias, y, n, epilogue, part, used);
+        panel_linear_f32_panels(x, m, k, w, bias, out, n, epilogue, lo, hi);
 }
 
 /* x [rows, d] through `layers` blocks, in one parallel region (a barrier where a layer needs the
@@ -82,33 +82,38 @@ int gpt2_decode_blocks(float *x, int rows, int layers, const struct block_weight
     if (!decode_attention_supported(head_dim)) return -1;
     const size_t normed_each = (size_t)rows * d, scores_each = (size_t)heads * (n + 1);
     const size_t partials_size = ((size_t)2 * heads + d) * rows * threads;
-    float *qkv = malloc(sizeof(float) * ((size_t)rows * (4 * d + inner) + partials_size
-                                         + (normed_each + scores_each) * threads));
-    if (!qkv) return -1;
-    float *attended = qkv + (size_t)rows * 3 * d, *hidden = attended + (size_t)rows * d;
+    float *q = malloc(sizeof(float) * ((size_t)rows * (2 * d + inner) + partials_size
+                                       + (normed_each + scores_each) * threads));
+    if (!q) return -1;
+    float *attended = q + (size_t)rows * d, *hidden = attended + (size_t)rows * d;
     float *partials = hidden + (size_t)rows * inner, *normed = partials + partials_size;
     float *scores = normed + normed_each * threads;
     const float scale = 1.0f / sqrtf((float)head_dim);
+    const size_t row_stride = (size_t)max_len * d, values = (size_t)batch * row_stride;
+    const struct outputs to_x = {{x}, {(size_t)d}, d}, to_hidden = {{hidden}, {(size_t)inner}, inner};
 #pragma omp parallel num_threads(threads)
     {
         const int me = omp_get_thread_num(), used = omp_get_num_threads();
         float *my_normed = normed + normed_each * me, *my_scores = scores + scores_each * me;
         for (int i = 0; i < layers; i++) {
             const struct block_weights *b = blocks + i;
+            const struct outputs to_qkv = {{q, b->kv + (size_t)pos * d, b->kv + values + (size_t)pos * d},
+                                           {(size_t)d, row_stride, row_stride}, d};
             layer_norm(x, rows, d, b->ln1_weight, b->ln1_bias, eps, my_normed);
-            linear_part(bf16, my_normed, rows, d, b->qkv, b->qkv_bias, qkv, 3 * d, STORE, 4 * i, me, used);
+            linear_part(bf16, my_normed, rows, d, b->qkv, b->qkv_bias, &to_qkv, 3 * d, STORE, 4 * i, me, used);
 #pragma omp barrier
-            decode_attention_part(qkv, rows, heads, head_dim, b->kv, batch, max_len, origin, pos, n, scale, attended,
+            decode_attention_part(q, rows, heads, head_dim, b->kv, batch, max_len, origin, n, scale, attended,
                                   partials, my_scores, me, used);
-            linear_part(bf16, attended, rows, d, b->out, b->out_bias, x, d, ADD, 4 * i + 1, me, used);
+            linear_part(bf16, attended, rows, d, b->out, b->out_bias, &to_x, d, ADD, 4 * i + 1, me, used);
 #pragma omp barrier
             layer_norm(x, rows, d, b->ln2_weight, b->ln2_bias, eps, my_normed);
-            linear_part(bf16, my_normed, rows, d, b->fc, b->fc_bias, hidden, inner, STORE_GELU, 4 * i + 2, me, used);
+            linear_part(bf16, my_normed, rows, d, b->fc, b->fc_bias, &to_hidden, inner, STORE_GELU, 4 * i + 2, me,
+                        used);
 #pragma omp barrier
-            linear_part(bf16, hidden, rows, inner, b->proj, b->proj_bias, x, d, ADD, 4 * i + 3, me, used);
+            linear_part(bf16, hidden, rows, inner, b->proj, b->proj_bias, &to_x, d, ADD, 4 * i + 3, me, used);
 #pragma omp barrier
         }
     }
-    free(qkv);
+    free(q);
     return 0;
 }

@@ -27,7 +27,7 @@ import torch
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("panel_linear.c", "decode_attention.c", "gpt_decode.c",
                                                                  "multinomial.c", "score_filter.c"))
-HEADERS = (Path(__file__).with_name("vector_math.h"),)
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("vector_math.h", "panel_linear.h"))
 _lock = threading.RLock()  # re-entered by the self-checks, which call back through library()
 _state: dict = {}  # "lib" (a CDLL or None) and "reason" once tried
 

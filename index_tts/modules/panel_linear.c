@@ -19,6 +19,7 @@
 #include <string.h>
 #include <omp.h>
 
+#include "panel_linear.h"
 #include "vector_math.h"
 
 typedef uint16_t u16x16 __attribute__((vector_size(32), aligned(2)));
@@ -35,27 +36,27 @@ static inline f32x16 load_bf16(const uint16_t *p) {
     return v;
 }
 
-enum { COLS = 16, VECTORS = 4, PANEL = COLS * VECTORS, ROWS = 4 }; /* 4 x 4 accumulators in registers */
+enum { COLS = 16, PANEL = PANEL_COLUMNS, VECTORS = PANEL / COLS, ROWS = 4 }; /* 4 x 4 accumulators in registers */
 
-/* What happens to each output after the sum: y = sum + bias, y = gelu_new(sum + bias) (the GPT's
- * MLP), or y += sum + bias (a residual connection, in place). */
-enum { STORE = 0, STORE_GELU = 1, ADD = 2 };
-
-static inline void store(f32x16 acc, int col, int n, const float *bias, float *y, int epilogue) {
+/* Columns col..col+15 of output row `row` (a 16-column vector never straddles two sections). */
+static inline void store(f32x16 acc, int col, int n, const float *bias, const struct outputs *out, int row,
+                         int epilogue) {
     float v[COLS];
     memcpy(v, &acc, sizeof v);
     int valid = n - col < COLS ? n - col : COLS;
     for (int j = 0; j < valid; j++) v[j] += bias ? bias[col + j] : 0.f;
     if (epilogue == STORE_GELU) store16(v, gelu_tanh16(load16(v)));
-    for (int j = 0; j < valid; j++) y[col + j] = epilogue == ADD ? y[col + j] + v[j] : v[j];
+    int s = col / out->width;
+    float *y = out->y[s] + row * out->ldy[s] + (col - s * out->width);
+    for (int j = 0; j < valid; j++) y[j] = epilogue == ADD ? y[j] + v[j] : v[j];
 }
 
-/* The first np 16-column vectors of one panel (`w`, k x 64) times nr rows of x; np, nr are
- * constants after inlining. */
+/* The first np 16-column vectors of one panel (`w`, k x 64) times nr rows of x (output rows
+ * row0..); np, nr are constants after inlining. */
 #define DEFINE_BLOCK(NAME, WTYPE, LOAD)                                                           \
     static inline __attribute__((always_inline)) void NAME(                                      \
         const float *x, int k, const WTYPE *w, int np, int nr, int col, int n,                   \
-        const float *bias, float *y, int epilogue) {                                             \
+        const float *bias, const struct outputs *out, int row0, int epilogue) {                  \
         f32x16 acc[VECTORS][ROWS];                                                               \
         memset(acc, 0, sizeof acc);                                                              \
         for (int i = 0; i < k; i++)                                                              \
@@ -64,30 +65,27 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, float *y
                 for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
             }                                                                                    \
         for (int p = 0; p < np; p++)                                                             \
-            for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, y + (size_t)r * n, epilogue); \
+            for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, out, row0 + r, epilogue); \
     }
 
 DEFINE_BLOCK(block_f32, float, load_f32)
 DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
 
 #define CASE(BLOCK, NP, NR) \
-    case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, y, epilogue); break;
+    case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, out, row0, epilogue); break;
 #define CASES(BLOCK, NP) CASE(BLOCK, NP, 1) CASE(BLOCK, NP, 2) CASE(BLOCK, NP, 3) CASE(BLOCK, NP, 4)
 
-/* NAME_part: share `part` of `parts` of the panels (a contiguous run, so one sequential stream),
- * for callers already inside a parallel region (gpt_decode.c); NAME: all panels, one part per
- * thread. */
+/* NAME_panels: see panel_linear.h; NAME: all panels, a contiguous run of them per thread, y [m, n]. */
 #define DEFINE_LINEAR(NAME, BLOCK, WTYPE)                                                        \
     static void NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,    \
-                             int n, const float *bias, float *y, int epilogue) {                 \
+                             int n, const float *bias, const struct outputs *out, int row0,      \
+                             int epilogue) {                                                     \
         switch (np * 8 + nr) {                                                                   \
             CASES(BLOCK, 1) CASES(BLOCK, 2) CASES(BLOCK, 3) CASES(BLOCK, 4)                      \
         }                                                                                        \
     }                                                                                            \
-    void NAME##_part(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y,  \
-                     int n, int epilogue, int part, int parts) {                                 \
-        int panels = (n + PANEL - 1) / PANEL;                                                    \
-        int lo = (int)((long)panels * part / parts), hi = (int)((long)panels * (part + 1) / parts); \
+    void NAME##_panels(const float *x, int m, int k, const WTYPE *w, const float *bias,         \
+                       const struct outputs *out, int n, int epilogue, int lo, int hi) {         \
         for (int p0 = lo; p0 < hi; p0++) {                                                       \
             int left = (n - p0 * PANEL + COLS - 1) / COLS;                                       \
             int np = left < VECTORS ? left : VECTORS;                                            \
@@ -95,14 +93,20 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
             for (int r0 = 0; r0 < m; r0 += ROWS) {                                               \
                 int nr = m - r0 < ROWS ? m - r0 : ROWS;                                          \
                 NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * PANEL, np, nr,          \
-                             p0 * PANEL, n, bias, y + (size_t)r0 * n, epilogue);                 \
+                             p0 * PANEL, n, bias, out, r0, epilogue);                            \
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
     void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \
               int epilogue) {                                                                    \
+        const struct outputs out = {{y}, {(size_t)n}, n};                                        \
+        const int panels = (n + PANEL - 1) / PANEL;                                              \
         _Pragma("omp parallel")                                                                  \
-        NAME##_part(x, m, k, w, bias, y, n, epilogue, omp_get_thread_num(), omp_get_num_threads()); \
+        {                                                                                        \
+            const int me = omp_get_thread_num(), used = omp_get_num_threads();                   \
+            NAME##_panels(x, m, k, w, bias, &out, n, epilogue, (int)((long)panels * me / used),  \
+                          (int)((long)panels * (me + 1) / used));                                \
+        }                                                                                        \
     }
 
 DEFINE_LINEAR(panel_linear_f32, block_f32, float)

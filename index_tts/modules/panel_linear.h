@@ -1,0 +1,30 @@
+/* panel_linear.c's entry points for callers already inside a parallel region (gpt_decode.c). */
+
+#ifndef INDEX_TTS_PANEL_LINEAR_H
+#define INDEX_TTS_PANEL_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What happens to each output after the sum: y = sum + bias, y = gelu_new(sum + bias) (the GPT's
+ * MLP), or y += sum + bias (a residual connection, in place). */
+enum { STORE = 0, STORE_GELU = 1, ADD = 2 };
+
+/* Where the outputs go: the columns in sections of `width` (a multiple of 16 where there is more
+ * than one), section s at y[s] with rows ldy[s] floats apart. A plain linear layer has one
+ * section; the GPT's c_attn has three, so that its keys and values land in the cache (q | k | v). */
+struct outputs {
+    float *y[3];
+    size_t ldy[3];
+    int width;
+};
+
+/* Panels lo..hi-1 of W (output columns 64 lo .. 64 hi - 1 of n): one sequential stream. */
+void panel_linear_f32_panels(const float *x, int m, int k, const float *w, const float *bias,
+                             const struct outputs *out, int n, int epilogue, int lo, int hi);
+void panel_linear_bf16_panels(const float *x, int m, int k, const uint16_t *w, const float *bias,
+                              const struct outputs *out, int n, int epilogue, int lo, int hi);
+
+enum { PANEL_COLUMNS = 64 };
+
+#endif
