@@ -195,6 +195,28 @@ def test_the_c_decode_step_computes_the_torch_step(reduced):
 
 
 @needs_kernel
+def test_the_c_step_is_the_same_whichever_thread_takes_a_panel():
+    # Threads take panels from the back of each other's runs when they finish first, and more
+    # threads than cores makes that happen at random: every run must give the same floats, and
+    # the torch step's, for odd and even thread counts (a panel taken twice would add twice).
+    body, threads = _panel_body(layers=4), torch.get_num_threads()
+    x = torch.randn(3, 64, generator=torch.Generator().manual_seed(0)) * 3
+    want = body.ln_f(body.step_blocks(x, KVCache(4, 3, 4, 10, 16, torch.float32, torch.device("cpu"), zeroed=True), 0, 1))
+    try:
+        for count in (1, 3, 4):
+            torch.set_num_threads(count)
+            runs = []
+            for _ in range(20):
+                cache = KVCache(4, 3, 4, 10, 16, torch.float32, torch.device("cpu"), zeroed=True)
+                with torch.no_grad():
+                    runs.append(body.step(x, cache, 0, 1))
+            assert all(torch.equal(r, runs[0]) for r in runs), count
+            torch.testing.assert_close(runs[0], want, atol=2e-5, rtol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
 def test_the_c_step_applies_only_where_every_layer_streams_panels():
     body = _panel_body()
     cache = lambda: KVCache(3, 3, 4, 10, 16, torch.float32, torch.device("cpu"))
