@@ -8,11 +8,11 @@
  *
  * Each block, on x [rows, d] in place (GPT-2, pre-norm):
  *   x += c_proj(attention(c_attn(ln_1(x))))      keys and values written at position `pos`
+ *   x += mlp.c_proj(gelu_new(mlp.c_fc(ln_2(x))))
  * c_attn stores its keys and values straight into the cache: written by themselves after the
  * product, as 144 runs of 5 KB to cold memory a step, they took 0.4-1.6 ms of one thread's time
  * (store misses and first-touch page faults) while the other waited at the next barrier; inside
  * the product each thread's few stores overlap its weight stream.
- *   x += mlp.c_proj(gelu_new(mlp.c_fc(ln_2(x))))
  * The weights are 64-column panels, fp32 or bf16 (the fast mode); everything else is fp32.
  * origin: the cache's row for each (row, position), as decode_attention.c. */
 
@@ -85,10 +85,11 @@ static int claim(run_t *run, int from_back) {
  * run per thread in `runs`). Each thread reads its own run of panels front to back, then takes
  * panels from the back of the others' runs until none is left: with a fixed split, the thread
  * whose share of the bandwidth was smaller held the other at the barrier that follows, 1.4-3.5 ms
- * a step in all. Consecutive layers' panels lie one after another in memory
- * (panel_linear.hold_in_huge_pages), so the runs alternate in direction from layer to layer: the
- * thread that read the end of one layer reads the start of the next, one stream across the
- * boundary. */
+ * a step in all. A panel is still read front to back and is one thread's in-order sum, so the
+ * results do not depend on who took it. Consecutive layers' panels lie one after another in
+ * memory (panel_linear.hold_in_huge_pages), so the runs alternate in direction from layer to
+ * layer: the thread that read the end of one layer reads the start of the next, one stream
+ * across the boundary. */
 static void linear_part(int bf16, const float *x, int m, int k, const void *w, const float *bias,
                         const struct outputs *out, int n, int epilogue, int layer, run_t *runs, int me, int used) {
     const int mine = layer & 1 ? used - 1 - me : me;
@@ -132,6 +133,7 @@ int gpt2_decode_blocks(float *x, int rows, int layers, const struct block_weight
     {
         const int me = omp_get_thread_num(), used = omp_get_num_threads();
         float *my_normed = normed + normed_each * me, *my_scores = scores + scores_each * me;
+        /* each thread sets out its own runs before any other may take from them */
         const int widths[4] = {3 * d, d, inner, d};
         for (int l = 0; l < 4 * layers; l++) {
             const long panels = (widths[l % 4] + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
