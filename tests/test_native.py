@@ -430,26 +430,6 @@ def test_panels_moved_into_huge_pages_compute_the_same_and_free_the_old_ones(mon
 
 
 @needs_kernel
-def test_a_groups_bf16_panels_are_made_together_in_one_buffer_and_dropped_after():
-    torch.manual_seed(0)
-    layers = [KernelLinear(torch.randn(n_out, 96), torch.randn(n_out), False, "panel", reduced)
-              for n_out, reduced in ((40, "panel_bf16"), (64, "panel"), (130, "panel_bf16"), (70, "panel_bf16"))]
-    panel_linear.hold_in_huge_pages(layers)
-    x = torch.randn(3, 96)
-    with reduced_precision():
-        got = layers[2](x)  # the first use makes the copies of the whole group
-        copies = [layer._bf16 for layer in layers]
-        assert copies[1] is None  # a layer that keeps fp32 panels gets none
-        made = [copies[i][0] for i in (0, 2, 3)]
-        assert len({c.untyped_storage().data_ptr() for c in made}) == 1
-        assert [c.data_ptr() for c in made] == sorted(c.data_ptr() for c in made)  # in the group's order
-        for layer, copy in zip((layers[0], layers[2], layers[3]), made):
-            assert copy.dtype == torch.bfloat16 and torch.equal(copy, layer.panels.bfloat16())
-        assert torch.equal(got, panel_linear.linear(x, layers[2].panels.bfloat16(), layers[2].bias, 130))
-    assert all(layer._bf16 is None for layer in layers)  # dropped with the block, as one-by-one copies were
-
-
-@needs_kernel
 def test_the_engine_holds_the_gpts_panels_in_one_buffer(tiny_model_dir, monkeypatch):
     from index_tts.engines.indextts2 import IndexTTS2Engine
 

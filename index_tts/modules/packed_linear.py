@@ -75,24 +75,6 @@ def _remember_bf16(layer: nn.Module, weights: tuple) -> tuple:
     return weights
 
 
-def _bf16_panels_together(group: list) -> None:
-    """bf16 copies of the panels of every layer in `group` that streams them in the reduced modes,
-    in one buffer of 2 MB pages (huge_pages), in the group's order. The fast mode's decode step
-    streams them all; made layer by layer in 4 KB pages, its ~1 GB of copies took ~230k page
-    faults a request (480 MB of copies: 140-840 ms against 65-520 in 2 MB pages, here), and the
-    step then read them with a TLB miss every 4 KB. The buffer goes when the copies are dropped."""
-    layers = [layer for layer in (ref() for ref in group)
-              if layer is not None and layer.reduced_kernel == "panel_bf16" and layer.panels is not None
-              and layer._bf16 is None]
-    buffer = huge_pages.empty(sum(layer.panels.numel() * 2 for layer in layers))
-    start = 0
-    for layer in layers:
-        size = layer.panels.numel() * 2
-        copy = buffer[start:start + size].view(torch.bfloat16).view(layer.panels.shape).copy_(layer.panels)
-        _remember_bf16(layer, (copy, None))
-        start += size
-
-
 def bf16_copies(layer: nn.Module, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """`layer`'s bf16 (weight, bias): made on first use inside `reduced_precision()`, dropped after."""
     return layer._bf16 or _remember_bf16(layer, (weight.detach().bfloat16(), None if bias is None else bias.detach().bfloat16()))
@@ -123,7 +105,6 @@ class KernelLinear(nn.Module):
             self.weight = nn.Parameter(weight.detach(), requires_grad=False)  # original layout
             self.packed_weight = self.panels = None
         self._bf16: tuple[Tensor, Tensor | None] | None = None
-        self.panel_group: list | None = None  # weak references to the layers whose panels share a buffer
 
     def dense_weight(self) -> Tensor:
         """W [out, in] as a plain tensor (unpacked when packed)."""
@@ -143,9 +124,6 @@ class KernelLinear(nn.Module):
         if self._bf16 is not None:
             return self._bf16
         if self.reduced_kernel == "panel_bf16":  # the same panels, rounded: one cast
-            if self.panels is not None and self.panel_group:
-                _bf16_panels_together(self.panel_group)
-                return self._bf16
             panels = (panel_linear.pack(self.dense_weight(), torch.bfloat16) if self.panels is None
                       else self.panels.bfloat16())
             return _remember_bf16(self, (panels, None))

@@ -10,8 +10,6 @@ chosen per layer class only where it measured fastest on this machine, and only 
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -49,17 +47,14 @@ def hold_in_huge_pages(layers: list) -> None:
     """Move the panels of `layers` (KernelLinear) into one buffer of 2 MB pages (huge_pages): the
     decode step streams all of them every step. Same values. Each layer's old panels are freed as
     it moves, and handed back to the system every 64 MB, so that the load's peak does not hold
-    both copies. Each layer remembers the others (`panel_group`, weakly), so that their bf16
-    copies in the fast mode are made together, in one such buffer too (KernelLinear)."""
+    both copies."""
     layers = [layer for layer in layers if layer.panels is not None]
-    group = [weakref.ref(layer) for layer in layers]
     buffer = huge_pages.empty(sum(layer.panels.numel() * layer.panels.element_size() for layer in layers))
     start = freed = 0
     for layer in layers:
         old = layer.panels
         size = old.numel() * old.element_size()
         layer.panels = buffer[start:start + size].view(old.dtype).view(old.shape).copy_(old)
-        layer.panel_group = group
         del old
         start, freed = start + size, freed + size
         if freed >= TRIM_EVERY:
