@@ -456,3 +456,75 @@ def test_the_reduced_modes_hand_their_dropped_bf16_copies_back(monkeypatch):
             pass
         assert layer._bf16 is not None and handed_back == []  # an inner block keeps them
     assert layer._bf16 is None and handed_back == [True]
+
+
+@pytest.fixture
+def kept_kv_buffer(monkeypatch, tmp_path):
+    """A fresh process-wide KV buffer, with 2 MB pages on offer (the setting file says so)."""
+    setting = tmp_path / "enabled"
+    setting.write_text("always [madvise] never\n")
+    monkeypatch.setattr(huge_pages, "THP_SETTING", setting)
+    monkeypatch.setattr(kv_cache, "_KEPT", huge_pages.KeptBuffer())
+    return kv_cache._KEPT
+
+
+def test_successive_cpu_kv_caches_reuse_one_buffer_and_keep_the_first_page_of_each_row(kept_kv_buffer):
+    page = huge_pages.PAGE
+    first = KVCache(2, 3, 4, 1500, 128, torch.float32, torch.device("cpu"))  # 2 KB a position
+    assert first.max_len == 2048 and first.origin.shape == (3, 2048)  # rounded: each row is 4 MB, two pages
+    rows = first.kv.view(2, 2, 3, 2048, -1)
+    assert all(rows[l, j, r, 0].data_ptr() % page == 0 for l in range(2) for j in range(2) for r in range(3))
+    other = KVCache(2, 3, 4, 1500, 128, torch.float32, torch.device("cpu"))  # while the first holds it
+    assert other.kv.untyped_storage().data_ptr() != first.kv.untyped_storage().data_ptr()
+    rows[:, :, :, 3] = 2.0     # in each row's first page
+    rows[:, :, :, 1500] = 1.0  # in its second
+    address = first.kv.data_ptr()
+    del first, rows, other
+    gc.collect()
+    again = KVCache(2, 1, 4, 1200, 128, torch.float32, torch.device("cpu"))  # fewer rows: the same buffer, a prefix
+    assert again.kv.data_ptr() == address and again.max_len == 2048
+    rows = again.kv.view(2, 2, 1, 2048, -1)
+    assert bool((rows[:, :, :, 3] == 2.0).all())   # the first page of each row stayed
+    assert not rows[:, :, :, 1500].any()           # the rest went back: zero pages now
+    zeroed = KVCache(2, 3, 4, 1500, 128, torch.float32, torch.device("cpu"), zeroed=True)
+    assert zeroed.max_len == 1500 and not zeroed.kv.any()
+
+
+def test_kv_caches_are_plain_memory_without_2mb_pages(kept_kv_buffer, tmp_path):
+    (tmp_path / "enabled").write_text("always madvise [never]\n")
+    cache = KVCache(2, 3, 4, 1500, 128, torch.float32, torch.device("cpu"))
+    cache.kv[-1, -1, -1, -1] = 1.5
+    assert float(cache.kv[-1, -1, -1, -1, -1, -1]) == 1.5 and kept_kv_buffer._buffer is None
+
+
+@needs_kernel
+def test_a_beam_decode_in_a_reused_kv_buffer_gives_the_same_codes(kept_kv_buffer, monkeypatch, tmp_path):
+    """The second decode's cache is the first's memory, full of its keys and values: nothing may
+    read a position before this decode wrote it. 4 KB pages stand in for 2 MB ones, so that the
+    tiny GPT's rows (128 bytes a position) fill more than one page and are dropped past their
+    first."""
+    from tests.test_generation import TINY, inputs, tiny_model
+    from index_tts.modules.generation import generate
+
+    model = tiny_model(seed=5)
+    spk, text, emo = inputs()
+    params = DecodeParams(max_mel_tokens=20)
+    buffers = []
+    setup_cache = model.setup_cache
+
+    def recorded(*args, **kwargs):
+        cache = setup_cache(*args, **kwargs)
+        buffers.append(cache.kv.data_ptr())
+        return cache
+
+    model.setup_cache = recorded
+    with torch.no_grad():
+        (tmp_path / "enabled").write_text("always madvise [never]\n")
+        plain = generate(model, spk, text, emo, params, generator=torch.Generator().manual_seed(7))
+        assert kept_kv_buffer._buffer is None
+        (tmp_path / "enabled").write_text("always [madvise] never\n")
+        monkeypatch.setattr(huge_pages, "PAGE", 4096)
+        runs = [generate(model, spk, text, emo, params, generator=torch.Generator().manual_seed(7)) for _ in range(3)]
+    assert buffers[1] == buffers[2] == buffers[3] == kept_kv_buffer._buffer.data_ptr()
+    assert all(torch.equal(run.codes, plain.codes) and run.sequence_score == plain.sequence_score for run in runs)
+    assert TINY.model_dim * 4 == 128

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import threading
 from pathlib import Path
 
 import torch
@@ -35,11 +36,57 @@ def empty(nbytes: int) -> Tensor:
     it is gone."""
     if not available() or nbytes <= 0:
         return torch.empty(max(nbytes, 0), dtype=torch.uint8)
+    return _map(nbytes)[2]
+
+
+def _map(nbytes: int) -> tuple[mmap.mmap, int, Tensor]:
+    """A fresh anonymous mapping advised to use 2 MB pages, the offset of its first 2 MB
+    boundary, and `nbytes` of it from there (a view that holds the mapping while it lives)."""
     region = mmap.mmap(-1, nbytes + PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    region.madvise(mmap.MADV_HUGEPAGE)
-    whole = torch.frombuffer(region, dtype=torch.uint8)  # holds `region` while any view lives
+    try:
+        region.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # a kernel without THP: plain pages, the same memory
+        pass
+    whole = torch.frombuffer(region, dtype=torch.uint8)
     start = -whole.data_ptr() % PAGE
-    return whole[start:start + nbytes]
+    return region, start, whole[start:start + nbytes]
+
+
+class KeptBuffer:
+    """A buffer of 2 MB pages that successive users hold one at a time, mapped for the life of
+    the process: a 2 MB page costs its first fault, and the kernel's compaction of memory to find
+    it (1-3 ms each here, THP `defrag` "madvise"), once, not once per use. A user says on release
+    which of its pages stay resident for the next one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._region: mmap.mmap | None = None
+        self._start = 0                      # of the region's first 2 MB boundary
+        self._buffer: Tensor | None = None  # the region from there
+        self._held = False
+
+    def hold(self, nbytes: int) -> Tensor | None:
+        """The buffer's first `nbytes`, uninitialised, on a 2 MB boundary (mapped anew when the
+        buffer is smaller); None while another user holds it, or where available() is false."""
+        with self._lock:
+            if self._held or nbytes <= 0 or not available():
+                return None
+            if self._buffer is None or self._buffer.numel() < nbytes:
+                self._region = self._buffer = None  # the previous user's views are gone: unmapped
+                self._region, self._start, self._buffer = _map(nbytes)
+            self._held = True
+            return self._buffer[:nbytes]
+
+    def release(self, stride: int, kept: int) -> None:
+        """Ends the hold. Of every `stride` bytes of the buffer (a multiple of PAGE), the first
+        `kept` stay resident; the rest goes back to the system (MADV_DONTNEED: zero pages when
+        next touched)."""
+        with self._lock:
+            if self._buffer is not None and stride > kept:
+                size = self._buffer.numel()
+                for start in range(kept, size, stride):
+                    self._region.madvise(mmap.MADV_DONTNEED, self._start + start, min(stride - kept, size - start))
+            self._held = False
 
 
 def resident_bytes() -> int:

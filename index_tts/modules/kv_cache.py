@@ -22,10 +22,21 @@ beam's past costs a copy of every filled position of every layer (about 25 MB pe
 
 from __future__ import annotations
 
+import math
+import weakref
+
 import torch
 import torch.nn.functional as F
 
-from index_tts.modules import native
+from index_tts.modules import huge_pages, native
+
+# The CPU caches of successive generations, one at a time, in 2 MB pages (huge_pages.py): a decode
+# step reads every layer's past cold, and in 4 KB pages that is a TLB miss every 4 KB (the forward
+# ~3% faster here, docs/performance.md). Mapped once per process, because faulting 2 MB pages
+# anew for each generation cost more than they saved. Between generations the first page of each
+# layer's keys or values of each row stays resident (~400 positions of the full-size GPT, 288 MB
+# at beam 3), the rest goes back.
+_KEPT = huge_pages.KeptBuffer()
 
 
 class KVCache:
@@ -35,8 +46,21 @@ class KVCache:
         # 1500 codes the beam-3 cache is 1.15 GB that zeroing would make resident up front
         # (fresh pages are mapped as positions are written). A caller that reads the whole
         # buffer under a mask (the static step) asks for zeros: 0 x garbage can be NaN.
+        row_bytes = heads * head_dim * torch.empty(0, dtype=dtype).element_size()
+        kept = None
+        if not zeroed and torch.device(device).type == "cpu":
+            # max_len rounded up so that each row of each layer's keys or values starts a page
+            # (address space: pages are mapped as positions are written)
+            whole_pages = huge_pages.PAGE // math.gcd(huge_pages.PAGE, row_bytes)
+            if whole_pages * row_bytes <= 8 * huge_pages.PAGE:
+                max_len = -(-max_len // whole_pages) * whole_pages
+                kept = _KEPT.hold(layers * 2 * batch * max_len * row_bytes)
         shape = (layers, 2, batch, max_len, heads, head_dim)
-        self.kv = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype, device=device)
+        if kept is not None:
+            self.kv = kept.view(dtype).view(shape)
+            weakref.finalize(self, _KEPT.release, max_len * row_bytes, huge_pages.PAGE)
+        else:
+            self.kv = (torch.zeros if zeroed else torch.empty)(shape, dtype=dtype, device=device)
         # The masked whole-buffer reads of the static step need every row's own past.
         self.shared_history = not zeroed and self.native_attention and native.available()
         self.origin = torch.arange(batch, dtype=torch.int32)[:, None].repeat(1, max_len)  # [B, max_len]
