@@ -50,9 +50,10 @@ class KVCache:
         kept = None
         if not zeroed and torch.device(device).type == "cpu":
             # max_len rounded up so that each row of each layer's keys or values starts a page
-            # (address space: pages are mapped as positions are written)
+            # (address space: pages are mapped as positions are written), where that adds fewer
+            # than 4096 positions (rows of 512 bytes or more; the full-size GPT's: 2048)
             whole_pages = huge_pages.PAGE // math.gcd(huge_pages.PAGE, row_bytes)
-            if whole_pages * row_bytes <= 8 * huge_pages.PAGE:
+            if whole_pages <= 4096:
                 max_len = -(-max_len // whole_pages) * whole_pages
                 kept = _KEPT.hold(layers * 2 * batch * max_len * row_bytes)
         shape = (layers, 2, batch, max_len, heads, head_dim)
