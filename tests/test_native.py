@@ -411,6 +411,15 @@ def test_huge_page_memory_is_aligned_writable_and_plain_memory_without_thp(monke
     assert not huge_pages.available()
 
 
+def test_huge_page_memory_is_plain_memory_where_the_kernel_refuses_the_advice(monkeypatch):
+    monkeypatch.setattr(huge_pages.mmap, "MADV_HUGEPAGE", 12345)  # advice no kernel knows: EINVAL
+    with pytest.raises(OSError):
+        huge_pages.mmap.mmap(-1, 4096).madvise(12345)
+    block = huge_pages._map(3 * 2**20)[2]
+    block[-1] = 5
+    assert block.numel() == 3 * 2**20 and int(block[-1]) == 5
+
+
 @needs_kernel
 def test_panels_moved_into_huge_pages_compute_the_same_and_free_the_old_ones(monkeypatch):
     torch.manual_seed(0)

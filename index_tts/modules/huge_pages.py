@@ -1,5 +1,6 @@
 """Memory backed by 2 MB pages where Linux offers them (transparent huge pages, "always" or
-"madvise"), for the weights a decode step streams; and handing freed heap memory back.
+"madvise"), for the weights a decode step streams and for its KV cache (`KeptBuffer`); and
+handing freed heap memory back.
 
 Why: a beam-3 decode step reads all 1.9 GB of the GPT's weights once. In 4 KB pages that is a TLB
 miss every 4 KB; in 2 MB pages, one every 2 MB. Measured here (AMD EPYC Zen 4, docs/performance.md)
