@@ -249,17 +249,29 @@ def test_kv_cache_reorder_matches_index_select(rows):
         assert [order[s].item() for s in cache.slot] == [0, 1, 2]  # rows_order inverts slot
 
 
-def test_the_paired_floor_times_each_decode_between_two_probes(engine, monkeypatch):
+def test_the_paired_floor_probes_every_ten_steps_and_gives_each_stretch_the_higher_probe(engine, monkeypatch):
     from index_tts.bench import runner
 
-    probes = []
-    monkeypatch.setattr(machine, "memory_read_bandwidth", lambda **kw: probes.append(1) or 1e9 * len(probes))
-    result = runner.paired_decode_floor(engine, WORKLOADS["smoke"], pairs=2)
-    assert len(result["pairs"]) == 2 and len(probes) == 6  # a warm-up pair, then two: probe, decode, probe
+    probes, steps = [], []
+    # Each probe reads 1 GB/s more than the last, and says how many steps came before it.
+    monkeypatch.setattr(machine.BandwidthProbe, "__call__", lambda self, repeats=5: probes.append(len(steps)) or 1e9 * len(probes))
+    decode_step = engine.gpt.decode_step
+    monkeypatch.setattr(engine.gpt, "decode_step", lambda *a, **k: steps.append(1) or decode_step(*a, **k))
+    workload = WORKLOADS["smoke"]
+    n_steps = workload.segments[0][1] - 1  # the first code comes from the prefill
+    result = runner.paired_decode_floor(engine, workload, pairs=2)
+    per_decode = n_steps // 10 + 1 + (n_steps % 10 > 0)  # before steps 0, 10, ... and at the end
+    assert len(result["pairs"]) == 2 and len(probes) == 3 * per_decode and len(steps) == 3 * n_steps
+    assert probes[:per_decode] == [*range(0, n_steps, 10), n_steps]  # steps before each probe of the warm-up decode
     weight_bytes = machine.gpt_bytes_per_decode_step(engine.gpt)
-    for pair, (before, after) in zip(result["pairs"], [(3, 4), (5, 6)]):
-        assert pair["probe_gb_s"] == [before, after] and pair["decode_ms_per_token"] > 0
-        assert pair["floor_ms_per_token"] == pytest.approx(1000 * weight_bytes / (after * 1e9))  # the higher probe
+    for i, pair in enumerate(result["pairs"], start=1):
+        # the higher probe of each stretch is the later one: probe j + 1 of this decode
+        stretches = [min(10, n_steps - first) for first in range(0, n_steps, 10)]
+        first_probe = i * per_decode + 1  # bandwidths 1, 2, ... GB/s in order
+        floor_s = sum(n * weight_bytes / ((first_probe + j + 1) * 1e9) for j, n in enumerate(stretches))
+        assert pair["floor_ms_per_token"] == pytest.approx(1000 * floor_s / n_steps)
+        assert pair["probe_gb_s"] == [first_probe, first_probe + per_decode - 1] and pair["probes"] == per_decode
+        assert pair["decode_ms_per_token"] > 0
         assert pair["ratio"] == pytest.approx(pair["decode_ms_per_token"] / pair["floor_ms_per_token"])
     ratios = sorted(p["ratio"] for p in result["pairs"])
     assert result["median_ratio"] == pytest.approx(sum(ratios) / 2)

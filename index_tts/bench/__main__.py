@@ -64,7 +64,7 @@ def parse_args(argv):
                     help="compare --mode's output with exact mode's, per segment (mel distance)")
     ap.add_argument("--no-floor", action="store_true", help="skip the memory-bandwidth probe")
     ap.add_argument("--floor-pairs", type=int, default=3,
-                    help="exact-mode decodes timed between two bandwidth probes each (0: none)")
+                    help="exact-mode decodes timed against bandwidth probes taken every 10 steps (0: none)")
     ap.add_argument("--json", type=Path, help="write all figures here")
     return ap.parse_args(argv)
 
@@ -139,10 +139,11 @@ def format_table(result: dict) -> str:
                      + (f", original-style {floor['original_ratio']:.2f}×" if "original_ratio" in floor else ""))
         if "paired" in floor:
             pairs = floor["paired"]["pairs"]
-            lines.append("decode floor, paired (exact decode of the first segment between two probes, the higher "
-                         "probe's floor): " + "; ".join(
+            lines.append(f"decode floor, paired (exact decodes of the first segment, a bandwidth probe every "
+                         f"{floor['paired']['steps_between_probes']} steps, each stretch against the higher probe "
+                         "beside it): " + "; ".join(
                              f"{r['decode_ms_per_token']:.1f} ms/token vs {r['floor_ms_per_token']:.1f} "
-                             f"({max(r['probe_gb_s']):.1f} GB/s) = {r['ratio']:.2f}×" for r in pairs)
+                             f"({r['probe_gb_s'][0]:.0f}-{r['probe_gb_s'][1]:.0f} GB/s) = {r['ratio']:.2f}×" for r in pairs)
                          + f"; median {floor['paired']['median_ratio']:.2f}×")
     q = result.get("quality_check")
     if q:

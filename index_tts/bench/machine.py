@@ -130,20 +130,30 @@ def rss_breakdown_gib() -> dict:
     return out
 
 
-def memory_read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
-    """Best-of-`repeats` read bandwidth (bytes/s) of summing a float32 array much larger than
-    the caches, with torch's threads: what streaming weights from RAM can reach here. The array
-    is in 2 MB pages where the GPT's panels are (modules/huge_pages.py), which reads faster than
-    4 KB pages here, so the floor stays the best the weights' memory allows."""
-    from index_tts.modules import huge_pages
+class BandwidthProbe:
+    """Best-of-`repeats` read bandwidth (bytes/s) of summing a float32 array much larger than the
+    caches, with torch's threads: what streaming weights from RAM can reach here. The array is in
+    2 MB pages where the GPT's panels are (modules/huge_pages.py), which reads faster than 4 KB
+    pages here, so the floor stays the best the weights' memory allows. It is made once, so a
+    probe can be taken often (between stretches of a decode) without mapping 1 GiB each time."""
 
-    a = huge_pages.empty(int(gib * 2**30)).view(torch.float32).fill_(1.0)  # also pages it in
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a.sum()
-        best = min(best, time.perf_counter() - t)
-    return a.numel() * 4 / best
+    def __init__(self, gib: float = 1.0):
+        from index_tts.modules import huge_pages
+
+        self.array = huge_pages.empty(int(gib * 2**30)).view(torch.float32).fill_(1.0)  # also pages it in
+
+    def __call__(self, repeats: int = 5) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            self.array.sum()
+            best = min(best, time.perf_counter() - t)
+        return self.array.numel() * 4 / best
+
+
+def memory_read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
+    """One probe (BandwidthProbe), its array freed after."""
+    return BandwidthProbe(gib)(repeats)
 
 
 def gpt_bytes_per_decode_step(gpt: torch.nn.Module) -> int:

@@ -199,19 +199,25 @@ def decode_floor(engine, bandwidth_bytes_per_s: float) -> dict:
     }
 
 
-def paired_decode_floor(engine, workload: Workload, pairs: int) -> dict:
-    """Exact-mode decode against the floor, each decode timed between two bandwidth probes.
+STEPS_BETWEEN_PROBES = 10
 
-    On a host whose memory bandwidth swings with other VMs, a probe taken after the whole run says
-    little about the bandwidth the decode had; a probe on each side of it does. Each pair: probe,
-    the workload's first segment decoded alone (beam search, its code count; the prefill not
-    counted, random speaker latents: the step's work does not depend on them), probe. The floor
-    uses the higher probe of the two (the stricter floor)."""
+
+def paired_decode_floor(engine, workload: Workload, pairs: int) -> dict:
+    """Exact-mode decodes against the floor, with the bandwidth probed every 10 steps.
+
+    On a host whose memory bandwidth swings with other VMs (here between ~35 and ~70 GB/s, from
+    one minute to the next), a probe taken after the whole run says little about the bandwidth
+    the decode had, and even probes on either side of a 3.5 s decode miss a change of window
+    inside it. So each decode of the workload's first segment (beam search, its code count;
+    random speaker latents: the step's work does not depend on them) stops for a probe before
+    every 10th step and at the end; the probes are not timed, and neither is the prefill. Each
+    stretch of steps between two probes gets the floor of the higher one (the stricter floor),
+    and a decode's ratio is its whole time over the sum of its stretches' floors, so a stall
+    anywhere in it counts. The first decode warms up."""
     from index_tts.bench.clock import patched
     from index_tts.modules.generation import decode
 
     gpt = engine.gpt
-    n_codes = workload.segments[0][1]
     tokens = torch.tensor(workload.text_ids(gpt.cfg.number_text_tokens)[0], device=engine.device)
     d = gpt.cfg.model_dim
     g = torch.Generator(device=engine.device).manual_seed(SEED)
@@ -220,29 +226,40 @@ def paired_decode_floor(engine, workload: Workload, pairs: int) -> dict:
         prompt = gpt.prompt_embeddings(latent, torch.zeros(1, d, device=engine.device), tokens)
     params = workload_params(workload, "exact")
     weight_bytes = machine.gpt_bytes_per_decode_step(gpt)
-    prefill_s: list[float] = []
-    prefill = gpt.prefill
+    probe = machine.BandwidthProbe()
+    probes: list[tuple[int, float, float, float]] = []  # (steps before it, start, end, bandwidth)
+    steps = [0]
+    decode_step = gpt.decode_step
 
-    def timed_prefill(*args, **kwargs):
+    def take_probe() -> None:
         start = time.perf_counter()
-        out = prefill(*args, **kwargs)
-        prefill_s.append(time.perf_counter() - start)
-        return out
+        bandwidth = probe(repeats=3)
+        probes.append((steps[0], start, time.perf_counter(), bandwidth))
+
+    def probed_step(*args, **kwargs):
+        if steps[0] % STEPS_BETWEEN_PROBES == 0:
+            take_probe()
+        steps[0] += 1
+        return decode_step(*args, **kwargs)
 
     rows = []
-    with patched([(gpt, "prefill", timed_prefill)]):
-        for _ in range(pairs + 1):  # the first pair warms up
-            before = machine.memory_read_bandwidth(repeats=3)
-            prefill_s.clear()
-            start = time.perf_counter()
+    with patched([(gpt, "decode_step", probed_step)]):
+        for _ in range(pairs + 1):  # the first decode warms up
+            probes.clear()
+            steps[0] = 0
             decode(gpt, prompt, params)
-            ms = 1000 * (time.perf_counter() - start - sum(prefill_s)) / (n_codes - 1)  # as the bench: steps after the first code
-            after = machine.memory_read_bandwidth(repeats=3)
-            floor_ms = 1000 * weight_bytes / max(before, after)
-            rows.append({"decode_ms_per_token": ms, "probe_gb_s": [before / 1e9, after / 1e9],
-                         "floor_ms_per_token": floor_ms, "ratio": ms / floor_ms})
+            take_probe()
+            decode_s = floor_s = 0.0
+            for (first, _, left, before), (last, reached, _, after) in zip(probes, probes[1:]):
+                decode_s += reached - left
+                floor_s += (last - first) * weight_bytes / max(before, after)
+            bandwidths = [p[3] / 1e9 for p in probes]
+            ms, floor_ms = 1000 * decode_s / steps[0], 1000 * floor_s / steps[0]
+            rows.append({"decode_ms_per_token": ms, "floor_ms_per_token": floor_ms, "ratio": ms / floor_ms,
+                         "probe_gb_s": [min(bandwidths), max(bandwidths)], "probes": len(probes)})
     rows = rows[1:]
-    return {"pairs": rows, "median_ratio": statistics.median(r["ratio"] for r in rows)}
+    return {"pairs": rows, "median_ratio": statistics.median(r["ratio"] for r in rows),
+            "steps_between_probes": STEPS_BETWEEN_PROBES}
 
 
 def log_mel(pcm: np.ndarray) -> torch.Tensor:
