@@ -134,7 +134,8 @@ def format_table(result: dict) -> str:
     floor = result.get("decode_floor")
     if floor:
         lines.append(f"decode floor: {floor['gpt_weight_bytes_per_step'] / 1e9:.3f} GB of GPT weights per step / "
-                     f"{floor['read_bandwidth_gb_s']:.1f} GB/s read = {floor['floor_ms_per_token']:.1f} ms/token; "
+                     f"{floor['read_bandwidth_gb_s']:.1f} GB/s read (one probe after the runs) = "
+                     f"{floor['floor_ms_per_token']:.1f} ms/token; "
                      f"ours {floor['ours_ratio']:.2f}× the floor"
                      + (f", original-style {floor['original_ratio']:.2f}×" if "original_ratio" in floor else ""))
         if "paired" in floor:
