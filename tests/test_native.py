@@ -156,9 +156,9 @@ def test_caches_our_attention_cannot_read_use_torch():
     torch.testing.assert_close(cache.attend(0, qkv, 0, 1), qkv[:, 96:])
 
 
-def _panel_body(reduced_kernel: str = "panel", layers: int = 3) -> GPT2Body:
+def _panel_body(reduced_kernel: str = "panel", layers: int = 3, dim: int = 64) -> GPT2Body:
     torch.manual_seed(3)
-    body = GPT2Body(64, layers, 4).eval()
+    body = GPT2Body(dim, layers, 4).eval()
     with torch.no_grad():
         for block in body.h:
             for parent, name in ((block.attn, "c_attn"), (block.attn, "c_proj"), (block.mlp, "c_fc"), (block.mlp, "c_proj")):
@@ -213,6 +213,32 @@ def test_the_c_step_is_the_same_whichever_thread_takes_a_panel():
             assert all(torch.equal(r, runs[0]) for r in runs), count
             torch.testing.assert_close(runs[0], want, atol=2e-5, rtol=1e-4)
     finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize("stalled", [0, 1])
+@pytest.mark.parametrize("phase, kind", [(5 * 1 + 4, "mlp.c_proj, adding into x"), (5 * 2 + 1, "attention"),
+                                          (5 * 2 + 0, "c_attn, writing keys and values"), (5 * 3 + 3, "c_fc")])
+def test_when_a_thread_stalls_the_other_computes_its_share_and_the_step_is_the_same(stalled, phase, kind):
+    # The host can take a vCPU away for tens of milliseconds; the other thread then finishes the
+    # stalled one's panel (or attention run) itself. Whoever finishes first writes it, once: a
+    # second write would add mlp.c_proj twice into x, or garble the cache.
+    # 128 wide, so that every linear layer has a panel for each of the 2 threads
+    body, threads, lib = _panel_body(layers=4, dim=128), torch.get_num_threads(), native.library()
+    x = torch.randn(3, 128, generator=torch.Generator().manual_seed(0)) * 3
+    try:
+        torch.set_num_threads(2)
+        caches = [KVCache(4, 3, 4, 10, 32, torch.float32, torch.device("cpu"), zeroed=True) for _ in range(2)]
+        with torch.no_grad():
+            want = body.step(x, caches[0], 0, 1)
+            lib.gpt_decode_helped()
+            lib.gpt_decode_stall_for_tests(stalled, phase, 50_000)
+            got = body.step(x, caches[1], 0, 1)
+        assert lib.gpt_decode_helped() >= 1, kind  # the waiting thread did compute the stalled one's item
+        assert torch.equal(got, want) and torch.equal(caches[1].kv, caches[0].kv), kind
+    finally:
+        lib.gpt_decode_stall_for_tests(-1, 0, 0)
         torch.set_num_threads(threads)
 
 

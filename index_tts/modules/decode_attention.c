@@ -92,7 +92,7 @@ static int reads_at(const int32_t *origin, int rows, int max_len, int t) {
  * threads: runs of equal reads, not of equal length. A position costs one read per distinct cache
  * row among the rows' origins: a past the rows share is read once and then from the core's cache,
  * so an even split would give the thread holding the shared prompt a fraction of the other's work. */
-static void split_positions(const int32_t *origin, int rows, int max_len, int n, int parts, int *split) {
+void decode_attention_split(const int32_t *origin, int rows, int max_len, int n, int parts, int *split) {
     long total = 0, seen = 0;
     for (int t = 0; t < n; t++) total += reads_at(origin, rows, max_len, t);
     int i = 1;
@@ -104,37 +104,38 @@ static void split_positions(const int32_t *origin, int rows, int max_len, int n,
     while (i <= parts) split[i++] = n;
 }
 
-/* Each row's attention over positions 0..n-1, position t of row r read from cache row
- * origin[r * max_len + t]; q [rows, d], out [rows, d]. Thread `me` of the `used` in the caller's
- * parallel region (gpt_decode.c) takes a run of positions of every row (split_positions), and the
- * partials are merged per (row, head) with the usual max-rescaling. Every thread must call it (it
- * holds barriers), and `out` is complete when it returns. partials: (2 heads + d) * rows * used
- * floats, shared; scores: heads * (n + 1) floats, this thread's own. */
-void decode_attention_part(const float *q, int rows, int heads, int head_dim, const float *kv, int batch,
-                           int max_len, const int32_t *origin, int n, float scale, float *out, float *partials,
-                           float *scores, int me, int used) {
+/* Every row's flash-decoding partial over positions t0..t1-1 (position t of row r read from cache
+ * row origin[r * max_len + t]): partial [rows, 2 heads + d] (top [heads], total [heads], acc [d]
+ * per row). scores: heads * (t1 - t0 + 1) floats. */
+void decode_attention_positions(const float *q, int rows, int heads, int head_dim, const float *kv, int batch,
+                                int max_len, const int32_t *origin, int t0, int t1, float scale, float *partial,
+                                float *scores) {
     const int d = heads * head_dim;
     const size_t row_stride = (size_t)max_len * d, values_offset = (size_t)batch * row_stride;
-    const size_t part = (size_t)2 * heads + d; /* per (thread, row): top [heads], total [heads], acc [d] */
-    int split[used + 1];
-    split_positions(origin, rows, max_len, n, used, split);
+    const size_t part = (size_t)2 * heads + d;
     for (int r = 0; r < rows; r++) {
-        float *mine = partials + ((size_t)me * rows + r) * part;
+        float *mine = partial + r * part;
         attend_positions(q + (size_t)r * d, kv, kv + values_offset, origin + (size_t)r * max_len, row_stride, heads,
-                         head_dim, split[me], split[me + 1], scale, scores, mine, mine + heads, mine + 2 * heads);
+                         head_dim, t0, t1, scale, scores, mine, mine + heads, mine + 2 * heads);
     }
-#pragma omp barrier
-    /* merge: out[r, h] = sum_i e^(top_i - top) acc_i / sum_i e^(top_i - top) total_i */
-    int items = rows * heads, lo = (int)((long)items * me / used), hi = (int)((long)items * (me + 1) / used);
+}
+
+/* out[r, h] for items r * heads + h in lo..hi-1, from the `parts` partials (decode_attention_positions
+ * over consecutive runs of positions, part i at partials + i * rows * (2 heads + d)):
+ * sum_i e^(top_i - top) acc_i / sum_i e^(top_i - top) total_i. */
+void decode_attention_merge(const float *partials, int parts, int rows, int heads, int head_dim, float *out,
+                            int lo, int hi) {
+    const int d = heads * head_dim;
+    const size_t part = (size_t)2 * heads + d;
     for (int item = lo; item < hi; item++) {
         int r = item / heads, h = item % heads;
         float top = -1e30f, total = 0.0f;
-        for (int i = 0; i < used; i++) {
+        for (int i = 0; i < parts; i++) {
             float m = partials[((size_t)i * rows + r) * part + h];
             top = m > top ? m : top;
         }
         f32x16 sum[8] = {{0}};  /* head_dim <= 128 */
-        for (int i = 0; i < used; i++) {
+        for (int i = 0; i < parts; i++) {
             const float *p = partials + ((size_t)i * rows + r) * part;
             float w = exp1(p[h] - top);
             total += w * p[heads + h];
@@ -143,7 +144,6 @@ void decode_attention_part(const float *q, int rows, int heads, int head_dim, co
         for (int j = 0; j < head_dim / LANES; j++)
             store16(out + (size_t)r * d + h * head_dim + j * LANES, sum[j] / total);
     }
-#pragma omp barrier
 }
 
 int decode_attention_supported(int head_dim) { return head_dim % LANES == 0 && head_dim <= 8 * LANES; }
@@ -167,8 +167,17 @@ int decode_attention(const float *qkv, int rows, int heads, int head_dim, float 
         memcpy(kv + (size_t)batch * row_stride + r * row_stride + (size_t)pos * d, row + 2 * d, sizeof(float) * d);
     }
 #pragma omp parallel num_threads(threads)
-    decode_attention_part(q, rows, heads, head_dim, kv, batch, max_len, origin, n, scale, out, partials,
-                          scores + scores_each * omp_get_thread_num(), omp_get_thread_num(), omp_get_num_threads());
+    {
+        const int me = omp_get_thread_num(), used = omp_get_num_threads();
+        const size_t part = (size_t)2 * heads + d;
+        int split[used + 1];
+        decode_attention_split(origin, rows, max_len, n, used, split);
+        decode_attention_positions(q, rows, heads, head_dim, kv, batch, max_len, origin, split[me], split[me + 1], scale,
+                                   partials + (size_t)me * rows * part, scores + scores_each * me);
+#pragma omp barrier
+        decode_attention_merge(partials, used, rows, heads, head_dim, out, rows * heads * me / used,
+                               rows * heads * (me + 1) / used);
+    }
     free(q);
     return 0;
 }

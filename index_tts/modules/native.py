@@ -38,6 +38,8 @@ SIGNATURES = {  # name: (argument types, return type)
     "panel_linear_threads": ([], _I),
     "decode_attention": ([_P, _I, _I, _I, _P, _I, _I, _P, _I, _I, _F, _P], _I),
     "gpt2_decode_blocks": ([_P, _I, _I, _P, _I, _I, _I, _I, _F, _I, _I, _P, _I, _I], _I),
+    "gpt_decode_stall_for_tests": ([_I, _I, _I], None),
+    "gpt_decode_helped": ([], _I),
     "multinomial_draw": ([_P, _I, _I, _P, _P], _I),
     "score_filter_top_k": ([_P, _P, _I, _I, _F, _F, _I, _P, _P, _P, _P], _I),
     "score_filter_top_p": ([_P, _I, _I, _I, _F, _I, _P, _P], None),

@@ -52,11 +52,13 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, const st
 }
 
 /* The first np 16-column vectors of one panel (`w`, k x 64) times nr rows of x (output rows
- * row0..); np, nr are constants after inlining. */
+ * row0..); np, nr are constants after inlining. With a `gate`, the outputs are stored only if this
+ * call is the first to set it (gpt_decode.c: a panel another thread may be computing too); returns
+ * whether it stored. */
 #define DEFINE_BLOCK(NAME, WTYPE, LOAD)                                                           \
-    static inline __attribute__((always_inline)) void NAME(                                      \
+    static inline __attribute__((always_inline)) int NAME(                                       \
         const float *x, int k, const WTYPE *w, int np, int nr, int col, int n,                   \
-        const float *bias, const struct outputs *out, int row0, int epilogue) {                  \
+        const float *bias, const struct outputs *out, int row0, int epilogue, unsigned char *gate) { \
         f32x16 acc[VECTORS][ROWS];                                                               \
         memset(acc, 0, sizeof acc);                                                              \
         for (int i = 0; i < k; i++)                                                              \
@@ -64,38 +66,47 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, const st
                 f32x16 wv = LOAD(w + (size_t)i * PANEL + p * COLS);                              \
                 for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
             }                                                                                    \
+        if (gate && !first_to_set(gate)) return 0;                                               \
         for (int p = 0; p < np; p++)                                                             \
             for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, out, row0 + r, epilogue); \
+        return 1;                                                                                \
     }
 
 DEFINE_BLOCK(block_f32, float, load_f32)
 DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
 
 #define CASE(BLOCK, NP, NR) \
-    case (NP) * 8 + (NR): BLOCK(x, k, w, NP, NR, col, n, bias, out, row0, epilogue); break;
+    case (NP) * 8 + (NR): return BLOCK(x, k, w, NP, NR, col, n, bias, out, row0, epilogue, gate);
 #define CASES(BLOCK, NP) CASE(BLOCK, NP, 1) CASE(BLOCK, NP, 2) CASE(BLOCK, NP, 3) CASE(BLOCK, NP, 4)
 
-/* NAME_panels: see panel_linear.h; NAME: all panels, a contiguous run of them per thread, y [m, n]. */
+/* NAME_panels, NAME_panel_gated: see panel_linear.h; NAME: all panels, a contiguous run of them
+ * per thread, y [m, n]. */
 #define DEFINE_LINEAR(NAME, BLOCK, WTYPE)                                                        \
-    static void NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,    \
-                             int n, const float *bias, const struct outputs *out, int row0,      \
-                             int epilogue) {                                                     \
+    static int NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,     \
+                            int n, const float *bias, const struct outputs *out, int row0,       \
+                            int epilogue, unsigned char *gate) {                                 \
         switch (np * 8 + nr) {                                                                   \
             CASES(BLOCK, 1) CASES(BLOCK, 2) CASES(BLOCK, 3) CASES(BLOCK, 4)                      \
         }                                                                                        \
+        return 0;                                                                                \
+    }                                                                                            \
+    int NAME##_panel_gated(const float *x, int m, int k, const WTYPE *w, const float *bias,     \
+                           const struct outputs *out, int n, int epilogue, int p0, unsigned char *gate) { \
+        int left = (n - p0 * PANEL + COLS - 1) / COLS;                                           \
+        int np = left < VECTORS ? left : VECTORS;                                                \
+        /* rows in groups of 4: the panel stays in cache between the groups; the first group's \
+           store decides for all */                                                              \
+        for (int r0 = 0; r0 < m; r0 += ROWS) {                                                   \
+            int nr = m - r0 < ROWS ? m - r0 : ROWS;                                              \
+            if (!NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * PANEL, np, nr,         \
+                              p0 * PANEL, n, bias, out, r0, epilogue, r0 ? NULL : gate))         \
+                return 0;                                                                        \
+        }                                                                                        \
+        return 1;                                                                                \
     }                                                                                            \
     void NAME##_panels(const float *x, int m, int k, const WTYPE *w, const float *bias,         \
                        const struct outputs *out, int n, int epilogue, int lo, int hi) {         \
-        for (int p0 = lo; p0 < hi; p0++) {                                                       \
-            int left = (n - p0 * PANEL + COLS - 1) / COLS;                                       \
-            int np = left < VECTORS ? left : VECTORS;                                            \
-            /* rows in groups of 4: the panel stays in cache between the groups */               \
-            for (int r0 = 0; r0 < m; r0 += ROWS) {                                               \
-                int nr = m - r0 < ROWS ? m - r0 : ROWS;                                          \
-                NAME##_range(x + (size_t)r0 * k, k, w + (size_t)p0 * k * PANEL, np, nr,          \
-                             p0 * PANEL, n, bias, out, r0, epilogue);                            \
-            }                                                                                    \
-        }                                                                                        \
+        for (int p0 = lo; p0 < hi; p0++) NAME##_panel_gated(x, m, k, w, bias, out, n, epilogue, p0, NULL); \
     }                                                                                            \
     void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \
               int epilogue) {                                                                    \

@@ -25,6 +25,20 @@ void panel_linear_f32_panels(const float *x, int m, int k, const float *w, const
 void panel_linear_bf16_panels(const float *x, int m, int k, const uint16_t *w, const float *bias,
                               const struct outputs *out, int n, int epilogue, int lo, int hi);
 
+/* Sets *flag, unless another thread did first (then 0); acquire and release, so what the caller
+ * read before stays before, and what it writes after stays after. */
+static inline int first_to_set(unsigned char *flag) {
+    unsigned char clear = 0;
+    return __atomic_compare_exchange_n(flag, &clear, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Panel p alone, its outputs stored only if *gate was clear, which this call then sets (a panel
+ * two threads may compute: only the first to finish writes it); returns whether it stored. */
+int panel_linear_f32_panel_gated(const float *x, int m, int k, const float *w, const float *bias,
+                                 const struct outputs *out, int n, int epilogue, int p, unsigned char *gate);
+int panel_linear_bf16_panel_gated(const float *x, int m, int k, const uint16_t *w, const float *bias,
+                                  const struct outputs *out, int n, int epilogue, int p, unsigned char *gate);
+
 enum { PANEL_COLUMNS = 64 };
 
 #endif
