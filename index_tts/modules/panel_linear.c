@@ -79,8 +79,8 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
     case (NP) * 8 + (NR): return BLOCK(x, k, w, NP, NR, col, n, bias, out, row0, epilogue, gate);
 #define CASES(BLOCK, NP) CASE(BLOCK, NP, 1) CASE(BLOCK, NP, 2) CASE(BLOCK, NP, 3) CASE(BLOCK, NP, 4)
 
-/* NAME_panels, NAME_panel_gated: see panel_linear.h; NAME: all panels, a contiguous run of them
- * per thread, y [m, n]. */
+/* NAME_panel_gated: see panel_linear.h; NAME_panels: panels lo..hi-1, one sequential stream; NAME:
+ * all panels, a contiguous run of them per thread, y [m, n]. */
 #define DEFINE_LINEAR(NAME, BLOCK, WTYPE)                                                        \
     static int NAME##_range(const float *x, int k, const WTYPE *w, int np, int nr, int col,     \
                             int n, const float *bias, const struct outputs *out, int row0,       \
@@ -104,8 +104,8 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
         }                                                                                        \
         return 1;                                                                                \
     }                                                                                            \
-    void NAME##_panels(const float *x, int m, int k, const WTYPE *w, const float *bias,         \
-                       const struct outputs *out, int n, int epilogue, int lo, int hi) {         \
+    static void NAME##_panels(const float *x, int m, int k, const WTYPE *w, const float *bias,  \
+                              const struct outputs *out, int n, int epilogue, int lo, int hi) {  \
         for (int p0 = lo; p0 < hi; p0++) NAME##_panel_gated(x, m, k, w, bias, out, n, epilogue, p0, NULL); \
     }                                                                                            \
     void NAME(const float *x, int m, int k, const WTYPE *w, const float *bias, float *y, int n,   \

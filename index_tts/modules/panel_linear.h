@@ -19,12 +19,6 @@ struct outputs {
     int width;
 };
 
-/* Panels lo..hi-1 of W (output columns 64 lo .. 64 hi - 1 of n): one sequential stream. */
-void panel_linear_f32_panels(const float *x, int m, int k, const float *w, const float *bias,
-                             const struct outputs *out, int n, int epilogue, int lo, int hi);
-void panel_linear_bf16_panels(const float *x, int m, int k, const uint16_t *w, const float *bias,
-                              const struct outputs *out, int n, int epilogue, int lo, int hi);
-
 /* Sets *flag, unless another thread did first (then 0); acquire and release, so what the caller
  * read before stays before, and what it writes after stays after. */
 static inline int first_to_set(unsigned char *flag) {
@@ -33,7 +27,8 @@ static inline int first_to_set(unsigned char *flag) {
 }
 
 /* Panel p alone, its outputs stored only if *gate was clear, which this call then sets (a panel
- * two threads may compute: only the first to finish writes it); returns whether it stored. */
+ * two threads may compute: only the first to finish writes it; a NULL gate always stores);
+ * returns whether it stored. */
 int panel_linear_f32_panel_gated(const float *x, int m, int k, const float *w, const float *bias,
                                  const struct outputs *out, int n, int epilogue, int p, unsigned char *gate);
 int panel_linear_bf16_panel_gated(const float *x, int m, int k, const uint16_t *w, const float *bias,
