@@ -253,8 +253,16 @@ def test_the_paired_floor_probes_every_ten_steps_and_gives_each_stretch_the_high
     from index_tts.bench import runner
 
     probes, steps = [], []
-    # Each probe reads 1 GB/s more than the last, and says how many steps came before it.
-    monkeypatch.setattr(machine.BandwidthProbe, "__call__", lambda self, repeats=5: probes.append(len(steps)) or 1e9 * len(probes))
+
+    class Probe:  # each probe reads 1 GB/s more than the last, and notes how many steps came before it
+        def __init__(self, gib=1.0):
+            pass
+
+        def __call__(self, repeats=5):
+            probes.append(len(steps))
+            return 1e9 * len(probes)
+
+    monkeypatch.setattr(machine, "BandwidthProbe", Probe)
     decode_step = engine.gpt.decode_step
     monkeypatch.setattr(engine.gpt, "decode_step", lambda *a, **k: steps.append(1) or decode_step(*a, **k))
     workload = WORKLOADS["smoke"]
