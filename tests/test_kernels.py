@@ -119,6 +119,77 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
         assert torch.equal(v, state[k]), k
 
 
+def _decode_blocks(d: int = 64, heads: int = 4) -> nn.Module:
+    from index_tts.modules.unified_voice import GPT2Body
+
+    torch.manual_seed(0)
+    body = GPT2Body(d, 2, heads).eval()
+    for block in body.h:
+        for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
+            layer.bias.data.normal_()
+    return body
+
+
+@pytest.mark.parametrize("winner", ["c_step", "layers"])
+def test_the_decode_step_is_chosen_as_a_whole_and_the_c_step_gets_all_its_panels(winner):
+    """A block's layers chosen one by one may split between kernels (MKL's 3-row kernel was a few
+    percent ahead of the panels for two of the four shapes on an Intel Xeon), which turns the C step
+    off; the step as a whole is its own class, and when the C step wins every block linear is put
+    on panels, exact and reduced, whatever the per-layer times say."""
+    from index_tts.engines import precision
+    from index_tts.modules import gpt_decode
+    from index_tts.modules.kv_cache import KVCache
+
+    if not native.available():
+        pytest.skip(f"the C step cannot be built here: {native.unavailable_reason()}")
+    body, d = _decode_blocks(), 64
+    table = kernels.KernelTable()
+    allowed, reduced = precision.linear_candidates(3, reduced_ok=True)
+    for n_in, n_out in ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)):  # per layer the panels lose by a little
+        table.times[f"linear {n_in}->{n_out} rows 3"] = {c: 1.0 if c.startswith("panel") else 0.9 for c in allowed + reduced}
+    key = f"decode step {d}x4 {precision.DECODE_STEP_BLOCKS} blocks rows 3"
+    for suffix in ("fp32", "reduced"):
+        table.times[f"{key} {suffix}"] = {"c_step": 1.0, "layers": 2.0} if winner == "c_step" else {"c_step": 2.0, "layers": 1.0}
+    exact_step, reduced_step = precision._decode_step_kernels(body, table)
+    assert (exact_step, reduced_step) == ((True, True) if winner == "c_step" else (False, False))
+
+    x = torch.randn(3, d)
+    with torch.no_grad():
+        cache = KVCache(2, 3, 4, 8, d // 4, torch.float32, torch.device("cpu"), zeroed=True)
+        want = body.step_blocks(x, cache, 0, 1)  # the plain layers' step
+    blocks = ("h",)
+    apply_kernels(body, table, rows=3, reduced_ok=True, panels=blocks if exact_step else (),
+                  reduced_panels=blocks if reduced_step else ())
+    layers = [m for m in body.modules() if isinstance(m, KernelLinear)]
+    assert len(layers) == 8
+    assert {m.kernel for m in layers} == ({"panel"} if winner == "c_step" else {"default"})
+    assert {m.reduced_kernel for m in layers} == ({"panel_bf16"} if winner == "c_step" else {"default"})
+    with torch.no_grad():
+        cache = KVCache(2, 3, 4, 8, d // 4, torch.float32, torch.device("cpu"), zeroed=True)
+        got = body.step(x, cache, 0, 1)
+        assert (gpt_decode.plan(body, cache) is not None) == (winner == "c_step")
+    torch.testing.assert_close(got, body.ln_f(want), atol=1e-5, rtol=1e-5)
+
+
+def test_the_decode_step_class_is_timed_with_both_candidates():
+    from index_tts.engines import precision
+
+    if not native.available():
+        pytest.skip(f"the C step cannot be built here: {native.unavailable_reason()}")
+    table = kernels.KernelTable()
+    allowed, reduced = precision.linear_candidates(3, reduced_ok=True)
+    for n_in, n_out in ((64, 192), (64, 64), (64, 256), (256, 64)):  # mixed per-layer winners
+        table.times[f"linear {n_in}->{n_out} rows 3"] = {c: 0.5 if c in ("default", "bf16") else 1.0 for c in allowed + reduced}
+    exact_step, reduced_step = precision._decode_step_kernels(_decode_blocks(), table)
+    key = f"decode step 64x4 {precision.DECODE_STEP_BLOCKS} blocks rows 3"
+    timed = [table.times[f"{key} fp32"]] + ([table.times[f"{key} reduced"]] if "panel_bf16" in reduced else [])
+    for row in timed:
+        assert set(row) == {"c_step", "layers"} and all(t > 0 for t in row.values())
+    assert exact_step == (table.times[f"{key} fp32"]["c_step"] < table.times[f"{key} fp32"]["layers"])
+    saved = json.loads(table.path.read_text())["times"]
+    assert saved[f"{key} fp32"] == table.times[f"{key} fp32"]
+
+
 FORCED_RUNS = ["default", "onednn", "onednn4,onednn_dense", "panel", "bf16,panel_bf16"]
 
 

@@ -36,11 +36,12 @@ from index_tts.emotion import EMO_NUM, EmotionSpec, scale_vector
 from index_tts.engines import file_pages
 from index_tts.engines.base import EngineRequest, GenerationParams, ProgressFn, Segment, no_progress
 from index_tts.engines.request_flow import RequestFlow
-from index_tts.engines.precision import (REDUCED_MODES, decode_model, decoder_precision, gpt_precision, prepare_cpu,
+from index_tts.engines.precision import (decode_model, decoder_precision, gpt_precision, prepare_cpu,
                                          prepare_cuda)
 from index_tts.model_store.model_files import missing_files  # noqa: F401  (part of the engine contract)
 from index_tts.model_store import readahead
 from index_tts.model_store.layout import ModelFiles, as_model_files
+from index_tts.modules import huge_pages
 from index_tts.modules.bigvgan import load_bigvgan
 from index_tts.modules.campplus import load_campplus
 from index_tts.modules.generation import generate
@@ -218,6 +219,9 @@ class IndexTTS2Engine(RequestFlow):
                 if key in self._voices:
                     self._voices.move_to_end(key)
                     return self._voices[key]
+        # The heap's freed blocks (the last request's activations, ~0.4 GiB after a segment) go back
+        # before the front end's pages come in: a new voice is the peak of a request's memory.
+        huge_pages.return_freed_memory()
         dev = self.device
         audio_22k, audio_16k = audio.speaker_audio(wav, sr)
         emo_16k = audio.emotion_audio(wav, sr)
@@ -399,7 +403,7 @@ class IndexTTS2Engine(RequestFlow):
         with decoder_precision(dev, params.quality):  # balanced/fast: bf16 where the hardware has it
             out = self.s2mel.cfm.inference(mu, torch.tensor([mu.size(1)], device=dev), ref_mel, prompt.style,
                                            n_timesteps=steps, cfg_rate=CFG_RATE, z=z, generator=generator,
-                                           prompt_velocity=params.quality not in REDUCED_MODES).float()
+                                           prompt_velocity=False).float()
         mel = out[:, :, ref_mel.size(-1):]
         trace(f"{prefix}cfm_out", out), trace(f"{prefix}mel", mel)
         with decoder_precision(dev, params.quality):  # a block of its own: the DiT's bf16 copies are gone

@@ -20,10 +20,12 @@ import os
 import torch
 import torch.nn.functional as F
 
-from index_tts.modules import panel_linear
+from index_tts.modules import native, panel_linear
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
+from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.packed_linear import (KernelLinear, apply_kernels, conv_input_lengths, detach_from_file,
-                                              reduced_precision)
+                                              linear_candidates, reduced_precision)
+from index_tts.modules.unified_voice import GPT2Body
 from index_tts.modules.static_decode import StaticStepGPT
 from index_tts.modules.dit import Attention, bf16_attention
 from index_tts.modules.wavenet import WN, SConv1d
@@ -37,6 +39,10 @@ REDUCED_MODES = ("balanced", "fast")
 # Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
 # the conditioners' ~5 s of features, the DiT's 2 CFG branches x (prompt + new) frames.
 GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
+# The decode step timed as a whole (`_decode_step_kernels`): blocks of the GPT's width (79 MB of
+# fp32 weights each at full size) at the position of a short prompt plus ~100 codes.
+DECODE_STEP_BLOCKS = 2
+DECODE_STEP_POSITIONS = 160
 DIT_ROWS = 1204
 FEATURE_ROWS = 256
 BIGVGAN_EXAMPLE_FRAMES = 32
@@ -62,7 +68,10 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
     if kernels != "plain":
         file_backed = {"gpt": tuple(n for n in GPT_FRONT_END if hasattr(engine.gpt, n)), "w2v": ("",)}
         table = KernelTable()
-        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, reduced_ok=True, in_place=file_backed["gpt"])
+        exact_step, reduced_step = _decode_step_kernels(engine.gpt.gpt, table)
+        blocks = ("gpt.h",)
+        counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, reduced_ok=True, in_place=file_backed["gpt"],
+                                      panels=blocks if exact_step else (), reduced_panels=blocks if reduced_step else ())
         counts["w2v"] = apply_kernels(engine.w2v, table, FEATURE_ROWS, in_place=("",))
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))
@@ -78,6 +87,56 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
     # also hands back what loading freed (malloc_trim), with or without panels
     panel_linear.hold_in_huge_pages([m for m in engine.gpt.modules() if isinstance(m, KernelLinear)])
     return counts
+
+
+def _decode_step_kernels(body, table: KernelTable) -> tuple[bool, bool]:
+    """Whether exact mode, and the reduced modes, run the GPT's decode blocks as one call of our C
+    step (`gpt_decode`), which needs all four linears of every block on panels.
+
+    The per-layer times cannot say: the C step also does a block's layer norms, gelu, residual adds
+    and attention without torch's ~10 ops a block and their Python, and its threads need no barrier
+    between layers, while a layer or two may time a few percent faster on another kernel (on an
+    Intel Xeon, MKL's 3-row kernel against the panels: 0.53 against 0.57 ms, at the noise's size).
+    So the step is a class of its own: a synthetic body of the GPT's width and DECODE_STEP_BLOCKS
+    blocks, each linear on its per-layer choice (torch's step), against all on panels (the C step)."""
+    if not native.available():
+        return False, False
+    d, heads, rows = body.h[0].ln_1.normalized_shape[0], body.h[0].attn.heads, GPT_ROWS["gpt."]
+    shapes = [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)]  # c_attn, attn.c_proj, c_fc, mlp.c_proj
+    allowed, reduced = linear_candidates(rows, reduced_ok=True)
+    per_layer = [table.linear(i, o, rows, allowed) for i, o in shapes]
+    per_layer_reduced = [table.linear(i, o, rows, allowed + reduced) for i, o in shapes]
+    choose_exact = per_layer != ["panel"] * 4
+    choose_reduced = "panel_bf16" in reduced and per_layer_reduced != ["panel_bf16"] * 4
+
+    def op(kernels: list[str]):
+        torch.manual_seed(0)
+        synthetic = GPT2Body(d, DECODE_STEP_BLOCKS, heads).eval()
+        for block in synthetic.h:
+            for (parent, name), kernel in zip(_block_linears(block), kernels):
+                layer = getattr(parent, name)
+                setattr(parent, name, KernelLinear(layer.weight, layer.bias, True, kernel, kernel))
+        cache = KVCache(DECODE_STEP_BLOCKS, rows, heads, DECODE_STEP_POSITIONS + 1, d // heads, torch.float32,
+                        torch.device("cpu"), zeroed=True)
+        x = torch.randn(rows, d)
+
+        def step():
+            with torch.no_grad():
+                synthetic.step(x, cache, DECODE_STEP_POSITIONS, DECODE_STEP_POSITIONS + 1)
+        return step
+
+    key = f"decode step {d}x{heads} {DECODE_STEP_BLOCKS} blocks rows {rows}"
+    exact_step = choose_exact and table.best(f"{key} fp32", ("layers", "c_step"), lambda c: op(
+        ["panel"] * 4 if c == "c_step" else per_layer)) == "c_step"
+    with reduced_precision():  # one block around all the timing, as around a decode: bf16 copies made once
+        reduced_step = choose_reduced and table.best(f"{key} reduced", ("layers", "c_step"), lambda c: op(
+            ["panel_bf16"] * 4 if c == "c_step" else per_layer_reduced)) == "c_step"
+    table.save()
+    return exact_step or not choose_exact, reduced_step or ("panel_bf16" in reduced and not choose_reduced)
+
+
+def _block_linears(block) -> list[tuple]:
+    return [(block.attn, "c_attn"), (block.attn, "c_proj"), (block.mlp, "c_fc"), (block.mlp, "c_proj")]
 
 
 def _wavenet_kernels(cfm, table: KernelTable) -> dict[str, int]:

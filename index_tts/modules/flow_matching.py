@@ -69,8 +69,8 @@ class CFM(nn.Module):
 
         prompt_velocity=False skips the post-net of the prompt frames (`DiT.forward`'s frames_from),
         whose velocity is zeroed after every step anyway: the same result up to summation order, and
-        about 70% of the post-net's work at a 5 s prompt. Used by the reduced modes (exact mode
-        keeps upstream's computation).
+        about 70% of the post-net's work at a 5 s prompt. The engine uses it in every mode; the
+        default keeps upstream's computation (the bench's original-style path).
         """
         B, T = mu.shape[0], mu.shape[1]
         M = self.config.dit.in_channels

@@ -210,8 +210,21 @@ def _conv_signature(c: nn.Module) -> dict:
             "transposed": isinstance(c, nn.ConvTranspose1d)}
 
 
+def linear_candidates(n_rows: int, reduced_ok: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(fp32 candidates, reduced-only candidates) this machine offers a linear layer of `n_rows` rows
+    whose weight may be copied out of its file."""
+    onednn = onednn_packing_available()
+    few_rows = native.available() and n_rows < PANEL_MAX_ROWS
+    fp32 = (("default", "onednn") if onednn else ("default",)) + (("onednn4",) if onednn and n_rows < 4 else ())
+    fp32 += ("panel",) if few_rows else ()
+    if not reduced_ok:
+        return fp32, ()
+    return fp32, (("bf16",) if onednn and native_bf16() else ()) + (("panel_bf16",) if few_rows else ())
+
+
 def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, int], reduced_ok: bool = False,
-                  conv_lengths: dict[int, int] | None = None, in_place: tuple[str, ...] = ()) -> dict[str, int]:
+                  conv_lengths: dict[int, int] | None = None, in_place: tuple[str, ...] = (),
+                  panels: tuple[str, ...] = (), reduced_panels: tuple[str, ...] = ()) -> dict[str, int]:
     """Give every linear layer of `model` its measured fastest kernel, in place.
 
     rows: the typical number of rows the layers multiply (3 for the GPT's beam decode), or
@@ -219,12 +232,13 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
     for the convolutions that may run in bf16 (reduced_ok only). in_place: names of submodules
     ("" for all) whose weights must stay where they are (views of the memory-mapped checkpoint):
     their layers choose only among kernels that read the weight in place ("default", "onednn_dense").
+    panels, reduced_panels: names of submodules whose layers run on the panel kernel ("panel",
+    "panel_bf16" inside `reduced_precision()`) whatever their own times say (the C decode step
+    needs all of a block's layers on panels; `precision._decode_step_kernels` measures when).
     Returns {kernel: layer count}.
     """
     onednn = onednn_packing_available()
-    fp32 = ("default", "onednn") if onednn else ("default",)
-    bf16 = ("bf16",) if reduced_ok and onednn and native_bf16() else ()
-    panel = native.available()
+    bf16 = reduced_ok and onednn and native_bf16()
     fp32_in_place = ("default", "onednn_dense") if onednn else ("default",)
     counts: dict[str, int] = {}
     names = {id(m): n for n, m in model.named_modules()}
@@ -238,11 +252,15 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
                 if _under(full, in_place):
                     kernel = reduced_kernel = table.linear(n_in, n_out, n_rows, fp32_in_place)
                 else:
-                    few_rows = panel and n_rows < PANEL_MAX_ROWS
-                    allowed = fp32 + (("onednn4",) if onednn and n_rows < 4 else ()) + (("panel",) if few_rows else ())
-                    kernel = table.linear(n_in, n_out, n_rows, allowed)
-                    reduced = bf16 + (("panel_bf16",) if few_rows and reduced_ok else ())
-                    reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + reduced) if reduced_ok else kernel
+                    allowed, reduced = linear_candidates(n_rows, reduced_ok)
+                    kernel = ("panel" if _under(full, panels) and "panel" in allowed
+                              else table.linear(n_in, n_out, n_rows, allowed))
+                    if not reduced_ok:
+                        reduced_kernel = kernel
+                    elif _under(full, reduced_panels) and "panel_bf16" in reduced:
+                        reduced_kernel = "panel_bf16"
+                    else:
+                        reduced_kernel = table.linear(n_in, n_out, n_rows, allowed + reduced)
                 setattr(parent, name, KernelLinear(w, child.bias, w_in_out, kernel, reduced_kernel))
                 counts[kernel] = counts.get(kernel, 0) + 1
                 if reduced_kernel in REDUCED:

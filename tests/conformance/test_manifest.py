@@ -233,7 +233,11 @@ def test_make_model_dir_init_kinds_match_the_fixture_recipe():
         assert not wrong, f"{file_name}: (ours, fixture) {dict(list(wrong.items())[:10])}"
         assert set(plan.buffers) == set(weights["buffers"]), file_name
         for key, value in weights["buffers"].items():
-            assert torch.equal(plan.buffers[key], value), f"{file_name}: buffer {key}"
+            if value.is_floating_point():  # torch.exp's last bit differs between CPUs' vector paths:
+                # the DiT's time-embedding frequencies were 1 ulp off in 5 of 128 on an Intel Xeon
+                torch.testing.assert_close(plan.buffers[key], value, rtol=1.2e-7, atol=0, msg=f"{file_name}: buffer {key}")
+            else:
+                assert torch.equal(plan.buffers[key], value), f"{file_name}: buffer {key}"
 
 
 def test_make_model_dir_draw_follows_the_recipe_definition():
