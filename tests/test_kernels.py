@@ -309,9 +309,11 @@ def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes():
     torch.testing.assert_close(inside, plain, atol=0.05, rtol=0.02)
 
 
-def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_modes(monkeypatch):
-    """The DiT with every bf16 choice taken (linears kept in bf16 between them, bf16 attention):
-    outside `reduced_precision()` it computes as the plain fp32 model, inside within bf16 error."""
+@pytest.mark.parametrize("attention", ["bf16", "bf16_sdpa"])
+def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_modes(attention, monkeypatch):
+    """The DiT with every bf16 choice taken (linears kept in bf16 between them, bf16 attention of
+    either kind): outside `reduced_precision()` it computes as the plain fp32 model, inside within
+    bf16 error."""
     from index_tts.engines.precision import _attention_kernels
     from tests.test_s2mel import tiny_model as tiny_s2mel
 
@@ -321,17 +323,24 @@ def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_mode
     table = kernels.KernelTable()
     apply_kernels(model, table, rows=64, reduced_ok=True)
     _attention_kernels(model, table)
+    attention_layers = [layer for layer in model.modules() if hasattr(layer, "n_head")]
+    bf16_ran = kernels.native_bf16() and kernels.onednn_packing_available()
+    assert {layer.reduced_kernel for layer in attention_layers} == {"bf16" if bf16_ran else "default"}  # the forced one
+    for layer in attention_layers if bf16_ran else ():
+        layer.reduced_kernel = attention
     g = torch.Generator().manual_seed(4)
     B, T = 2, 37
     args = (torch.randn(B, 80, T, generator=g), torch.randn(B, 80, T, generator=g), torch.tensor([T, 30]),
             torch.tensor([0.4, 0.4]), torch.randn(B, 8, generator=g), torch.randn(B, T, 16, generator=g))
     with torch.no_grad():
         expected, outside = plain.estimator(*args), model.estimator(*args)
+        sdpa, seen = torch.nn.functional.scaled_dot_product_attention, []
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                            lambda q, *a, **k: seen.append(q.dtype) or sdpa(q, *a, **k))
         with reduced_precision():
             inside = model.estimator(*args)
     torch.testing.assert_close(outside, expected, atol=1e-6, rtol=1e-6)  # exact mode: fp32 kernels
-    bf16_ran = kernels.native_bf16() and kernels.onednn_packing_available()
-    assert {layer.reduced_kernel for layer in model.modules() if hasattr(layer, "n_head")} == {"bf16" if bf16_ran else "default"}
+    assert set(seen) == ({torch.bfloat16} if bf16_ran and attention == "bf16_sdpa" else set() if bf16_ran else {torch.float32})
     if bf16_ran:
         assert inside.dtype == torch.float32 and not torch.equal(inside, outside)
         torch.testing.assert_close(inside, expected, atol=0.05, rtol=0.05)

@@ -36,6 +36,7 @@ CUDA_GRAPHS_ENV = "INDEX_TTS_CUDA_GRAPHS"
 COMPILE_DIT_ENV = "INDEX_TTS_COMPILE_DIT"
 
 REDUCED_MODES = ("balanced", "fast")
+ATTENTION_KERNELS = ("default", "bf16", "bf16_sdpa")  # the DiT attention's candidates (`_attention_kernels`)
 # Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
 # the conditioners' ~5 s of features, the DiT's 2 CFG branches x (prompt + new) frames.
 GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
@@ -160,7 +161,10 @@ def _wavenet_kernels(cfm, table: KernelTable) -> dict[str, int]:
 
 def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:
     """The DiT's attention (a fifth of a balanced forward in fp32) gets a bf16 choice for the reduced
-    modes, where `bf16_attention` measured faster than torch's fp32 kernel on the DiT's shape."""
+    modes where one measured faster than torch's fp32 kernel on the DiT's shape: `bf16_attention`
+    ("bf16": two bf16 GEMMs and a softmax; won on an AMD Zen 4 without AMX) or torch's own flash
+    attention on bf16 inputs ("bf16_sdpa": fp32 sums inside; on an Intel Xeon with AMX 5.2 ms
+    against 8.2 and fp32's 12.5)."""
     layers = [m for m in cfm.modules() if isinstance(m, Attention)]
     if not (layers and native_bf16()):
         return {}
@@ -170,16 +174,17 @@ def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:
         g = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(shape, generator=g) for _ in range(3))
         mask = torch.ones(1, 1, 1, shape[2], dtype=torch.bool)
-        if candidate == "bf16":  # from and to bf16, as between the bf16 linears
+        if candidate != "default":  # from and to bf16, as between the bf16 linears
             q, k, v = q.bfloat16(), k.bfloat16(), v.bfloat16()
+        if candidate == "bf16":
             return lambda: bf16_attention(q, k, v, mask)
         return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
-    kernel = table.best("attention {}x{}x{}x{}".format(*shape), ("default", "bf16"), op)
+    kernel = table.best("attention {}x{}x{}x{}".format(*shape), ATTENTION_KERNELS, op)
     for layer in layers:
         layer.reduced_kernel = kernel
     table.save()
-    return {"bf16 attention (reduced modes)": len(layers)} if kernel == "bf16" else {}
+    return {f"{kernel} attention (reduced modes)": len(layers)} if kernel != "default" else {}
 
 
 def _gib(modules) -> float:

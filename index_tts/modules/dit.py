@@ -186,8 +186,9 @@ class Attention(nn.Module):
         inner = self.n_head * self.head_dim
         self.wqkv = nn.Linear(config.hidden_dim, 3 * inner, bias=False)
         self.wo = nn.Linear(inner, config.hidden_dim, bias=False)
-        # "bf16" where `bf16_attention` measured faster on this machine (engines/precision.py):
-        # then inside `reduced_precision()` (balanced, fast) it replaces the fp32 kernel.
+        # "bf16" (`bf16_attention`) or "bf16_sdpa" (torch's kernel on bf16) where one measured
+        # faster on this machine (engines/precision.py): then inside `reduced_precision()`
+        # (balanced, fast) it replaces the fp32 kernel.
         self.reduced_kernel = "default"
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, queries_from: int = 0) -> Tensor:
@@ -203,6 +204,8 @@ class Attention(nn.Module):
             mask = mask[..., queries_from:, :]
         if self.reduced_kernel == "bf16" and in_reduced_precision():
             y = bf16_attention(q, k, v, mask)
+        elif self.reduced_kernel == "bf16_sdpa" and in_reduced_precision():  # torch's flash kernel on bf16
+            y = F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), attn_mask=mask)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return linear_keeping_bf16(self.wo, y.transpose(1, 2).reshape(B, T - queries_from, -1))
