@@ -9,8 +9,8 @@
  * holding output columns 64p .. 64p+63 (zero-padded past n): for each k, the 64 weights that four
  * vector multiply-adds need are 4 consecutive 64-byte lines, and a thread reads its panels front
  * to back as one stream (16-column panels, four streams per thread, were 0-8 % slower in an A/B here).
- * The weights are fp32, or bf16 (the upper half of an fp32: widened exactly by a shift) for the
- * fast mode. x, bias and y are fp32; each output sums over k in order, in fp32.
+ * The weights are fp32, or bf16 (the upper half of an fp32: widened exactly by a shift or a mask;
+ * columns interleaved, below) for the fast mode. x, bias and y are fp32; each output sums over k in order, in fp32.
  *
  * Built at first use by panel_linear.py with -march=native for this CPU, linked to torch's own
  * OpenMP runtime so that its threads are torch's. */
@@ -22,21 +22,25 @@
 #include "panel_linear.h"
 #include "vector_math.h"
 
-typedef uint16_t u16x16 __attribute__((vector_size(32), aligned(2)));
 typedef uint32_t u32x16 __attribute__((vector_size(64)));
 
-static inline f32x16 load_f32(const float *p) { return load16(p); }
+enum { COLS = 16, PANEL = PANEL_COLUMNS, VECTORS = PANEL / COLS, ROWS = 4 }; /* 4 x 4 accumulators in registers */
 
-static inline f32x16 load_bf16(const uint16_t *p) {
-    u16x16 h;
-    memcpy(&h, p, sizeof h);
-    u32x16 bits = __builtin_convertvector(h, u32x16) << 16;
+/* Columns 16p..16p+15 of one k-row of a panel. */
+static inline f32x16 load_f32(const float *row, int p) { return load16(row + p * COLS); }
+
+/* bf16 panels hold each 32 columns interleaved (panel_linear.py's BF16_LANES): column j in the low
+ * half of 32-bit lane j, column 16 + j in its high half. So one 64-byte line widens to two vectors
+ * with a shift and a mask (two operations per 32 weights; a zero-extension and a shift per 16 made
+ * the bf16 stream slower than memory on an Intel Xeon, where both share the FMA ports). */
+static inline f32x16 load_bf16(const uint16_t *row, int p) {
+    u32x16 bits;
+    memcpy(&bits, row + (p >> 1) * 2 * COLS, sizeof bits);
+    bits = (p & 1) ? bits & 0xFFFF0000u : bits << 16;
     f32x16 v;
     memcpy(&v, &bits, sizeof v);
     return v;
 }
-
-enum { COLS = 16, PANEL = PANEL_COLUMNS, VECTORS = PANEL / COLS, ROWS = 4 }; /* 4 x 4 accumulators in registers */
 
 /* Columns col..col+15 of output row `row` (a 16-column vector never straddles two sections). */
 static inline void store(f32x16 acc, int col, int n, const float *bias, const struct outputs *out, int row,
@@ -63,7 +67,7 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, const st
         memset(acc, 0, sizeof acc);                                                              \
         for (int i = 0; i < k; i++)                                                              \
             for (int p = 0; p < np; p++) {                                                       \
-                f32x16 wv = LOAD(w + (size_t)i * PANEL + p * COLS);                              \
+                f32x16 wv = LOAD(w + (size_t)i * PANEL, p);                                      \
                 for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
             }                                                                                    \
         if (gate && !first_to_set(gate)) return 0;                                               \
