@@ -208,6 +208,21 @@ def test_bench_command_measures_both_paths(tiny_model_dir, tmp_path, capsys):
     assert "| DiT / CFM (s) |" in table and "original-style" in table
 
 
+def test_bench_runs_both_paths_in_turn_when_asked(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = bench_main(["--model-dir", str(tiny_model_dir), "--workload", "smoke", "--runs", "2", "--warmup", "0",
+                       "--compare-original", "--in-turn", "--no-floor", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    captured = capsys.readouterr()
+    order = [line.split()[2].rstrip(":") for line in captured.err.splitlines() if line.strip().startswith("run ")]
+    assert order == ["ours", "original-style", "ours", "original-style"]
+    ours, theirs = result["ours"], result["original_style"]
+    assert len(ours["each_total_s"]) == len(theirs["each_total_s"]) == 2
+    assert result["in_turn_ratios"] == pytest.approx([b / a for a, b in zip(ours["each_total_s"], theirs["each_total_s"])], rel=1e-2)
+    assert "runs taken in turn" in captured.out
+
+
 def test_weight_norm_computed_once_gives_the_same_output_and_restores_the_hooks():
     from torch.nn.utils.weight_norm import WeightNorm
 

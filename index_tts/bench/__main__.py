@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,9 @@ def parse_args(argv):
     ap.add_argument("--workload", choices=sorted(WORKLOADS), default="ref5s-100tok")
     ap.add_argument("--mode", choices=QUALITY_MODES, default="exact", help="our engine's quality mode")
     ap.add_argument("--compare-original", action="store_true", help="also measure the original-style path")
+    ap.add_argument("--in-turn", action="store_true",
+                    help="with --compare-original: hold both paths loaded and run them in turn (ours, original-style, "
+                         "ours, ...), so a drifting host slows both alike; peak RSS then counts both paths' weights")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--prompt", choices=("cold", "warm"), default="cold")
@@ -124,6 +128,11 @@ def format_table(result: dict) -> str:
                  + (f", original-style {orig['foreign_cores']}" if orig else "")
                  + ("" if ours["all_clean"] and (not orig or orig["all_clean"]) else
                     f"  -- NOT clean (> {machine.CLEAN_CORES} cores): figures distorted"))
+    if result.get("in_turn_ratios"):
+        ratios = result["in_turn_ratios"]
+        lines.append("runs taken in turn, both paths loaded (so each peak RSS counts both paths' weights): "
+                     "original-style / ours per round " + ", ".join(f"{r:.2f}×" for r in ratios)
+                     + f"; median {statistics.median(ratios):.2f}×")
     rss = result.get("rss_at_end_gib", {})
     if rss:
         lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous "
@@ -192,9 +201,19 @@ def main(argv=None) -> int:
         "model_dir": str(args.model_dir), "rss_after_load_gib": machine.rss_breakdown_gib(),
         "weights_gib": weights_gib(engine), "front_end_gib": front_end_gib(engine),
     }
-    log(f"ours ({args.mode}, {args.prompt} prompt): {args.warmup} warm-up + {args.runs} runs")
-    result["ours"] = runner.summarise(runner.measure(
-        lambda: runner.run_ours(engine, workload, args.mode, args.prompt), args.runs, args.warmup, quiet, log))
+    run_ours = lambda: runner.run_ours(engine, workload, args.mode, args.prompt)
+    if args.in_turn and args.compare_original:
+        original, _ = load_engine(args.model_dir, args.device, kernels="plain")
+        log(f"ours ({args.mode}, {args.prompt} prompt) and original-style in turn: {args.warmup} warm-up + {args.runs} runs each")
+        ours, theirs = runner.measure_in_turn([run_ours, lambda: runner.run_original_style(original, workload)],
+                                              args.runs, args.warmup, quiet, log)
+        result["ours"], result["original_style"] = runner.summarise(ours), runner.summarise(theirs)
+        result["in_turn_ratios"] = [b.total_s / a.total_s for a, b in zip(ours, theirs)]
+        del original
+        gc.collect()
+    else:
+        log(f"ours ({args.mode}, {args.prompt} prompt): {args.warmup} warm-up + {args.runs} runs")
+        result["ours"] = runner.summarise(runner.measure(run_ours, args.runs, args.warmup, quiet, log))
     if workload.name == "ref5s-100tok" and args.device == "cpu":
         result["upstream_baseline_doc"] = runner.UPSTREAM_BASELINE_REF5S
     if not args.no_floor and engine.gpt.cfg.layers > 2:
@@ -206,7 +225,7 @@ def main(argv=None) -> int:
     if args.quality_check:
         result["quality_check"] = runner.quality_check(engine, workload, args.mode)
     result["rss_at_end_gib"] = machine.rss_breakdown_gib()
-    if args.compare_original:
+    if args.compare_original and not args.in_turn:
         # Its own copy of the weights with torch's default layers, loaded only now: ours is
         # released first, so neither path's peak memory includes the other's weights.
         del engine
@@ -215,9 +234,9 @@ def main(argv=None) -> int:
         log(f"original-style: {args.warmup} warm-up + {args.runs} runs")
         result["original_style"] = runner.summarise(runner.measure(
             lambda: runner.run_original_style(original, workload), args.runs, args.warmup, quiet, log))
-        if "decode_floor" in result:
-            floor = result["decode_floor"]
-            floor["original_ratio"] = result["original_style"]["decode_ms_per_token"] / floor["floor_ms_per_token"]
+    if "decode_floor" in result and "original_style" in result:
+        floor = result["decode_floor"]
+        floor["original_ratio"] = result["original_style"]["decode_ms_per_token"] / floor["floor_ms_per_token"]
 
     print(format_table(result))
     if args.json:

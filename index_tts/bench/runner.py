@@ -176,16 +176,25 @@ def summarise(records: list[RunRecord]) -> dict:
 
 def measure(fn, runs: int, warmup: int, quiet_wait_s: float | None, log=print) -> list[RunRecord]:
     """`warmup` untimed calls, then `runs` timed ones (each after a quiet wait, when asked)."""
-    for _ in range(warmup):
-        fn()
-    records = []
+    return measure_in_turn([fn], runs, warmup, quiet_wait_s, log)[0]
+
+
+def measure_in_turn(fns: list, runs: int, warmup: int, quiet_wait_s: float | None, log=print) -> list[list[RunRecord]]:
+    """`measure` for several paths, their timed runs taken in turn (a, b, a, b, ...): on a host
+    whose speed drifts over minutes (an Intel Xeon VM here moved ±20% within a quarter of an hour),
+    all of a's runs and then all of b's would compare two different machines."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    records: list[list[RunRecord]] = [[] for _ in fns]
     for i in range(runs):
-        if quiet_wait_s is not None:
-            machine.wait_quiet(quiet_wait_s, log)
-        record = fn()
-        log(f"  run {i + 1}/{runs} {record.path}: {record.total_s:.2f} s, RTF {record.rtf:.2f}, "
-            f"other processes {record.foreign_cores:.2f} cores{'' if record.clean else ' (NOT clean)'}")
-        records.append(record)
+        for fn, mine in zip(fns, records):
+            if quiet_wait_s is not None:
+                machine.wait_quiet(quiet_wait_s, log)
+            record = fn()
+            log(f"  run {i + 1}/{runs} {record.path}: {record.total_s:.2f} s, RTF {record.rtf:.2f}, "
+                f"other processes {record.foreign_cores:.2f} cores{'' if record.clean else ' (NOT clean)'}")
+            mine.append(record)
     return records
 
 
