@@ -9,8 +9,8 @@
  * holding output columns 64p .. 64p+63 (zero-padded past n): for each k, the 64 weights that four
  * vector multiply-adds need are 4 consecutive 64-byte lines, and a thread reads its panels front
  * to back as one stream (16-column panels, four streams per thread, were 0-8 % slower in an A/B here).
- * The weights are fp32, or bf16 (the upper half of an fp32: widened exactly by a shift or a mask;
- * columns interleaved, below) for the fast mode. x, bias and y are fp32; each output sums over k in order, in fp32.
+ * The weights are fp32, or bf16 (the upper half of an fp32: widened exactly by a shift or a mask,
+ * below) for the fast mode. x, bias and y are fp32; each output sums over k in order, in fp32.
  *
  * Built at first use by panel_linear.py with -march=native for this CPU, linked to torch's own
  * OpenMP runtime so that its threads are torch's. */
@@ -29,10 +29,11 @@ enum { COLS = 16, PANEL = PANEL_COLUMNS, VECTORS = PANEL / COLS, ROWS = 4 }; /* 
 /* Columns 16p..16p+15 of one k-row of a panel. */
 static inline f32x16 load_f32(const float *row, int p) { return load16(row + p * COLS); }
 
-/* bf16 panels hold each 32 columns interleaved (panel_linear.py's BF16_LANES): column j in the low
- * half of 32-bit lane j, column 16 + j in its high half. So one 64-byte line widens to two vectors
- * with a shift and a mask (two operations per 32 weights; a zero-extension and a shift per 16 made
- * the bf16 stream slower than memory on an Intel Xeon, where both share the FMA ports). */
+/* bf16 weights: one 64-byte line of a k-row holds columns 32m..32m+31 (m = p / 2), column 32m + 2j
+ * in the low half of 32-bit lane j and 32m + 2j + 1 in its high half (little-endian). A shift
+ * widens the even columns, a mask the odd ones: two operations per 32 weights (a zero-extension and
+ * a shift per 16 made the bf16 stream slower than memory on an Intel Xeon, where both share the
+ * FMA ports). Vector 2m then holds the even columns and 2m + 1 the odd ones, until `unzip`. */
 static inline f32x16 load_bf16(const uint16_t *row, int p) {
     u32x16 bits;
     memcpy(&bits, row + (p >> 1) * 2 * COLS, sizeof bits);
@@ -40,6 +41,13 @@ static inline f32x16 load_bf16(const uint16_t *row, int p) {
     f32x16 v;
     memcpy(&v, &bits, sizeof v);
     return v;
+}
+
+/* Even and odd columns of 32 (load_bf16's vectors 2m, 2m + 1) -> columns 32m..32m+15, 32m+16..32m+31. */
+static inline void unzip(f32x16 *even, f32x16 *odd) {
+    f32x16 e = *even, o = *odd;
+    *even = __builtin_shufflevector(e, o, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    *odd = __builtin_shufflevector(e, o, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 }
 
 /* Columns col..col+15 of output row `row` (a 16-column vector never straddles two sections). */
@@ -59,25 +67,28 @@ static inline void store(f32x16 acc, int col, int n, const float *bias, const st
  * row0..); np, nr are constants after inlining. With a `gate`, the outputs are stored only if this
  * call is the first to set it (gpt_decode.c: a panel another thread may be computing too); returns
  * whether it stored. */
-#define DEFINE_BLOCK(NAME, WTYPE, LOAD)                                                           \
+#define DEFINE_BLOCK(NAME, WTYPE, LOAD, ZIPPED)                                                   \
     static inline __attribute__((always_inline)) int NAME(                                       \
         const float *x, int k, const WTYPE *w, int np, int nr, int col, int n,                   \
         const float *bias, const struct outputs *out, int row0, int epilogue, unsigned char *gate) { \
         f32x16 acc[VECTORS][ROWS];                                                               \
+        const int nv = ZIPPED ? (np + 1) & ~1 : np; /* zipped vectors come in pairs */           \
         memset(acc, 0, sizeof acc);                                                              \
         for (int i = 0; i < k; i++)                                                              \
-            for (int p = 0; p < np; p++) {                                                       \
+            for (int p = 0; p < nv; p++) {                                                       \
                 f32x16 wv = LOAD(w + (size_t)i * PANEL, p);                                      \
                 for (int r = 0; r < nr; r++) acc[p][r] += x[(size_t)r * k + i] * wv;             \
             }                                                                                    \
         if (gate && !first_to_set(gate)) return 0;                                               \
+        for (int p = 0; ZIPPED && p < nv; p += 2)                                                \
+            for (int r = 0; r < nr; r++) unzip(&acc[p][r], &acc[p + 1][r]);                      \
         for (int p = 0; p < np; p++)                                                             \
             for (int r = 0; r < nr; r++) store(acc[p][r], col + p * COLS, n, bias, out, row0 + r, epilogue); \
         return 1;                                                                                \
     }
 
-DEFINE_BLOCK(block_f32, float, load_f32)
-DEFINE_BLOCK(block_bf16, uint16_t, load_bf16)
+DEFINE_BLOCK(block_f32, float, load_f32, 0)
+DEFINE_BLOCK(block_bf16, uint16_t, load_bf16, 1)
 
 #define CASE(BLOCK, NP, NR) \
     case (NP) * 8 + (NR): return BLOCK(x, k, w, NP, NR, col, n, bias, out, row0, epilogue, gate);

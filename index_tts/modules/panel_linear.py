@@ -34,23 +34,13 @@ def self_check() -> None:
                 raise RuntimeError(f"the compiled kernel disagrees with F.linear ({dtype}, {rows} rows)")
 
 
-# bf16 panels hold each 32 columns interleaved, column j in the low half of 32-bit lane j and
-# column 16 + j in its high half (panel_linear.c widens a 64-byte line with one shift and one mask).
-BF16_LANES = torch.tensor([32 * g + 16 * h + j for g in range(2) for j in range(16) for h in range(2)])
-
-
 def pack(w_out_in: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """W [n, k] -> panels [ceil(n / 64), k, 64] in `dtype` (float32 or bfloat16), zero-padded."""
     n, k = w_out_in.shape
     panels = -(-n // COLS)
-    padded = w_out_in.new_zeros(panels * COLS, k, dtype=torch.float32)
+    padded = w_out_in.new_zeros(panels * COLS, k, dtype=dtype)
     padded[:n] = w_out_in
-    return as_dtype(padded.view(panels, COLS, k).transpose(1, 2).contiguous(), dtype)
-
-
-def as_dtype(panels: Tensor, dtype: torch.dtype) -> Tensor:
-    """fp32 panels -> panels in `dtype` (the bf16 ones rounded, their columns interleaved)."""
-    return panels[..., BF16_LANES].to(dtype) if dtype == torch.bfloat16 else panels.to(dtype)
+    return padded.view(panels, COLS, k).transpose(1, 2).contiguous()
 
 
 def hold_in_huge_pages(layers: list) -> None:
@@ -76,8 +66,6 @@ def hold_in_huge_pages(layers: list) -> None:
 def unpack(panels: Tensor, n: int) -> Tensor:
     """The inverse of `pack`: W [n, k] in float32."""
     p, k, cols = panels.shape
-    if panels.dtype == torch.bfloat16:
-        panels = panels[..., torch.argsort(BF16_LANES)]
     return panels.transpose(1, 2).reshape(p * cols, k)[:n].float()
 
 
