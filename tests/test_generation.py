@@ -192,6 +192,22 @@ def test_conformer_masks_frames_past_the_1024_length_like_upstream():
         assert not torch.allclose(model.get_conditioning(short), model.get_conditioning(short2))
 
 
+@pytest.mark.parametrize("frames", [7, 120, 249])
+def test_the_conditioners_input_convolution_as_one_product_computes_the_conv2d(frames, monkeypatch):
+    """Conv2dSubsampling2.conv_as_product (our CPU engine): the same outputs as Conv2d + ReLU +
+    the transposed flattening (upstream's order), up to summation order, odd and even lengths."""
+    model = tiny_model()
+    x = torch.randn(2, frames, 1024, generator=torch.Generator().manual_seed(frames))
+    embed = model.conditioning_encoder.embed
+    with torch.no_grad():
+        conv_path = embed(x, torch.ones(2, 1, frames, dtype=torch.bool))
+        monkeypatch.setattr(embed, "conv_as_product", True)
+        product_path = embed(x, torch.ones(2, 1, frames, dtype=torch.bool))
+    assert conv_path[0].shape == (2, (frames - 3) // 2 + 1, TINY.condition_module.output_size)
+    for a, b in zip(conv_path, product_path):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
 def test_loader_is_strict_and_skips_text_head():
     model = tiny_model()
     sd = dict(model.state_dict())

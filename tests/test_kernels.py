@@ -17,9 +17,10 @@ from torch import nn
 from index_tts.bench.runner import mel_distance
 from index_tts.bench.workloads import reference_signal
 from index_tts.emotion import EmotionSpec
-from index_tts.engines.base import QUALITY_MODES, GenerationParams
+from index_tts.engines.base import QUALITY_MODES, EngineRequest, GenerationParams
 from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
 from index_tts.modules import kernels, native
+from index_tts.modules.conformer import Conv2dSubsampling2
 from index_tts.modules.generation import DecodeParams, generate
 from index_tts.modules.packed_linear import Bf16Conv, KernelLinear, apply_kernels, reduced_precision
 from index_tts.modules.static_decode import StaticStepGPT
@@ -92,9 +93,9 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
         plain = run()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     where = model[0].weight.data_ptr()
-    in_place = ("",) if candidate == "onednn_dense" else ()  # only offered for weights that stay in place
-    apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=not in_place, conv_lengths={id(model[3]): 3},
-                  in_place=in_place)
+    in_place = ("",) if candidate in ("onednn_dense", "bf16_cast") else ()  # only offered for weights that stay in place
+    apply_kernels(model, kernels.KernelTable(), rows=3, reduced_ok=candidate != "onednn_dense",
+                  conv_lengths={id(model[3]): 3}, in_place=in_place)
     assert isinstance(model[0], KernelLinear) and isinstance(model[2], KernelLinear)
     fp32 = "default" if candidate in kernels.REDUCED else candidate
     assert model[0].kernel == fp32
@@ -106,8 +107,10 @@ def test_each_kernel_computes_the_plain_layers_and_keeps_one_weight(candidate, m
         exact = run()
         with reduced_precision():
             reduced = run()
+            held = model[0]._bf16 is not None
     torch.testing.assert_close(exact, plain, atol=1e-5, rtol=1e-5)  # outside reduced precision: fp32
-    bf16_ran = (candidate == "bf16" and kernels.native_bf16()) or candidate == "panel_bf16"
+    bf16_ran = (candidate in ("bf16", "bf16_cast") and kernels.native_bf16()) or candidate == "panel_bf16"
+    assert held == (bf16_ran and candidate != "bf16_cast")  # a cast per call holds no copy
     assert isinstance(model[3], Bf16Conv) == (candidate == "bf16" and kernels.native_bf16())
     if bf16_ran:
         assert not torch.equal(reduced, exact)
@@ -190,7 +193,7 @@ def test_the_decode_step_class_is_timed_with_both_candidates():
     assert saved[f"{key} fp32"] == table.times[f"{key} fp32"]
 
 
-FORCED_RUNS = ["default", "onednn", "onednn4,onednn_dense", "panel", "bf16,panel_bf16"]
+FORCED_RUNS = ["default", "onednn", "onednn4,onednn_dense", "panel", "bf16,panel_bf16,bf16_cast"]
 
 
 def test_the_forced_runs_cover_every_candidate():
@@ -247,6 +250,38 @@ def test_balanced_mode_keeps_exact_codes_and_only_fast_reduces_the_gpt(reduced, 
         torch.testing.assert_close(out["fast"][2], out["exact"][2], atol=0.1, rtol=0.05)
     elif not gpt_reduced:
         assert out["fast"][0] == out["exact"][0] and torch.equal(out["fast"][2], out["exact"][2])
+
+
+def test_fast_builds_its_own_voice_prompt_with_one_w2v_pass(tiny_model_dir, monkeypatch):
+    """Fast mode's voice prompt: one w2v-BERT pass (the emotion reference's embedding and emotion
+    vector are the speaker's), in bf16 where native, cached apart from the exact prompt, which
+    stays as upstream's (two passes over two resamplings)."""
+    monkeypatch.setenv(kernels.FORCE_ENV, "bf16,panel_bf16,bf16_cast")
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
+    assert all(m.conv_as_product for m in engine.gpt.modules() if isinstance(m, Conv2dSubsampling2))
+    passes = []
+    forward = engine.w2v.forward
+    monkeypatch.setattr(engine.w2v, "forward", lambda *a, **k: (passes.append(1), forward(*a, **k))[1])
+    wav = reference_signal(3.0)
+    exact = engine.voice_prompt(wav, 24000, key="voice")
+    assert len(passes) == 2 and not torch.equal(exact.emo_cond_emb, exact.spk_cond_emb)
+    fast = engine.voice_prompt(wav, 24000, key="voice", quality="fast")
+    assert len(passes) == 3
+    assert fast.emo_cond_emb is fast.spk_cond_emb and fast.voice_emovec is fast.base_emovec
+    assert engine.voice_prompt(wav, 24000, key="voice") is exact
+    assert engine.voice_prompt(wav, 24000, key="voice", quality="fast") is fast and len(passes) == 3
+    if kernels.native_bf16():  # every front-end linear cast to bf16: close to exact, not equal
+        assert not torch.equal(fast.spk_cond_emb, exact.spk_cond_emb)
+        err = (fast.spk_cond_emb - exact.spk_cond_emb).norm() / exact.spk_cond_emb.norm()
+        assert err < 0.05, err
+    else:
+        assert torch.equal(fast.spk_cond_emb, exact.spk_cond_emb)
+    # a fast request asks for the fast prompt
+    asked = []
+    monkeypatch.setattr(engine, "voice_prompt", lambda *a, **k: (asked.append(k.get("quality")), fast)[1])
+    request = EngineRequest(text="hello there", voice=wav, voice_sr=24000, voice_key="voice",
+                            generation=GenerationParams(quality="fast", seed=1, max_mel_tokens=20))
+    assert engine.synthesize(request).audio.size > 0 and asked == ["fast"]
 
 
 # ---------------------------------------------------------------------------------------------

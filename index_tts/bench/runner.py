@@ -100,7 +100,7 @@ def run_ours(engine, workload: Workload, quality: str = "exact", prompt: str = "
     with instrument(engine, clock), machine.cpu_window() as window:
         start = time.perf_counter()
         generator = torch.Generator(device=engine.device).manual_seed(seed)
-        voice = engine.voice_prompt(wav, REF_SR, key="bench-reference")
+        voice = engine.voice_prompt(wav, REF_SR, key="bench-reference", quality=quality)
         emovec = engine.emotion_vector(voice, EmotionSpec(), "", generator)
         on_segment = lambda index, pcm, sr: (first_audio.append(time.perf_counter() - start), pieces.append(pcm))
         extra = {} if trace is None else {"trace": trace}

@@ -212,9 +212,16 @@ class IndexTTS2Engine(RequestFlow):
     # -- voice and emotion --------------------------------------------------------------------
 
     @torch.no_grad()
-    def voice_prompt(self, wav: np.ndarray, sr: int, key: str | None = None, trace=_no_trace) -> VoicePrompt:
-        """Speaker reference (float32 mono at `sr`) -> VoicePrompt, cached under `key`."""
+    def voice_prompt(self, wav: np.ndarray, sr: int, key: str | None = None, trace=_no_trace,
+                     quality: str = "exact") -> VoicePrompt:
+        """Speaker reference (float32 mono at `sr`) -> VoicePrompt, cached under `key` (and the mode).
+
+        quality="fast" makes its own prompt, cheaper: one w2v-BERT pass, the speaker's 16 kHz audio
+        standing for the emotion reference's too (upstream resamples the same file a second way and
+        runs w2v-BERT again), and on the CPU the front end in bf16 where measured faster."""
+        fast = quality == "fast"
         if key is not None:
+            key = f"{key} (fast)" if fast else key
             with self._cache_lock:
                 if key in self._voices:
                     self._voices.move_to_end(key)
@@ -224,32 +231,36 @@ class IndexTTS2Engine(RequestFlow):
         huge_pages.return_freed_memory()
         dev = self.device
         audio_22k, audio_16k = audio.speaker_audio(wav, sr)
-        emo_16k = audio.emotion_audio(wav, sr)
-        trace("audio_22k", audio_22k), trace("audio_16k", audio_16k), trace("emo_audio_16k", emo_16k)
+        trace("audio_22k", audio_22k), trace("audio_16k", audio_16k)
+        with gpt_precision(dev, quality):
+            feats, mask = audio.w2v_features(audio_16k)
+            trace("input_features", feats), trace("attention_mask", mask)
+            spk_cond_emb = self.w2v(feats.to(dev), mask.to(dev))
+            if fast:
+                emo_cond_emb = spk_cond_emb
+            else:
+                emo_16k = audio.emotion_audio(wav, sr)
+                trace("emo_audio_16k", emo_16k)
+                emo_cond_emb = self._w2v_emb(emo_16k, trace, "emo_")
+            trace("spk_cond_emb", spk_cond_emb), trace("emo_cond_emb", emo_cond_emb)
+            self._release_front_end()  # w2v-BERT is done with: its pages need not sit beside the conditioners'
 
-        feats, mask = audio.w2v_features(audio_16k)
-        trace("input_features", feats), trace("attention_mask", mask)
-        spk_cond_emb = self.w2v(feats.to(dev), mask.to(dev))
-        emo_cond_emb = self._w2v_emb(emo_16k, trace, "emo_")
-        trace("spk_cond_emb", spk_cond_emb), trace("emo_cond_emb", emo_cond_emb)
-        self._release_front_end()  # w2v-BERT is done with: its pages need not sit beside the conditioners'
-
-        gpt_dtype = next(self.gpt.parameters()).dtype
-        ref_mel = audio.mel_spectrogram(audio_22k, self.cfg["s2mel"]["preprocess_params"]).to(dev)
-        fbank = audio.kaldi_fbank(audio_16k)
-        fbank = fbank - fbank.mean(dim=0, keepdim=True)
-        trace("ref_mel", ref_mel), trace("campplus_feat", fbank)
-        style = self.campplus(fbank[None].to(dev))
-        trace("style", style)
-        prompt_condition, spk_latent = self._speaker_conditions(spk_cond_emb, ref_mel, style, trace)
-        trace("prompt_condition", prompt_condition), trace("spk_latent", spk_latent)
+            gpt_dtype = next(self.gpt.parameters()).dtype
+            ref_mel = audio.mel_spectrogram(audio_22k, self.cfg["s2mel"]["preprocess_params"]).to(dev)
+            fbank = audio.kaldi_fbank(audio_16k)
+            fbank = fbank - fbank.mean(dim=0, keepdim=True)
+            trace("ref_mel", ref_mel), trace("campplus_feat", fbank)
+            style = self.campplus(fbank[None].to(dev))
+            trace("style", style)
+            prompt_condition, spk_latent = self._speaker_conditions(spk_cond_emb, ref_mel, style, trace)
+            trace("prompt_condition", prompt_condition), trace("spk_latent", spk_latent)
+            base_emovec = self.gpt.get_emovec(spk_cond_emb.to(gpt_dtype))
+            voice_emovec = base_emovec if fast else self.gpt.get_emovec(emo_cond_emb.to(gpt_dtype))
 
         prompt = VoicePrompt(
             spk_cond_emb=spk_cond_emb, emo_cond_emb=emo_cond_emb, ref_mel=ref_mel, style=style,
-            prompt_condition=prompt_condition,
-            spk_latent=spk_latent,
-            base_emovec=self.gpt.get_emovec(spk_cond_emb.to(gpt_dtype)),
-            voice_emovec=self.gpt.get_emovec(emo_cond_emb.to(gpt_dtype)),
+            prompt_condition=prompt_condition, spk_latent=spk_latent,
+            base_emovec=base_emovec, voice_emovec=voice_emovec,
         )
         self._release_front_end()
         if key is not None:

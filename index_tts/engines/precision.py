@@ -7,9 +7,11 @@
   seed); the DiT/CFM and BigVGAN, which only turn the codes into sound, in bf16 where the hardware
   has it: on a CPU with native bf16 (AVX512-BF16 or AMX, detected from the CPU flags) each layer
   whose bf16 kernel measured fastest; on CUDA under autocast (bf16). Elsewhere fp32, as exact.
-- fast: balanced plus fewer DiT steps and a shorter DiT prompt (engines/indextts2.py), and on the
-  CPU the GPT's decode layers with bf16 weights where that measured faster (half the bytes a decode
-  step streams; the codes may then differ from exact mode's: docs/performance.md says how often).
+- fast: balanced plus fewer DiT steps and a shorter DiT prompt, one w2v-BERT pass per new voice
+  (engines/indextts2.py), and on the CPU the GPT's decode layers with bf16 weights where that
+  measured faster (half the bytes a decode step streams) and the voice front end's layers in bf16
+  where the cast-per-call measured faster; the codes may then differ from exact mode's
+  (docs/performance.md says how often).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from index_tts.modules import native, panel_linear
+from index_tts.modules.conformer import Conv2dSubsampling2
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
 from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.packed_linear import (KernelLinear, apply_kernels, conv_input_lengths, detach_from_file,
@@ -73,7 +76,10 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
         blocks = ("gpt.h",)
         counts["gpt"] = apply_kernels(engine.gpt, table, GPT_ROWS, reduced_ok=True, in_place=file_backed["gpt"],
                                       panels=blocks if exact_step else (), reduced_panels=blocks if reduced_step else ())
-        counts["w2v"] = apply_kernels(engine.w2v, table, FEATURE_ROWS, in_place=("",))
+        for layer in engine.gpt.modules():
+            if isinstance(layer, Conv2dSubsampling2):  # the conditioners' input convolution as one product
+                layer.conv_as_product = True
+        counts["w2v"] = apply_kernels(engine.w2v, table, FEATURE_ROWS, reduced_ok=True, in_place=("",))
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))
         counts["dit"].update(_attention_kernels(engine.s2mel.cfm, table))
@@ -228,8 +234,9 @@ def decoder_precision(device: str, quality: str):
 
 
 def gpt_precision(device: str, quality: str):
-    """Context for the GPT's decode and latent pass of one segment: reduced only in the fast mode
-    (balanced keeps exact mode's codes), and only on the CPU (CUDA runs the GPT in fp16 as upstream)."""
+    """Context for the GPT and what feeds it (a new voice's front end, each segment's decode and
+    latent pass): reduced only in the fast mode (balanced keeps exact mode's codes), and only on
+    the CPU (CUDA runs the GPT in fp16 as upstream)."""
     if quality == "fast" and not device.startswith("cuda"):
         return reduced_precision()
     return contextlib.nullcontext()

@@ -40,7 +40,7 @@ class RequestFlow:
             raise NothingToSpeak("the text has nothing to speak after normalisation")
 
         progress(0.05, "processing the voice reference")
-        prompt = self.voice_prompt(request.voice, request.voice_sr, request.voice_key)
+        prompt = self.voice_prompt(request.voice, request.voice_sr, request.voice_key, quality=params.quality)
         progress(0.15, "computing the emotion")
         emotion, emotion_model = request.emotion, ""
         if emotion.mode == "text":

@@ -85,8 +85,14 @@ class RelPositionalEncoding(nn.Module):
 class Conv2dSubsampling2(nn.Module):
     """Conv2d(1->D, 3x3, stride 2) + ReLU over (time, feature), then Linear(D * F' -> D).
 
-    At full size F' = 511, so `out.0` is the 261,632 -> 512 linear.
+    At full size F' = 511, so `out.0` is the 261,632 -> 512 linear, and the convolution's output
+    is 130 MB for 5 s of speech. With `conv_as_product` (set by the CPU kernel choice) the
+    convolution runs as one batched product over the 9 taps (+ bias) that writes that output
+    straight in the linear's (time, channel, feature) order: no Conv2d over a single input
+    channel, no transposed copy. Same sums, in another order.
     """
+
+    conv_as_product = False
 
     def __init__(self, idim: int, odim: int, pe_max_len: int):
         super().__init__()
@@ -94,10 +100,24 @@ class Conv2dSubsampling2(nn.Module):
         self.out = nn.Sequential(nn.Linear(odim * ((idim - 1) // 2), odim))
         self.pos_enc = RelPositionalEncoding(odim, pe_max_len)
 
+    def _conv_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, F] -> relu(conv) as [B, T', D * F'], channel-major features, by the product."""
+        conv = self.conv[0]
+        b, t_in, f_in = x.shape
+        t, f = (t_in - 3) // 2 + 1, (f_in - 3) // 2 + 1
+        taps = [x[:, i:i + 2 * t - 1:2, j:j + 2 * f - 1:2] for i in range(3) for j in range(3)]
+        patches = torch.stack(taps + [x.new_ones(b, t, f)], dim=2).reshape(b * t, 10, f)  # [B*T', 9 taps + 1, F']
+        kernel = torch.cat([conv.weight.reshape(-1, 9), conv.bias[:, None]], dim=1)       # [D, 10]
+        y = torch.bmm(kernel.expand(b * t, -1, -1), patches)                               # [B*T', D, F']
+        return y.clamp_min_(0).view(b, t, -1)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.conv(x.unsqueeze(1))                      # [B, D, T', F']
-        b, c, t, f = x.shape
-        x = self.out(x.transpose(1, 2).reshape(b, t, c * f))  # [B, T', D]; channel-major features
+        if self.conv_as_product:
+            x = self.out(self._conv_rows(x))                  # [B, T', D]
+        else:
+            x = self.conv(x.unsqueeze(1))                      # [B, D, T', F']
+            b, c, t, f = x.shape
+            x = self.out(x.transpose(1, 2).reshape(b, t, c * f))  # [B, T', D]; channel-major features
         x, pos_emb = self.pos_enc(x)
         return x, pos_emb, mask[:, :, 2::2]
 

@@ -13,10 +13,11 @@ says it is a linear layer with its weight stored [in, out] (`weight_in_out = Tru
 Results equal the plain layer up to float32 summation order (~1e-6 relative).
 
 Layers of modules that may run in reduced precision (`reduced_ok`: the DiT and BigVGAN, and the
-GPT's decode layers, which only the fast mode runs reduced) also get a reduced-precision choice:
-inside `reduced_precision()` they use bf16 weights ("bf16": oneDNN with bf16 inputs; "panel_bf16":
-the panel kernel, fp32 inputs) when that was measured fastest, with a bf16 copy built on first use
-(so exact-only use never holds one). Convolutions only ever get that reduced choice: their fp32 path is torch's.
+GPT with its voice front end and w2v-BERT, which only the fast mode runs reduced) also get a
+reduced-precision choice: inside `reduced_precision()` they use bf16 weights ("bf16": oneDNN with
+bf16 inputs; "panel_bf16": the panel kernel, fp32 inputs) when that was measured fastest, with a
+bf16 copy built on first use (so exact-only use never holds one), or, for weights that stay in
+their file, a cast made for each call ("bf16_cast"). Convolutions only ever get that reduced choice: their fp32 path is torch's.
 
 Which kernel wins is measured per machine (`kernels.KernelTable`). Apply only after the weights
 are final (after `load_state_dict`, `.to(device)`, `.eval()`).
@@ -131,8 +132,12 @@ class KernelLinear(nn.Module):
         return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))
 
     def bf16_product(self, rows: Tensor) -> Tensor:
-        """rows [n, in] (any float dtype) times the bf16 weight -> [n, out] in bf16 (the "bf16" kernel)."""
-        w, b = self._bf16_weights()
+        """rows [n, in] (any float dtype) times the bf16 weight -> [n, out] in bf16: the held copy
+        ("bf16"), or one cast for this call only ("bf16_cast": the weight stays in its file)."""
+        if self.reduced_kernel == "bf16_cast":
+            w, b = self.dense_weight().bfloat16(), None if self.bias is None else self.bias.detach().bfloat16()
+        else:
+            w, b = self._bf16_weights()
         return torch.ops.mkldnn._linear_pointwise(rows.to(torch.bfloat16), w, b, "none", [], "")
 
     def panels_now(self) -> Tensor | None:
@@ -148,7 +153,7 @@ class KernelLinear(nn.Module):
         panels = self.panels_now()
         if panels is not None:
             y = panel_linear.linear(rows, panels, bias, self.out_features)
-        elif self.reduced_kernel == "bf16" and in_reduced_precision():
+        elif self.reduced_kernel in ("bf16", "bf16_cast") and in_reduced_precision():
             y = self.bf16_product(rows).float()
         elif self.packed_weight is not None:
             n = rows.size(0)
@@ -231,7 +236,8 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
     {submodule name prefix: rows} with "" as the fallback. conv_lengths: {id(conv): input length}
     for the convolutions that may run in bf16 (reduced_ok only). in_place: names of submodules
     ("" for all) whose weights must stay where they are (views of the memory-mapped checkpoint):
-    their layers choose only among kernels that read the weight in place ("default", "onednn_dense").
+    their layers choose only among kernels that read the weight in place ("default", "onednn_dense";
+    reduced: "bf16_cast").
     panels, reduced_panels: names of submodules whose layers run on the panel kernel ("panel",
     "panel_bf16" inside `reduced_precision()`) whatever their own times say (the C decode step
     needs all of a block's layers on panels; `precision._decode_step_kernels` measures when).
@@ -250,7 +256,8 @@ def apply_kernels(model: nn.Module, table: KernelTable, rows: int | dict[str, in
                 w, w_in_out = child.weight, getattr(child, "weight_in_out", False)
                 n_in, n_out = (w.shape if w_in_out else w.shape[::-1])
                 if _under(full, in_place):
-                    kernel = reduced_kernel = table.linear(n_in, n_out, n_rows, fp32_in_place)
+                    reduced_kernel = table.linear(n_in, n_out, n_rows, fp32_in_place + (("bf16_cast",) if bf16 else ()))
+                    kernel = table.linear(n_in, n_out, n_rows, fp32_in_place)  # the same timings
                 else:
                     allowed, reduced = linear_candidates(n_rows, reduced_ok)
                     kernel = ("panel" if _under(full, panels) and "panel" in allowed
