@@ -58,6 +58,8 @@ def test_the_table_measures_each_class_once_and_caches_it_per_machine(tmp_path, 
     assert again.linear(24, 40, 3, ("default", "onednn")) == choice
     other = dict(kernels.machine_key(), threads=kernels.machine_key()["threads"] + 1)
     assert kernels.cache_path(other) != table.path  # another thread count is another machine
+    monkeypatch.setattr(native, "sources_digest", lambda: "another version of our C kernels")
+    assert kernels.cache_path() != table.path  # changed kernels are timed again
 
 
 def test_a_forced_candidate_wins_where_it_is_allowed(monkeypatch):

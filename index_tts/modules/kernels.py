@@ -88,8 +88,13 @@ def onednn_packing_available() -> bool:
 
 
 def machine_key() -> dict:
+    """What the timings depend on: the machine, torch, the threads, and our own C kernels' source
+    (a changed kernel is timed again)."""
+    from index_tts.modules.native import sources_digest
+
     info = cpu_info()
-    return {"cpu": info["cpu"], "flags": info["flags"], "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return {"cpu": info["cpu"], "flags": info["flags"], "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "native": sources_digest()}
 
 
 def cache_path(key: dict | None = None) -> Path:

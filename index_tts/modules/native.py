@@ -36,6 +36,8 @@ SIGNATURES = {  # name: (argument types, return type)
     "panel_linear_f32": ([_P, _I, _I, _P, _P, _P, _I, _I], None),
     "panel_linear_bf16": ([_P, _I, _I, _P, _P, _P, _I, _I], None),
     "panel_linear_threads": ([], _I),
+    "panel_linear_bf16_tiled": ([_I], _I),
+    "panel_linear_bf16_pack": ([_P, _I, _I, _P], None),
     "decode_attention": ([_P, _I, _I, _I, _P, _I, _I, _P, _I, _I, _F, _P], _I),
     "gpt2_decode_blocks": ([_P, _I, _I, _P, _I, _I, _I, _I, _F, _I, _I, _P, _I, _I], _I),
     "gpt_decode_stall_for_tests": ([_I, _I, _I], None),
@@ -55,12 +57,16 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
+def sources_digest() -> str:
+    """A digest of the C sources (kernel timings and built libraries are per version of them)."""
+    return hashlib.sha256("\n".join(s.read_text() for s in SOURCES + HEADERS).encode()).hexdigest()[:16]
+
+
 def _library_path(compiler: str) -> Path:
     from index_tts.modules.kernels import cpu_info
 
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = "\n".join([*(s.read_text() for s in SOURCES + HEADERS), version.splitlines()[0] if version else compiler,
-                     repr(cpu_info()), torch.__version__])
+    key = "\n".join([sources_digest(), version.splitlines()[0] if version else compiler, repr(cpu_info()), torch.__version__])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "index_tts" / f"native-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 

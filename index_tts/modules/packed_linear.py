@@ -126,7 +126,7 @@ class KernelLinear(nn.Module):
             return self._bf16
         if self.reduced_kernel == "panel_bf16":  # the same panels, rounded: one cast
             panels = (panel_linear.pack(self.dense_weight(), torch.bfloat16) if self.panels is None
-                      else self.panels.bfloat16())
+                      else panel_linear.to_bf16(self.panels))
             return _remember_bf16(self, (panels, None))
         w = torch.ops.mkldnn._reorder_linear_weight(self.dense_weight().bfloat16().contiguous())
         return _remember_bf16(self, (w, None if self.bias is None else self.bias.detach().bfloat16()))

@@ -24,23 +24,48 @@ STORE = 0  # panel_linear.c's epilogue: y = x W^T + b
 def self_check() -> None:
     """Raises unless the compiled kernel computes F.linear (run once, when the library loads)."""
     g = torch.Generator().manual_seed(0)
-    w, b = torch.randn(37, 45, generator=g), torch.randn(37, generator=g)
-    for rows in (1, 3, 6):
-        x = torch.randn(rows, 45, generator=g)
-        for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 0.0)):
-            want = F.linear(x, w.to(dtype).float(), b)
-            got = linear(x, pack(w, dtype), b, 37)
-            if not torch.allclose(got, want, atol=1e-4 + tol, rtol=1e-4):
-                raise RuntimeError(f"the compiled kernel disagrees with F.linear ({dtype}, {rows} rows)")
+    for k in (45, 64):  # 64: the bf16 tiles, where the CPU has AMX
+        w, b = torch.randn(37, k, generator=g), torch.randn(37, generator=g)
+        for rows in (1, 3, 6, 17):
+            x = torch.randn(rows, k, generator=g)
+            for dtype in (torch.float32, torch.bfloat16):
+                want = F.linear(rows_as_multiplied(x, dtype), w.to(dtype).float(), b)
+                got = linear(x, pack(w, dtype), b, 37)
+                if not torch.allclose(got, want, atol=1e-4, rtol=1e-4):
+                    raise RuntimeError(f"the compiled kernel disagrees with F.linear ({dtype}, {rows} rows, k {k})")
+
+
+def tiled(k: int) -> bool:
+    """Whether bf16 panels of `k` inputs are AMX tiles (panel_linear.c), whose kernel multiplies
+    the rows rounded to bf16; otherwise they are plain panels and the rows stay fp32."""
+    lib = native.library()
+    return lib is not None and bool(lib.panel_linear_bf16_tiled(k))
+
+
+def rows_as_multiplied(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """x [m, k] as the kernel multiplies it with panels of `dtype` (rounded to bf16 on tiles)."""
+    return x.bfloat16().float() if dtype == torch.bfloat16 and tiled(x.size(-1)) else x
 
 
 def pack(w_out_in: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """W [n, k] -> panels [ceil(n / 64), k, 64] in `dtype` (float32 or bfloat16), zero-padded."""
     n, k = w_out_in.shape
     panels = -(-n // COLS)
-    padded = w_out_in.new_zeros(panels * COLS, k, dtype=dtype)
+    padded = w_out_in.new_zeros(panels * COLS, k, dtype=torch.float32)
     padded[:n] = w_out_in
-    return padded.view(panels, COLS, k).transpose(1, 2).contiguous()
+    fp32 = padded.view(panels, COLS, k).transpose(1, 2).contiguous()
+    return fp32 if dtype == torch.float32 else to_bf16(fp32)
+
+
+def to_bf16(panels: Tensor) -> Tensor:
+    """fp32 panels -> the bf16 panels the kernel reads (same shape): AMX tiles where `tiled`,
+    else the same layout rounded."""
+    p, k, cols = panels.shape
+    if not tiled(k):
+        return panels.bfloat16()
+    out = torch.empty(p, k, cols, dtype=torch.bfloat16)
+    native.library().panel_linear_bf16_pack(panels.contiguous().data_ptr(), p, k, out.data_ptr())
+    return out
 
 
 def hold_in_huge_pages(layers: list) -> None:
@@ -66,6 +91,8 @@ def hold_in_huge_pages(layers: list) -> None:
 def unpack(panels: Tensor, n: int) -> Tensor:
     """The inverse of `pack`: W [n, k] in float32."""
     p, k, cols = panels.shape
+    if panels.dtype == torch.bfloat16 and tiled(k):  # [p][k/32][4 groups][16 pairs][16 columns][2] -> [p][k][64]
+        panels = panels.reshape(p, k // 32, 4, 16, 16, 2).permute(0, 1, 3, 5, 2, 4).reshape(p, k, cols)
     return panels.transpose(1, 2).reshape(p * cols, k)[:n].float()
 
 
