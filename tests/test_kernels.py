@@ -20,6 +20,7 @@ from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import QUALITY_MODES, EngineRequest, GenerationParams
 from index_tts.engines.indextts2 import IndexTTS2Engine, Trace
 from index_tts.modules import kernels, native
+from index_tts.modules.alias_free import Activation1d
 from index_tts.modules.conformer import Conv2dSubsampling2
 from index_tts.modules.generation import DecodeParams, generate
 from index_tts.modules.packed_linear import Bf16Conv, KernelLinear, apply_kernels, reduced_precision
@@ -261,6 +262,7 @@ def test_fast_builds_its_own_voice_prompt_with_one_w2v_pass(tiny_model_dir, monk
     monkeypatch.setenv(kernels.FORCE_ENV, "bf16,panel_bf16,bf16_cast")
     engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
     assert all(m.conv_as_product for m in engine.gpt.modules() if isinstance(m, Conv2dSubsampling2))
+    assert all(m.in_one_pass == native.available() for m in engine.bigvgan.modules() if isinstance(m, Activation1d))
     passes = []
     forward = engine.w2v.forward
     monkeypatch.setattr(engine.w2v, "forward", lambda *a, **k: (passes.append(1), forward(*a, **k))[1])

@@ -579,3 +579,24 @@ def test_a_beam_decode_in_a_reused_kv_buffer_gives_the_same_codes(kept_kv_buffer
     assert buffers[1] == buffers[2] == buffers[3] == kept_kv_buffer._buffer.data_ptr()
     assert all(torch.equal(run.codes, plain.codes) and run.sequence_score == plain.sequence_score for run in runs)
     assert TINY.model_dim * 4 == 128
+
+
+@needs_kernel
+@pytest.mark.parametrize("length", [1, 2, 5, 16, 17, 333])
+@pytest.mark.parametrize("logscale", [True, False])
+def test_the_one_pass_activation_computes_the_torch_ops(length, logscale):
+    """BigVGAN's anti-aliased SnakeBeta (alias_free.c): the replicate edges, both filters and the
+    snake as the seven torch ops compute them, for lengths shorter than the filters too."""
+    from index_tts.modules.alias_free import Activation1d
+
+    g = torch.Generator().manual_seed(length)
+    act = Activation1d(6, logscale)
+    with torch.no_grad():
+        act.act.alpha.copy_(torch.randn(6, generator=g) * 0.5 + (0.0 if logscale else 1.0))
+        act.act.beta.copy_(torch.randn(6, generator=g) * 0.5 + (0.0 if logscale else 1.5))
+        x = torch.randn(3, 6, length, generator=g) * 4
+        torch_ops = act(x)
+        act.in_one_pass = True
+        one_pass = act(x)
+    assert one_pass.shape == x.shape
+    torch.testing.assert_close(one_pass, torch_ops, atol=2e-5, rtol=1e-5)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from index_tts.modules import native, panel_linear
+from index_tts.modules.alias_free import Activation1d
 from index_tts.modules.conformer import Conv2dSubsampling2
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
 from index_tts.modules.kv_cache import KVCache
@@ -79,6 +80,9 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
         for layer in engine.gpt.modules():
             if isinstance(layer, Conv2dSubsampling2):  # the conditioners' input convolution as one product
                 layer.conv_as_product = True
+        for layer in engine.bigvgan.modules():
+            if isinstance(layer, Activation1d):  # BigVGAN's anti-aliased activations in one pass each
+                layer.in_one_pass = native.available()
         counts["w2v"] = apply_kernels(engine.w2v, table, FEATURE_ROWS, reduced_ok=True, in_place=("",))
         counts["dit"] = apply_kernels(engine.s2mel.cfm, table, DIT_ROWS, reduced_ok=True)
         counts["dit"].update(_wavenet_kernels(engine.s2mel.cfm, table))

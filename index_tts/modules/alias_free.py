@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from index_tts.modules import native
+
 
 def kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> torch.Tensor:
     """Kaiser-windowed sinc low-pass [1, 1, kernel_size], normalised to unit DC gain.
@@ -109,7 +111,13 @@ class DownSample1d(nn.Module):
 
 class Activation1d(nn.Module):
     """Upsample x2 -> SnakeBeta -> downsample x2. Keys: act.{alpha,beta}, upsample.filter,
-    downsample.lowpass.filter."""
+    downsample.lowpass.filter.
+
+    With `in_one_pass` (our CPU engine sets it where the compiled kernels are available) the three
+    run as one pass per channel in `alias_free.c`: the same sums in another order, without the
+    torch ops' tensors at twice the signal's length."""
+
+    in_one_pass = False
 
     def __init__(self, channels: int, logscale: bool = True, ratio: int = 2, kernel_size: int = 12):
         super().__init__()
@@ -118,4 +126,44 @@ class Activation1d(nn.Module):
         self.downsample = DownSample1d(ratio, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_one_pass and x.dtype == torch.float32 and x.device.type == "cpu" and self._one_pass_shape():
+            return self._one_pass(x)
         return self.downsample(self.act(self.upsample(x)))
+
+    def _one_pass_shape(self) -> bool:
+        lowpass = self.downsample.lowpass
+        return (self.upsample.ratio == 2 and lowpass.stride == 2 and self.upsample.filter.numel() == 12
+                and lowpass.filter.numel() == 12 and (lowpass.pad_left, lowpass.pad_right) == (5, 6))
+
+    def _one_pass(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        alpha, beta = self.act.alpha.detach(), self.act.beta.detach()
+        if self.act.logscale:
+            alpha, beta = alpha.exp(), beta.exp()
+        inv_beta = 1.0 / (beta + 1e-9)  # as SnakeBeta computes it
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        up, down = self.upsample.filter.contiguous(), self.downsample.lowpass.filter.contiguous()
+        alpha, inv_beta = alpha.repeat(b).contiguous(), inv_beta.repeat(b).contiguous()
+        if native.library().alias_free_snake(x.data_ptr(), b * c, t, up.data_ptr(), down.data_ptr(),
+                                             alpha.data_ptr(), inv_beta.data_ptr(), y.data_ptr()):
+            raise MemoryError("alias_free_snake: no memory for a channel's work buffer")
+        return y
+
+
+def self_check() -> None:
+    """Raises unless the compiled one-pass activation computes the torch ops (run once, when the
+    library loads)."""
+    g = torch.Generator().manual_seed(0)
+    for logscale, length in ((True, 1), (True, 7), (False, 40), (True, 300)):
+        act = Activation1d(5, logscale)
+        with torch.no_grad():
+            act.act.alpha.copy_(torch.randn(5, generator=g) * (0.5 if logscale else 1.0) + (0.0 if logscale else 1.0))
+            act.act.beta.copy_(torch.randn(5, generator=g) * 0.5 + (0.0 if logscale else 1.5))
+            x = torch.randn(2, 5, length, generator=g) * 3
+            want = act(x)
+            act.in_one_pass = True
+            got = act(x)
+        if not torch.allclose(got, want, atol=1e-5, rtol=1e-5):
+            raise RuntimeError(f"the compiled one-pass activation disagrees with the torch ops (length {length}): "
+                               f"{(got - want).abs().max().item():.3g}")
