@@ -43,12 +43,14 @@ def test_speech_and_streaming_through_indextts2(server):
         streamed = response.read()
     np.testing.assert_array_equal(np.frombuffer(streamed, "<i2"), audio)  # same seed, same samples
 
-    # The fast preset reaches the engine: the same seed gives the same codes (same length) but
-    # fewer DiT steps, so different samples.
+    # The fast preset reaches the engine: the same seed (which gave exact mode the same samples
+    # twice above) gives other samples: fewer DiT steps, and a voice prompt of its own (one
+    # w2v-BERT pass), so the codes, and with them the length, may differ too.
     fast = client.audio.speech.create(model="tts-1", voice="v", input="Hello there.", response_format="wav",
                                       extra_body={"generation": {"seed": 1234, "quality": "fast"}})
     fast_audio, _ = sf.read(io.BytesIO(fast.content), dtype="int16")
-    assert len(fast_audio) == len(audio) and not np.array_equal(fast_audio, audio)
+    assert 0 < len(fast_audio) / 22050 < 2.5
+    assert len(fast_audio) != len(audio) or not np.array_equal(fast_audio, audio)
 
     with pytest.raises(openai.UnprocessableEntityError, match="generation.num_beams"):
         client.audio.speech.create(model="tts-1", voice="v", input="Hi.", extra_body={"generation": {"num_beams": 0}})
