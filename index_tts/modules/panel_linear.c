@@ -24,7 +24,6 @@
  * OpenMP runtime so that its threads are torch's. */
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <omp.h>
 
