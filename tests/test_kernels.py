@@ -12,8 +12,10 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from index_tts import audio
 from index_tts.bench.runner import mel_distance
 from index_tts.bench.workloads import reference_signal
 from index_tts.emotion import EmotionSpec
@@ -263,17 +265,17 @@ def test_fast_builds_its_own_voice_prompt_with_one_w2v_pass(tiny_model_dir, monk
     engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
     assert all(m.conv_as_product for m in engine.gpt.modules() if isinstance(m, Conv2dSubsampling2))
     assert all(m.in_one_pass == native.available() for m in engine.bigvgan.modules() if isinstance(m, Activation1d))
-    passes = []
+    passes = []  # the batch size of each w2v-BERT pass
     forward = engine.w2v.forward
-    monkeypatch.setattr(engine.w2v, "forward", lambda *a, **k: (passes.append(1), forward(*a, **k))[1])
+    monkeypatch.setattr(engine.w2v, "forward", lambda *a, **k: (passes.append(a[0].size(0)), forward(*a, **k))[1])
     wav = reference_signal(3.0)
     exact = engine.voice_prompt(wav, 24000, key="voice")
-    assert len(passes) == 2 and not torch.equal(exact.emo_cond_emb, exact.spk_cond_emb)
+    assert passes == [2] and not torch.equal(exact.emo_cond_emb, exact.spk_cond_emb)  # two resamplings, one batch
     fast = engine.voice_prompt(wav, 24000, key="voice", quality="fast")
-    assert len(passes) == 3
+    assert passes == [2, 1]
     assert fast.emo_cond_emb is fast.spk_cond_emb and fast.voice_emovec is fast.base_emovec
     assert engine.voice_prompt(wav, 24000, key="voice") is exact
-    assert engine.voice_prompt(wav, 24000, key="voice", quality="fast") is fast and len(passes) == 3
+    assert engine.voice_prompt(wav, 24000, key="voice", quality="fast") is fast and passes == [2, 1]
     if kernels.native_bf16():  # every front-end linear cast to bf16: close to exact, not equal
         assert not torch.equal(fast.spk_cond_emb, exact.spk_cond_emb)
         err = (fast.spk_cond_emb - exact.spk_cond_emb).norm() / exact.spk_cond_emb.norm()
@@ -286,6 +288,27 @@ def test_fast_builds_its_own_voice_prompt_with_one_w2v_pass(tiny_model_dir, monk
     request = EngineRequest(text="hello there", voice=wav, voice_sr=24000, voice_key="voice",
                             generation=GenerationParams(quality="fast", seed=1, max_mel_tokens=20))
     assert engine.synthesize(request).audio.size > 0 and asked == ["fast"]
+
+
+def test_the_speaker_and_emotion_w2v_passes_give_as_one_batch_what_they_give_alone(tiny_model_dir):
+    """Exact mode's two w2v-BERT passes (the same reference resampled two ways) run as one batch of
+    two where their lengths agree: each embedding as its own pass computes it. Of unequal lengths
+    (an emotion reference of its own) they run apart."""
+    engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
+    wav = reference_signal(3.0)
+    _, speaker_16k = audio.speaker_audio(wav, 24000)
+    speaker, emotion = audio.w2v_features(speaker_16k), audio.w2v_features(audio.emotion_audio(wav, 24000))
+    assert speaker[0].shape == emotion[0].shape and not torch.equal(speaker[0], emotion[0])
+    with torch.no_grad():
+        alone = engine.w2v(*speaker), engine.w2v(*emotion)
+        batched = engine._w2v_pair(speaker, emotion)
+        shorter = audio.w2v_features(audio.emotion_audio(wav[: len(wav) // 2], 24000))
+        apart = engine._w2v_pair(speaker, shorter)
+    for got, want in zip(batched, alone):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    assert apart[1].size(1) < apart[0].size(1)
+    torch.testing.assert_close(apart[0], alone[0], atol=0, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,13 +371,23 @@ def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes():
     torch.testing.assert_close(inside, plain, atol=0.05, rtol=0.02)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "torch-ops"])
 @pytest.mark.parametrize("attention", ["bf16", "bf16_sdpa"])
-def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_modes(attention, monkeypatch):
+def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_modes(attention, fused, monkeypatch):
     """The DiT with every bf16 choice taken (linears kept in bf16 between them, bf16 attention of
-    either kind): outside `reduced_precision()` it computes as the plain fp32 model, inside within
-    bf16 error."""
+    either kind; the steps between them fused in C where our kernels are, else torch's ops):
+    outside `reduced_precision()` it computes as the plain fp32 model, inside within bf16 error."""
     from index_tts.engines.precision import _attention_kernels
+    from index_tts.modules import dit_fused
     from tests.test_s2mel import tiny_model as tiny_s2mel
+
+    fused_calls = []
+    if fused:
+        for name in ("adaptive_rms_bf16", "swiglu_bf16", "rope_heads_bf16"):
+            kernel = getattr(dit_fused, name)
+            monkeypatch.setattr(dit_fused, name, lambda *a, _k=kernel, _n=name: (fused_calls.append(_n), _k(*a))[1])
+    else:
+        monkeypatch.setattr(dit_fused, "available", lambda: False)
 
     plain = tiny_s2mel().cfm
     model = tiny_s2mel().cfm
@@ -386,6 +419,51 @@ def test_the_dit_attention_and_feed_forward_run_in_bf16_only_in_the_reduced_mode
         assert (inside - expected).norm() < 0.02 * expected.norm()
     else:
         assert torch.equal(inside, outside)
+    depth = len(attention_layers)  # two norms, a rotation and a gate per block, where they ran
+    assert sorted(set(fused_calls)) == (sorted(["adaptive_rms_bf16", "rope_heads_bf16", "swiglu_bf16"])
+                                        if bf16_ran and fused and native.available() else [])
+    assert len(fused_calls) == (4 * depth if fused_calls else 0)
+
+
+def test_an_unmasked_attention_is_the_attention_with_every_key_allowed():
+    """The DiT passes no mask when every frame is a key (one utterance): torch's kernels run faster
+    so, and the result is the masked one's."""
+    from index_tts.modules.dit import Attention, DiTConfig, rope_cos_sin
+
+    torch.manual_seed(6)
+    attention = Attention(DiTConfig(hidden_dim=32, num_heads=2))
+    x = torch.randn(2, 11, 32)
+    cos, sin = rope_cos_sin(torch.arange(11), 16)
+    with torch.no_grad():
+        masked = attention(x, cos, sin, torch.ones(1, 1, 1, 11, dtype=torch.bool), queries_from=3)
+        unmasked = attention(x, cos, sin, None, queries_from=3)
+    torch.testing.assert_close(unmasked, masked, atol=1e-6, rtol=1e-6)
+
+
+def test_the_wavenet_conditioning_layer_on_one_frame_is_the_convolution():
+    """The 1x1 conditioning convolution on the one-frame time embedding runs as a matrix-vector
+    product: the convolution's numbers, weight-normed (its hook computing the weight) or fixed,
+    and in bf16 inside `reduced_precision()`."""
+    from index_tts.modules.wavenet import SConv1d
+    from index_tts.modules.weight_norm import weights_computed_once
+
+    torch.manual_seed(7)
+    conv = SConv1d(16, 48, 1)
+    with torch.no_grad():
+        conv.conv.conv.weight_g.mul_(1.5)  # the hook's g * v / |v| now differs from the weight built at init
+        g = torch.randn(2, 16, 1)
+        w = conv.conv.conv.weight_g * conv.conv.conv.weight_v / conv.conv.conv.weight_v.norm(dim=(1, 2), keepdim=True)
+        want = F.conv1d(g, w, conv.conv.conv.bias)
+        torch.testing.assert_close(conv(g), want, atol=1e-6, rtol=1e-6)
+        with weights_computed_once(conv):
+            torch.testing.assert_close(conv(g), want, atol=1e-6, rtol=1e-6)
+            conv.reduced_kernel = "bf16"
+            with reduced_precision():
+                reduced = conv(g)
+        longer = torch.randn(2, 16, 5)
+        torch.testing.assert_close(conv(longer), F.conv1d(longer, w, conv.conv.conv.bias), atol=1e-6, rtol=1e-6)
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, want)
+    torch.testing.assert_close(reduced, want, atol=0.05, rtol=0.02)
 
 
 def test_bf16_attention_matches_fp32_attention_with_padded_keys():

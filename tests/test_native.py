@@ -600,3 +600,58 @@ def test_the_one_pass_activation_computes_the_torch_ops(length, logscale):
         one_pass = act(x)
     assert one_pass.shape == x.shape
     torch.testing.assert_close(one_pass, torch_ops, atol=2e-5, rtol=1e-5)
+
+
+def _bf16_roundings_agree(got: torch.Tensor, want: torch.Tensor) -> None:
+    """got: bf16 from one rounding of `want` (fp32) summed in another order: nearly always the same
+    bf16, never more than a unit in the last place away."""
+    assert got.dtype == torch.bfloat16 and got.shape == want.shape
+    assert (got == want.bfloat16()).float().mean() > 0.98
+    torch.testing.assert_close(got.float(), want, rtol=2**-7, atol=1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize("batches,frames,width", [(1, 1, 16), (2, 7, 48), (2, 33, 512)])
+def test_the_fused_adaptive_norm_is_the_torch_norm_rounded_to_bf16(batches, frames, width):
+    from index_tts.modules import dit_fused
+    from index_tts.modules.dit import AdaptiveRMSNorm
+
+    g = torch.Generator().manual_seed(frames)
+    norm = AdaptiveRMSNorm(width)
+    with torch.no_grad():
+        for p in norm.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+        x, c = torch.randn(batches, frames, width, generator=g) * 3, torch.randn(batches, 1, width, generator=g)
+        want = norm(x, c)
+        got = dit_fused.adaptive_rms_bf16(x, norm.project_layer(c), norm.norm.weight, norm.norm.eps)
+    _bf16_roundings_agree(got, want)
+    assert dit_fused.adaptive_rms_bf16(x[..., :15], torch.zeros(batches, 1, 30), norm.norm.weight[:15], 1e-5) is None
+
+
+@needs_kernel
+def test_the_fused_gate_is_silu_times_the_product_rounded_to_bf16():
+    from index_tts.modules import dit_fused
+
+    g = torch.Generator().manual_seed(3)
+    a, b = (torch.randn(37, 96, generator=g).mul(8).bfloat16() for _ in range(2))
+    a[0, :4] = torch.tensor([-100.0, 100.0, 0.0, -0.0])  # far tails and zeros
+    _bf16_roundings_agree(dit_fused.swiglu_bf16(a, b), F.silu(a.float()) * b.float())
+    assert dit_fused.swiglu_bf16(a.float(), b) is None and dit_fused.swiglu_bf16(a[:, :9], b[:, :9]) is None
+
+
+@needs_kernel
+@pytest.mark.parametrize("queries_from", [0, 5])
+def test_the_fused_rope_rotates_q_and_k_and_lays_out_the_heads(queries_from):
+    from index_tts.modules import dit_fused
+    from index_tts.modules.dit import apply_rope, rope_cos_sin
+
+    g = torch.Generator().manual_seed(queries_from)
+    B, T, heads, dh = 2, 13, 3, 32
+    qkv = torch.randn(B, T, 3 * heads * dh, generator=g).bfloat16()
+    cos, sin = rope_cos_sin(torch.arange(T), dh)
+    q, k, v = dit_fused.rope_heads_bf16(qkv, cos, sin, heads, queries_from)
+    assert q.shape == (B, heads, T - queries_from, dh) and k.shape == v.shape == (B, heads, T, dh)
+    wq, wk, wv = qkv.float().view(B, T, 3, heads, dh).unbind(2)
+    _bf16_roundings_agree(q, apply_rope(wq[:, queries_from:], cos[queries_from:], sin[queries_from:]).transpose(1, 2))
+    _bf16_roundings_agree(k, apply_rope(wk, cos, sin).transpose(1, 2))
+    assert torch.equal(v, wv.transpose(1, 2).bfloat16())  # values are only laid out

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from index_tts.modules import dit_fused
 from index_tts.modules.length_regulator import sequence_mask
-from index_tts.modules.packed_linear import in_reduced_precision, linear_keeping_bf16
+from index_tts.modules.packed_linear import in_reduced_precision, linear_keeping_bf16, takes_bf16
 from index_tts.modules.wavenet import WN, WaveNetConfig
 from index_tts.modules.weight_norm import weight_normed
 
@@ -131,9 +132,18 @@ class AdaptiveRMSNorm(nn.Module):
         self.project_layer = nn.Linear(dim, 2 * dim)
         self.norm = RMSNorm(dim)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        w, b = self.project_layer(c).chunk(2, dim=-1)  # each [B, 1, D]
-        return w * self.norm(x) + b
+    def forward(self, x: Tensor, c: Tensor, for_layer: nn.Module | None = None) -> Tensor:
+        """for_layer: the linear layer the result goes to; where it multiplies in bf16 (`takes_bf16`)
+        the result is rounded to bf16 here, in one pass where the compiled kernels are."""
+        modulation = self.project_layer(c)  # [B, 1, 2D]
+        bf16 = for_layer is not None and takes_bf16(for_layer)
+        if bf16 and dit_fused.available():
+            y = dit_fused.adaptive_rms_bf16(x, modulation, self.norm.weight, self.norm.eps)
+            if y is not None:
+                return y
+        w, b = modulation.chunk(2, dim=-1)  # each [B, 1, D]
+        y = w * self.norm(x) + b
+        return y.bfloat16() if bf16 else y
 
 
 def rope_cos_sin(positions: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
@@ -141,7 +151,7 @@ def rope_cos_sin(positions: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
     inv_freq = 1.0 / (ROPE_BASE ** (torch.arange(0, head_dim, 2, device=positions.device)[: head_dim // 2].float() / head_dim))
     angles = torch.outer(positions.float(), inv_freq)
     rot = torch.polar(torch.ones_like(angles), angles)
-    return rot.real, rot.imag
+    return rot.real.contiguous(), rot.imag.contiguous()
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -155,9 +165,10 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.view_as_real(pairs * rot).flatten(3).type_as(x)
 
 
-def bf16_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+def bf16_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
     """softmax(q k^T / sqrt(Dh) + mask) v with bf16 products and a bf16 softmax (computed in fp32
     inside, rounded on output). q [B, H, Tq, Dh], k, v [B, H, T, Dh], mask bool [B or 1, 1, 1 or Tq, T]
+    or None (every key)
     -> [B, H, Tq, Dh] bf16.
 
     On a CPU with AVX512-BF16 but no AMX, torch's flash-attention kernel is no faster in bf16 than
@@ -168,7 +179,7 @@ def bf16_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
     T = k.size(2)
     q = (q * Dh**-0.5).to(torch.bfloat16).reshape(B * H, Tq, Dh)  # a power of two for Dh = 64: exact
     k, v = (y.to(torch.bfloat16).reshape(B * H, T, Dh) for y in (k, v))
-    masked = None if bool(mask.all()) else ~mask.expand(B, H, -1, -1).reshape(B * H, -1, T)
+    masked = None if mask is None or bool(mask.all()) else ~mask.expand(B, H, -1, -1).reshape(B * H, -1, T)
     out = torch.empty_like(q)  # [B*H, Tq, Dh]
     step = torch.get_num_threads()
     for i in range(0, B * H, step):
@@ -191,16 +202,21 @@ class Attention(nn.Module):
         # (balanced, fast) it replaces the fp32 kernel.
         self.reduced_kernel = "default"
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, queries_from: int = 0) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, queries_from: int = 0) -> Tensor:
         """x [B, T, D] -> [B, Tq, D], the outputs of frames queries_from.. (Tq = T - queries_from;
         every frame is a key); fp32 in exact mode, bf16 in the reduced modes' bf16 kernels."""
         B, T, _ = x.shape
-        qkv = linear_keeping_bf16(self.wqkv, x)
-        q, k, v = qkv.view(B, T, 3, self.n_head, self.head_dim).unbind(2)  # each [B, T, H, Dh]
-        q = apply_rope(q[:, queries_from:], cos[queries_from:], sin[queries_from:])  # [B, Tq, H, Dh]
-        k = apply_rope(k, cos, sin)
-        q, k, v = (y.transpose(1, 2) for y in (q, k, v))  # [B, H, Tq or T, Dh]
-        if mask.size(-2) > 1:  # a causal mask: its rows are the queries
+        qkv = linear_keeping_bf16(self.wqkv, x)  # [B, T, 3 * H * Dh]
+        heads = None
+        if qkv.dtype == torch.bfloat16 and dit_fused.available():  # the reduced modes' bf16 chain
+            heads = dit_fused.rope_heads_bf16(qkv, cos, sin, self.n_head, queries_from)
+        if heads is None:
+            q, k, v = qkv.view(B, T, 3, self.n_head, self.head_dim).unbind(2)  # each [B, T, H, Dh]
+            q = apply_rope(q[:, queries_from:], cos[queries_from:], sin[queries_from:])  # [B, Tq, H, Dh]
+            k = apply_rope(k, cos, sin)
+            heads = (y.transpose(1, 2) for y in (q, k, v))
+        q, k, v = heads  # [B, H, Tq or T, Dh]
+        if mask is not None and mask.size(-2) > 1:  # a causal mask: its rows are the queries
             mask = mask[..., queries_from:, :]
         if self.reduced_kernel == "bf16" and in_reduced_precision():
             y = bf16_attention(q, k, v, mask)
@@ -221,8 +237,12 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(config.ffn_dim, config.hidden_dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        """In the reduced modes' bf16 kernels the gate and product stay in bf16 (no cast round trip)."""
-        gate = F.silu(linear_keeping_bf16(self.w1, x)) * linear_keeping_bf16(self.w3, x)
+        """In the reduced modes' bf16 kernels the gate and product stay in bf16 (no cast round trip),
+        in one pass where the compiled kernels are."""
+        a, b = linear_keeping_bf16(self.w1, x), linear_keeping_bf16(self.w3, x)
+        gate = dit_fused.swiglu_bf16(a, b) if a.dtype == torch.bfloat16 and dit_fused.available() else None
+        if gate is None:
+            gate = F.silu(a) * b
         return linear_keeping_bf16(self.w2, gate)
 
 
@@ -242,8 +262,8 @@ class TransformerBlock(nn.Module):
         """x [B, T, D] -> [B, T - queries_from, D] (the outputs of frames queries_from..)."""
         if skip is not None:
             x = self.skip_in_linear(torch.cat([x, skip], dim=-1))
-        h = x[:, queries_from:] + self.attention(self.attention_norm(x, c), cos, sin, mask, queries_from)
-        return h + self.feed_forward(self.ffn_norm(h, c))
+        h = x[:, queries_from:] + self.attention(self.attention_norm(x, c, self.attention.wqkv), cos, sin, mask, queries_from)
+        return h + self.feed_forward(self.ffn_norm(h, c, self.feed_forward.w1))
 
 
 class Transformer(nn.Module):
@@ -258,7 +278,7 @@ class Transformer(nn.Module):
         self.norm = AdaptiveRMSNorm(config.hidden_dim)
 
     def forward(self, x: Tensor, c: Tensor, positions: Tensor, mask: Tensor, frames_from: int = 0) -> Tensor:
-        """x [B, T, D], c [B, 1, D], positions [T], mask bool broadcastable to [B, H, T, T]
+        """x [B, T, D], c [B, 1, D], positions [T], mask bool broadcastable to [B, H, T, T] (or None)
         -> [B, T - frames_from, D]: the last layer computes only frames frames_from.. (all frames
         are keys of every layer, so the earlier layers compute them all)."""
         cos, sin = rope_cos_sin(positions, self.config.head_dim)
@@ -326,6 +346,8 @@ class DiT(nn.Module):
         x_mask = sequence_mask(x_lens, T)  # [B or 1, T]; padded frames are never attended to
         if self.config.is_causal:
             attn_mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[None, None]
+        elif bool(x_mask.all()):
+            attn_mask = None  # every frame a key (one utterance): the attention kernels run faster unmasked
         else:
             attn_mask = x_mask[:, None, None, :]  # keys only: [B or 1, 1, 1, T]
         start = max(0, frames_from - self.wavenet.left_context)  # T' = T - start frames from here on

@@ -346,11 +346,16 @@ def detach_from_file(model: nn.Module, skip: tuple[str, ...] = ()) -> None:
                     module._buffers[name] = b.clone()
 
 
+def takes_bf16(layer: nn.Module) -> bool:
+    """Whether `layer` multiplies in bf16 now: a `KernelLinear` on the bf16 kernel, inside
+    `reduced_precision()` (its input may then be rounded to bf16 by whatever makes it)."""
+    return isinstance(layer, KernelLinear) and layer.reduced_kernel == "bf16" and in_reduced_precision()
+
+
 def linear_keeping_bf16(layer: nn.Module, x: Tensor) -> Tensor:
-    """`layer(x)`, except that inside `reduced_precision()` a `KernelLinear` on the bf16 kernel
-    takes a bf16 `x` as is and returns its bf16 product without the cast back to fp32, for a
-    chain of ops that all take bf16 (the DiT's attention and feed-forward). Outside, and for any
-    other layer, exactly `layer(x)` (a bf16 `x` is cast to fp32 first)."""
-    if isinstance(layer, KernelLinear) and layer.reduced_kernel == "bf16" and in_reduced_precision():
+    """`layer(x)`, except that where `takes_bf16(layer)` it takes a bf16 `x` as is and returns its
+    bf16 product without the cast back to fp32, for a chain of ops that all take bf16 (the DiT's
+    attention and feed-forward). Otherwise exactly `layer(x)` (a bf16 `x` is cast to fp32 first)."""
+    if takes_bf16(layer):
         return layer.bf16_product(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], layer.out_features)
     return layer(x.float() if x.dtype == torch.bfloat16 else x)

@@ -23,6 +23,30 @@ static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
 
 static inline f32x16 splat(float x) { return (f32x16){0} + x; }
 
+typedef uint32_t u32x16_bits __attribute__((vector_size(64), aligned(4)));
+typedef uint16_t u16x16_bits __attribute__((vector_size(32), aligned(2)));
+
+/* 16 bf16 (the upper halves of fp32s) widened exactly. */
+static inline f32x16 load_bf16x16(const uint16_t *p) {
+    u16x16_bits h;
+    memcpy(&h, p, sizeof h);
+    u32x16_bits bits = __builtin_convertvector(h, u32x16_bits) << 16;
+    f32x16 v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* 16 fp32 rounded to bf16 as torch's .bfloat16() (to nearest even; a NaN stays a quiet NaN). */
+static inline void store_bf16x16(uint16_t *p, f32x16 v) {
+    u32x16_bits bits;
+    memcpy(&bits, &v, sizeof bits);
+    u32x16_bits rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    u32x16_bits nan = (u32x16_bits)((bits & 0x7FFFFFFFu) > 0x7F800000u);
+    rounded = (rounded & ~nan) | (0x7FC0u & nan);
+    u16x16_bits h = __builtin_convertvector(rounded, u16x16_bits);
+    memcpy(p, &h, sizeof h);
+}
+
 #if defined(__has_builtin) /* a separate #if: a preprocessor without it cannot parse the call */
 #if __has_builtin(__builtin_shufflevector) /* GCC 12+, clang */
 #define HAVE_SHUFFLEVECTOR 1

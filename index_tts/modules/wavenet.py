@@ -79,11 +79,18 @@ class SConv1d(nn.Module):
         if self.pad_left or self.pad_right:
             x = reflect_pad1d(x, self.pad_left, self.pad_right)
         conv = self.conv.conv
-        if self.reduced_kernel == "bf16" and in_reduced_precision():
-            # conv.weight is g*v/|v| as last computed: the CFM fixes it for the whole request.
-            w, b = bf16_copies(self, conv.weight, conv.bias)
-            return F.conv1d(x.bfloat16(), w, b, dilation=conv.dilation).float()
-        return conv(x)
+        bf16 = self.reduced_kernel == "bf16" and in_reduced_precision()
+        if not bf16 and conv._forward_pre_hooks:  # weight norm not fixed: its hook computes g*v/|v| first
+            return conv(x)
+        # conv.weight is g*v/|v| as last computed: the CFM fixes it for the whole request.
+        w, b = bf16_copies(self, conv.weight, conv.bias) if bf16 else (conv.weight, conv.bias)
+        if x.size(-1) == 1 and w.size(-1) == 1:
+            # one frame through a 1x1 convolution (the conditioning layer): a matrix-vector product,
+            # which the convolution kernels run several times slower
+            y = F.linear(x[..., 0].to(w.dtype), w[..., 0], b)[..., None]
+        else:
+            y = F.conv1d(x.to(w.dtype), w, b, dilation=conv.dilation)
+        return y.float()
 
 
 class WN(nn.Module):
