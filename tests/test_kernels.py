@@ -198,7 +198,7 @@ def test_the_decode_step_class_is_timed_with_both_candidates():
     assert saved[f"{key} fp32"] == table.times[f"{key} fp32"]
 
 
-FORCED_RUNS = ["default", "onednn", "onednn4,onednn_dense", "panel", "bf16,panel_bf16,bf16_cast"]
+FORCED_RUNS = ["default", "onednn", "onednn4,onednn_dense", "panel", "bf16_product,bf16,panel_bf16,bf16_cast"]
 
 
 def test_the_forced_runs_cover_every_candidate():
@@ -225,7 +225,7 @@ def test_balanced_is_a_quality_mode_between_exact_and_fast():
     GenerationParams(quality="balanced").validate()
 
 
-@pytest.mark.parametrize("reduced", ["bf16", "panel_bf16"])
+@pytest.mark.parametrize("reduced", ["bf16", "panel_bf16", "bf16_product,bf16"])
 def test_balanced_mode_keeps_exact_codes_and_only_fast_reduces_the_gpt(reduced, tiny_model_dir, monkeypatch):
     monkeypatch.setenv(kernels.FORCE_ENV, reduced)  # every layer on this reduced candidate where allowed
     engine = IndexTTS2Engine.load(tiny_model_dir, device="cpu")
@@ -243,7 +243,7 @@ def test_balanced_mode_keeps_exact_codes_and_only_fast_reduces_the_gpt(reduced, 
     assert len(out["exact"][0][0]) > 3
     exact, balanced = out["exact"][1], out["balanced"][1]
     assert exact.size == balanced.size
-    dit_reduced = reduced == "bf16" and kernels.native_bf16()
+    dit_reduced = "bf16" in reduced.split(",") and kernels.native_bf16()
     gpt_reduced = dit_reduced or (reduced == "panel_bf16" and native.available())
     if dit_reduced:
         assert not np.array_equal(exact, balanced)  # bf16 really ran
@@ -354,20 +354,24 @@ def test_doctor_shows_the_machine_and_the_measured_choices():
     assert "linear 16->24 rows 3:" in text and "-> exact" in text
 
 
-def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes():
+@pytest.mark.parametrize("kernel_size,dilation", [(5, 2), (1, 1)])
+@pytest.mark.parametrize("reduced", ["bf16", "bf16_product"])
+def test_a_weight_normed_wavenet_conv_runs_in_bf16_only_in_the_reduced_modes(reduced, kernel_size, dilation):
+    """oneDNN's bf16 convolution ("bf16") or the convolution as one product of the frames' taps
+    ("bf16_product"): inside `reduced_precision()` within bf16 error of the fp32 convolution."""
     from index_tts.modules.wavenet import SConv1d
 
     torch.manual_seed(0)
-    conv = SConv1d(16, 32, 5, dilation=2)
+    conv = SConv1d(16, 32, kernel_size, dilation=dilation)
     x = torch.randn(2, 16, 40)
     with torch.no_grad():
         plain = conv(x)
-        conv.reduced_kernel = "bf16"
+        conv.reduced_kernel = reduced
         outside = conv(x)
         with reduced_precision():
             inside = conv(x)
     assert torch.equal(outside, plain)  # exact mode never sees bf16
-    assert inside.dtype == torch.float32 and not torch.equal(inside, plain)
+    assert inside.dtype == torch.float32 and inside.shape == plain.shape and not torch.equal(inside, plain)
     torch.testing.assert_close(inside, plain, atol=0.05, rtol=0.02)
 
 

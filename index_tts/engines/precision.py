@@ -49,6 +49,9 @@ GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
 DECODE_STEP_BLOCKS = 2
 DECODE_STEP_POSITIONS = 160
 DIT_ROWS = 1204
+# The DiT's WaveNet runs on the new frames and their left context only (dit.DiT.forward): 2 CFG
+# branches x ~190 frames for ~100 codes.
+WAVENET_FRAMES = 384
 FEATURE_ROWS = 256
 BIGVGAN_EXAMPLE_FRAMES = 32
 # What only turns a new voice (or emotion reference) into conditioning: w2v-BERT and these GPT
@@ -155,18 +158,19 @@ def _wavenet_kernels(cfm, table: KernelTable) -> dict[str, int]:
     ran in fp32) get a bf16 choice for the reduced modes too, where it measured faster."""
     if not (onednn_packing_available() and native_bf16()):
         return {}
-    chosen = 0
+    chosen: dict[str, int] = {}
     cond_layers = {id(m.cond_layer) for m in cfm.modules() if isinstance(m, WN)}
     for module in cfm.modules():
         if isinstance(module, SConv1d):
             c = module.conv.conv
             signature = {"in": c.in_channels, "out": c.out_channels, "k": c.kernel_size[0], "stride": 1, "padding": 0,
                          "dilation": c.dilation[0], "groups": 1, "transposed": False}
-            length = 1 if id(module) in cond_layers else DIT_ROWS  # the time embedding; else 2 x 602 frames
-            module.reduced_kernel = table.conv(signature, length, ("default", "bf16"))
-            chosen += module.reduced_kernel == "bf16"
+            one_frame = id(module) in cond_layers  # the time embedding: a matrix-vector product (SConv1d)
+            length = 1 if one_frame else WAVENET_FRAMES
+            module.reduced_kernel = table.conv(signature, length, ("default", "bf16") + (() if one_frame else ("bf16_product",)))
+            chosen[module.reduced_kernel] = chosen.get(module.reduced_kernel, 0) + 1
     table.save()
-    return {"bf16 weight-normed conv (reduced modes)": chosen} if chosen else {}
+    return {f"{kernel} weight-normed conv (reduced modes)": n for kernel, n in chosen.items() if kernel != "default"}
 
 
 def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:

@@ -45,8 +45,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-CANDIDATES = ("default", "onednn", "onednn4", "onednn_dense", "panel", "bf16", "panel_bf16", "bf16_cast")
-REDUCED = ("bf16", "panel_bf16", "bf16_cast", "bf16_sdpa")  # candidates that change the numbers: the reduced modes only
+CANDIDATES = ("default", "onednn", "onednn4", "onednn_dense", "panel", "bf16", "panel_bf16", "bf16_cast", "bf16_product")
+# candidates that change the numbers: the reduced modes only
+REDUCED = ("bf16", "panel_bf16", "bf16_cast", "bf16_sdpa", "bf16_product")
 PANEL_MAX_ROWS = 16
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 FORCE_ENV = "INDEX_TTS_KERNELS"
@@ -174,6 +175,11 @@ def conv_op(candidate: str, signature: dict, length: int):
     if candidate == "bf16":
         w16, b16 = w.bfloat16(), b.bfloat16()
         return lambda: conv(x.bfloat16(), w16, b16, **kw).float()
+    if candidate == "bf16_product":  # stride 1, no groups, no padding (packed_linear.conv_as_product)
+        from index_tts.modules.packed_linear import conv_as_product, product_weight
+
+        w16, b16 = product_weight(w), b.bfloat16()
+        return lambda: conv_as_product(x.bfloat16(), w16, b16, s["k"], s["dilation"]).float()
     return lambda: conv(x, w, b, **kw)
 
 

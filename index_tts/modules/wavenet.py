@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from index_tts.modules.packed_linear import bf16_copies, in_reduced_precision
+from index_tts.modules.packed_linear import (bf16_copies, conv_as_product, in_reduced_precision, product_weight,
+                                              remember_bf16)
 from index_tts.modules.weight_norm import weight_normed
 
 
@@ -70,8 +71,9 @@ class SConv1d(nn.Module):
         total = (kernel_size - 1) * dilation
         self.pad_right = total // 2
         self.pad_left = total - self.pad_right
-        # "bf16" where that measured faster on this machine (engines/precision.py): then inside
-        # `reduced_precision()` (balanced, fast) the convolution multiplies in bf16.
+        # "bf16" (oneDNN's convolution) or "bf16_product" (`conv_as_product`) where that measured
+        # faster on this machine (engines/precision.py): then inside `reduced_precision()`
+        # (balanced, fast) the convolution multiplies in bf16.
         self.reduced_kernel = "default"
         self._bf16: tuple[Tensor, Tensor | None] | None = None  # made inside `reduced_precision()`, dropped after
 
@@ -79,10 +81,14 @@ class SConv1d(nn.Module):
         if self.pad_left or self.pad_right:
             x = reflect_pad1d(x, self.pad_left, self.pad_right)
         conv = self.conv.conv
-        bf16 = self.reduced_kernel == "bf16" and in_reduced_precision()
+        bf16 = self.reduced_kernel in ("bf16", "bf16_product") and in_reduced_precision()
         if not bf16 and conv._forward_pre_hooks:  # weight norm not fixed: its hook computes g*v/|v| first
             return conv(x)
         # conv.weight is g*v/|v| as last computed: the CFM fixes it for the whole request.
+        if bf16 and self.reduced_kernel == "bf16_product":
+            w, b = self._bf16 or remember_bf16(self, (product_weight(conv.weight),
+                                                      None if conv.bias is None else conv.bias.detach().bfloat16()))
+            return conv_as_product(x.bfloat16(), w, b, conv.kernel_size[0], conv.dilation[0]).float()
         w, b = bf16_copies(self, conv.weight, conv.bias) if bf16 else (conv.weight, conv.bias)
         if x.size(-1) == 1 and w.size(-1) == 1:
             # one frame through a 1x1 convolution (the conditioning layer): a matrix-vector product,
