@@ -17,7 +17,7 @@ from torch import nn
 from index_tts.modules import gpt_decode, huge_pages, kernels, kv_cache, multinomial, native, panel_linear, score_filter
 from index_tts.modules.generation import DecodeParams, process_scores, process_scores_torch
 from index_tts.modules.kv_cache import KVCache
-from index_tts.modules.packed_linear import KernelLinear, apply_kernels, reduced_precision
+from index_tts.modules.packed_linear import KernelLinear, apply_kernels, keep_bf16_copies, reduced_precision
 from index_tts.modules.unified_voice import GPT2Body
 
 needs_kernel = pytest.mark.skipif(not native.available(),
@@ -507,6 +507,14 @@ def test_the_reduced_modes_hand_their_dropped_bf16_copies_back(monkeypatch):
             pass
         assert layer._bf16 is not None and handed_back == []  # an inner block keeps them
     assert layer._bf16 is None and handed_back == [True]
+
+    decoder = nn.Sequential(KernelLinear(torch.randn(8, 16), None, False, "default", "bf16"))
+    keep_bf16_copies(decoder)  # the DiT's and BigVGAN's copies stay once made
+    with reduced_precision():
+        kept = decoder[0]._bf16_weights()
+    assert decoder[0]._bf16 is kept and handed_back == [True]
+    with reduced_precision():
+        assert decoder[0]._bf16_weights() is kept  # not made again
 
 
 @pytest.fixture

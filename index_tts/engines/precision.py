@@ -28,7 +28,7 @@ from index_tts.modules.conformer import Conv2dSubsampling2
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
 from index_tts.modules.kv_cache import KVCache
 from index_tts.modules.packed_linear import (KernelLinear, apply_kernels, conv_input_lengths, detach_from_file,
-                                              linear_candidates, reduced_precision)
+                                              keep_bf16_copies, linear_candidates, reduced_precision)
 from index_tts.modules.unified_voice import GPT2Body
 from index_tts.modules.static_decode import StaticStepGPT
 from index_tts.modules.dit import Attention, bf16_attention
@@ -96,6 +96,8 @@ def prepare_cpu(engine, kernels: str = "auto") -> dict[str, dict[str, int]]:
         example = torch.zeros(1, engine.bigvgan.cfg.num_mels, BIGVGAN_EXAMPLE_FRAMES)
         counts["bigvgan"] = apply_kernels(engine.bigvgan, table, FEATURE_ROWS, reduced_ok=True,
                                           conv_lengths=conv_input_lengths(engine.bigvgan, example))
+        for decoder in (engine.s2mel.cfm, engine.bigvgan):
+            keep_bf16_copies(decoder)
     for name, module in modules.items():
         detach_from_file(module, skip=file_backed.get(name, ()))
     # also hands back what loading freed (malloc_trim), with or without panels

@@ -19,6 +19,7 @@ from index_tts.modules import huge_pages, native
 COLS = 64  # output columns per panel (panel_linear.c)
 TRIM_EVERY = 64 << 20  # bytes of old panels freed between hand-backs (hold_in_huge_pages)
 STORE = 0  # panel_linear.c's epilogue: y = x W^T + b
+MANY_ROWS = 32  # from here on fp32 panels are multiplied by torch (`linear`)
 
 
 def self_check() -> None:
@@ -102,6 +103,11 @@ def linear(x: Tensor, panels: Tensor, bias: Tensor | None, n: int) -> Tensor:
     x = x.contiguous()
     if x.dtype != torch.float32:
         raise TypeError(f"panel_linear takes float32 rows, got {x.dtype}")
+    if x.size(0) >= MANY_ROWS and panels.dtype == torch.float32:
+        # Many rows (the GPT's prefill and latent pass): each fp32 panel is a [k, 64] matrix, and
+        # one batched product of all of them by x ran 5-20 % faster than our kernel's 4-row passes.
+        y = torch.matmul(x, panels).transpose(0, 1).reshape(x.size(0), -1)[:, :n]  # [m, n]
+        return y + bias if bias is not None else y.contiguous()
     y = torch.empty(x.size(0), n, dtype=torch.float32)
     fn = lib.panel_linear_bf16 if panels.dtype == torch.bfloat16 else lib.panel_linear_f32
     bias_ptr = None if bias is None else bias.contiguous().data_ptr()
