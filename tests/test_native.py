@@ -636,6 +636,18 @@ def test_the_fused_adaptive_norm_is_the_torch_norm_rounded_to_bf16(batches, fram
     assert dit_fused.adaptive_rms_bf16(x[..., :15], torch.zeros(batches, 1, 30), norm.norm.weight[:15], 1e-5) is None
 
 
+def test_the_fused_kernels_leave_tensors_off_the_cpu_to_torch():
+    """Under CUDA's autocast the DiT's activations are bf16 too, on the GPU: never handed to C."""
+    from index_tts.modules import dit_fused
+
+    a = torch.empty(4, 32, dtype=torch.bfloat16, device="meta")
+    assert dit_fused.swiglu_bf16(a, a) is None
+    assert dit_fused.rope_heads_bf16(torch.empty(1, 3, 96, dtype=torch.bfloat16, device="meta"),
+                                     torch.zeros(3, 8), torch.zeros(3, 8), heads=2) is None
+    assert dit_fused.adaptive_rms_bf16(torch.empty(1, 3, 32, device="meta"), torch.empty(1, 1, 64, device="meta"),
+                                       torch.ones(32), 1e-5) is None
+
+
 @needs_kernel
 def test_the_fused_gate_is_silu_times_the_product_rounded_to_bf16():
     from index_tts.modules import dit_fused

@@ -1,5 +1,6 @@
 """The DiT's elementwise steps between its bf16 linear layers, one pass each (`dit_fused.c`), called
-via ctypes where the compiled kernels are available (`native`).
+via ctypes where the compiled kernels are available (`native`), for CPU tensors only (CUDA's
+autocast also gives the DiT bf16 activations: those stay on torch's ops).
 
 Only the reduced modes' bf16 chain calls them (dit.py, where the next linear layer multiplies in
 bf16): they take and give what torch's ops there would, rounded to bf16 once instead of after each
@@ -22,29 +23,26 @@ def available() -> bool:
     return native.available()
 
 
-def _ptr(t: Tensor) -> int:
-    return t.data_ptr()
-
-
 def adaptive_rms_bf16(x: Tensor, modulation: Tensor, weight: Tensor, eps: float) -> Tensor | None:
     """scale * RMSNorm(x) + shift in bf16: x [B, T, D] fp32, modulation [B, 1, 2D] fp32 (scale |
     shift), weight [D] -> [B, T, D] bf16; None where the kernel does not take these shapes."""
     B, T, D = x.shape
-    if D % LANES or modulation.shape[0] != B or modulation.shape[-1] != 2 * D or x.dtype != torch.float32:
+    if x.device.type != "cpu" or D % LANES or modulation.shape[0] != B or modulation.shape[-1] != 2 * D or x.dtype != torch.float32:
         return None
     x, modulation, weight = x.contiguous(), modulation.float().contiguous(), weight.detach().float().contiguous()
     y = torch.empty(B, T, D, dtype=torch.bfloat16)
-    native.library().dit_adaptive_rms_bf16(_ptr(x), B, T, D, _ptr(modulation), _ptr(weight), eps, _ptr(y))
+    native.library().dit_adaptive_rms_bf16(x.data_ptr(), B, T, D, modulation.data_ptr(), weight.data_ptr(), eps, y.data_ptr())
     return y
 
 
 def swiglu_bf16(a: Tensor, b: Tensor) -> Tensor | None:
     """silu(a) * b for bf16 a, b of one shape -> bf16; None where the kernel does not take them."""
-    if a.dtype != torch.bfloat16 or b.dtype != torch.bfloat16 or a.shape != b.shape or a.numel() % LANES:
+    if (a.device.type != "cpu" or a.dtype != torch.bfloat16 or b.dtype != torch.bfloat16 or a.shape != b.shape
+            or a.numel() % LANES):
         return None
     a, b = a.contiguous(), b.contiguous()
     y = torch.empty_like(a)
-    native.library().dit_swiglu_bf16(_ptr(a), _ptr(b), a.numel(), _ptr(y))
+    native.library().dit_swiglu_bf16(a.data_ptr(), b.data_ptr(), a.numel(), y.data_ptr())
     return y
 
 
@@ -53,13 +51,13 @@ def rope_heads_bf16(qkv: Tensor, cos: Tensor, sin: Tensor, heads: int, queries_f
     [B, H, T, Dh] bf16, q and k rotated (dit.apply_rope); None where the kernel does not take them."""
     B, T, width = qkv.shape
     dh = width // (3 * heads)
-    if qkv.dtype != torch.bfloat16 or dh % LANES or dh > MAX_HEAD_DIM or cos.shape != (T, dh // 2):
+    if qkv.device.type != "cpu" or qkv.dtype != torch.bfloat16 or dh % LANES or dh > MAX_HEAD_DIM or cos.shape != (T, dh // 2):
         return None
     qkv, cos, sin = qkv.contiguous(), cos.float().contiguous(), sin.float().contiguous()
     q = torch.empty(B, heads, T - queries_from, dh, dtype=torch.bfloat16)
     k, v = torch.empty(B, heads, T, dh, dtype=torch.bfloat16), torch.empty(B, heads, T, dh, dtype=torch.bfloat16)
-    native.library().dit_rope_heads_bf16(_ptr(qkv), B, T, heads, dh, queries_from, _ptr(cos), _ptr(sin),
-                                         _ptr(q), _ptr(k), _ptr(v))
+    native.library().dit_rope_heads_bf16(qkv.data_ptr(), B, T, heads, dh, queries_from, cos.data_ptr(), sin.data_ptr(),
+                                         q.data_ptr(), k.data_ptr(), v.data_ptr())
     return q, k, v
 
 
