@@ -37,7 +37,7 @@
 #include "panel_linear.h"
 #include "vector_math.h"
 
-typedef uint32_t u32x16 __attribute__((vector_size(64)));
+typedef u32x16_bits u32x16;
 
 enum { COLS = 16, PANEL = PANEL_COLUMNS, VECTORS = PANEL / COLS, ROWS = 4 }; /* 4 x 4 accumulators in registers */
 
@@ -125,13 +125,6 @@ static int amx_allowed(void) {
 }
 
 int panel_linear_bf16_tiled(int k) { return k % TILE_K == 0 && amx_allowed(); }
-
-/* bf16 of an fp32 (round to nearest even; the weights and rows hold no NaN), in the low half. */
-static inline u32x16 round_bf16(f32x16 v) {
-    u32x16 bits;
-    memcpy(&bits, &v, sizeof bits);
-    return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-}
 
 /* fp32 panels [np][k][64] -> bf16 panels as tiles (only where panel_linear_bf16_tiled(k)). */
 void panel_linear_bf16_pack(const float *src, int np, int k, uint16_t *dst) {

@@ -36,14 +36,18 @@ static inline f32x16 load_bf16x16(const uint16_t *p) {
     return v;
 }
 
-/* 16 fp32 rounded to bf16 as torch's .bfloat16() (to nearest even; a NaN stays a quiet NaN). */
-static inline void store_bf16x16(uint16_t *p, f32x16 v) {
+/* 16 fp32 rounded to bf16 as torch's .bfloat16() (to nearest even; a NaN stays a quiet NaN), each
+ * in the low half of its lane. */
+static inline u32x16_bits round_bf16(f32x16 v) {
     u32x16_bits bits;
     memcpy(&bits, &v, sizeof bits);
     u32x16_bits rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
     u32x16_bits nan = (u32x16_bits)((bits & 0x7FFFFFFFu) > 0x7F800000u);
-    rounded = (rounded & ~nan) | (0x7FC0u & nan);
-    u16x16_bits h = __builtin_convertvector(rounded, u16x16_bits);
+    return (rounded & ~nan) | (0x7FC0u & nan);
+}
+
+static inline void store_bf16x16(uint16_t *p, f32x16 v) {
+    u16x16_bits h = __builtin_convertvector(round_bf16(v), u16x16_bits);
     memcpy(p, &h, sizeof h);
 }
 
