@@ -485,3 +485,63 @@ def test_bf16_attention_matches_fp32_attention_with_padded_keys():
     assert (unmasked[1].float() - expected[1]).abs().max() > 0.05  # the mask really applied
     last = bf16_attention(q[:, :, 30:], k, v, mask)  # fewer queries than keys: the last 20 rows
     torch.testing.assert_close(last.float(), expected[:, :, 30:], atol=0.03, rtol=0.03)
+
+
+def _attention_64(heads: int = 2):
+    from index_tts.modules.dit import Attention, DiTConfig
+
+    layer = Attention(DiTConfig(hidden_dim=64 * heads, num_heads=heads))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * p.size(-1) ** -0.5)
+    return layer.eval()
+
+
+def test_the_dit_attention_takes_the_tiles_only_in_the_reduced_modes_and_without_a_mask(monkeypatch):
+    """reduced_kernel="bf16_tiles": exact mode keeps torch's fp32 kernel; the reduced modes call the
+    tile kernel where it runs (AMX) for an unmasked attention, torch's bf16 kernel otherwise, each
+    within bf16 error of fp32."""
+    from index_tts.modules import dit_attention
+    from index_tts.modules.dit import rope_cos_sin
+
+    layer = _attention_64()
+    calls = []
+    kernel = dit_attention.attention_bf16
+    monkeypatch.setattr(dit_attention, "attention_bf16", lambda *a: calls.append(1) or kernel(*a))
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 50, 128, generator=g)
+    cos, sin = rope_cos_sin(torch.arange(50), 64)
+    mask = torch.ones(2, 1, 1, 50, dtype=torch.bool)
+    mask[1, ..., 40:] = False
+    with torch.no_grad():
+        fp32, fp32_masked = layer(x, cos, sin, None), layer(x, cos, sin, mask)
+        layer.reduced_kernel = "bf16_tiles"
+        assert torch.equal(layer(x, cos, sin, None), fp32) and not calls  # outside reduced_precision
+        with reduced_precision():
+            tiles, masked = layer(x, cos, sin, None), layer(x, cos, sin, mask)
+    assert len(calls) == 1  # the masked call never reached it
+    for got, want in ((tiles, fp32), (masked, fp32_masked)):
+        assert not torch.equal(got.float(), want)
+        torch.testing.assert_close(got.float(), want, atol=0.03, rtol=0.03)
+    if kernel(*(torch.zeros(1, 1, 4, 64, dtype=torch.bfloat16),) * 3) is None:  # no AMX here: torch's bf16 kernel
+        layer.reduced_kernel = "bf16_sdpa"
+        with torch.no_grad(), reduced_precision():
+            assert torch.equal(layer(x, cos, sin, None), tiles)
+
+
+def test_the_tile_attention_is_a_candidate_only_where_it_runs():
+    from index_tts.engines.precision import ATTENTION_KERNELS, _attention_kernels
+    from index_tts.modules import dit_attention
+
+    model = torch.nn.ModuleList([_attention_64(heads=8), _attention_64(heads=8)])
+    table = kernels.KernelTable()
+    key = "attention 2x8x602x64"
+    table.times[key] = {c: 1.0 for c in ATTENTION_KERNELS} | {"bf16_tiles": 0.5}  # preset: the tiles fastest
+    chosen = _attention_kernels(model, table)
+    if not kernels.native_bf16():
+        assert chosen == {} and {m.reduced_kernel for m in model} == {"default"}
+        return
+    expected = "bf16_tiles" if dit_attention.available(602) else "default"
+    assert {m.reduced_kernel for m in model} == {expected}
+    assert chosen == ({"bf16_tiles attention (reduced modes)": 2} if expected == "bf16_tiles" else {})

@@ -675,3 +675,46 @@ def test_the_fused_rope_rotates_q_and_k_and_lays_out_the_heads(queries_from):
     _bf16_roundings_agree(q, apply_rope(wq[:, queries_from:], cos[queries_from:], sin[queries_from:]).transpose(1, 2))
     _bf16_roundings_agree(k, apply_rope(wk, cos, sin).transpose(1, 2))
     assert torch.equal(v, wv.transpose(1, 2).bfloat16())  # values are only laid out
+
+
+# ---------------------------------------------------------------------------------------------
+# the DiT's attention on AMX tiles (dit_attention.c)
+
+
+def _tile_attention_cases():
+    g = torch.Generator().manual_seed(11)
+    for B, H, tq, t in ((2, 8, 602, 602), (2, 3, 37, 45), (1, 1, 40, 70), (1, 2, 5, 16)):
+        q, k, v = (torch.randn(B, H, n, 64, generator=g).mul(1.5).bfloat16() for n in (tq, t, t))
+        # the first query's largest score on the last key (past the last whole vector of 16 keys)
+        k[:, :, -1] = (q[:, :, 0].float() * 4).bfloat16()
+        yield q, k, v
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_the_tile_attention_is_torchs_attention_within_bf16_or_is_not_taken(case):
+    """On a CPU with AMX: torch's fp32 attention up to bf16 rounding, no further from it than torch's
+    own flash kernel on bf16 (shapes: the DiT's, partial query blocks, keys past a multiple of 32,
+    one head split between threads, the largest score among the last keys). Elsewhere it declines."""
+    from index_tts.modules import dit_attention
+
+    q, k, v = list(_tile_attention_cases())[case]
+    B, H, tq, _ = q.shape
+    got = dit_attention.attention_bf16(q, k, v)
+    if not dit_attention.available(k.size(2)):
+        assert got is None
+        return
+    want = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).transpose(1, 2).reshape(B, tq, H * 64)
+    torch_bf16 = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, tq, H * 64).float()
+    assert got.dtype == torch.bfloat16 and got.shape == (B, tq, H * 64)
+    torch.testing.assert_close(got.float(), want, rtol=2**-7, atol=1e-2)  # as torch_bf16 (P is rounded)
+    assert (got.float() - want).abs().mean() <= 1.05 * (torch_bf16 - want).abs().mean()
+
+
+def test_the_tile_attention_leaves_other_shapes_and_devices_to_torch():
+    from index_tts.modules import dit_attention
+
+    q = torch.zeros(1, 2, 8, 32, dtype=torch.bfloat16)  # heads of 32
+    assert dit_attention.attention_bf16(q, q, q) is None
+    m = torch.empty(1, 2, 8, 64, dtype=torch.bfloat16, device="meta")
+    assert dit_attention.attention_bf16(m, m, m) is None
+    assert not dit_attention.available(10**6)  # more keys than one row of scores holds

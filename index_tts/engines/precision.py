@@ -22,7 +22,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from index_tts.modules import native, panel_linear
+from index_tts.modules import dit_attention, native, panel_linear
 from index_tts.modules.alias_free import Activation1d
 from index_tts.modules.conformer import Conv2dSubsampling2
 from index_tts.modules.kernels import KernelTable, native_bf16, onednn_packing_available
@@ -40,7 +40,7 @@ CUDA_GRAPHS_ENV = "INDEX_TTS_CUDA_GRAPHS"
 COMPILE_DIT_ENV = "INDEX_TTS_COMPILE_DIT"
 
 REDUCED_MODES = ("balanced", "fast")
-ATTENTION_KERNELS = ("default", "bf16", "bf16_sdpa")  # the DiT attention's candidates (`_attention_kernels`)
+ATTENTION_KERNELS = ("default", "bf16", "bf16_sdpa")  # the DiT attention's candidates everywhere (`_attention_kernels`)
 # Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
 # the conditioners' ~5 s of features, the DiT's 2 CFG branches x (prompt + new) frames.
 GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
@@ -178,13 +178,15 @@ def _wavenet_kernels(cfm, table: KernelTable) -> dict[str, int]:
 def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:
     """The DiT's attention (a fifth of a balanced forward in fp32) gets a bf16 choice for the reduced
     modes where one measured faster than torch's fp32 kernel on the DiT's shape: `bf16_attention`
-    ("bf16": two bf16 GEMMs and a softmax; won on an AMD Zen 4 without AMX) or torch's own flash
+    ("bf16": two bf16 GEMMs and a softmax; won on an AMD Zen 4 without AMX), torch's own flash
     attention on bf16 inputs ("bf16_sdpa": fp32 sums inside; on an Intel Xeon with AMX 5.2 ms
-    against 8.2 and fp32's 12.5)."""
+    against 8.2 and fp32's 12.5), or ours on AMX tiles where the CPU has them ("bf16_tiles",
+    dit_attention.py). Each is timed with the output laid out for `wo`, as the DiT uses it."""
     layers = [m for m in cfm.modules() if isinstance(m, Attention)]
     if not (layers and native_bf16()):
         return {}
     shape = (2, layers[0].n_head, DIT_ROWS // 2, layers[0].head_dim)  # CFG batch 2 x 602 frames
+    candidates = ATTENTION_KERNELS + (("bf16_tiles",) if shape[-1] == dit_attention.HEAD_DIM and dit_attention.available(shape[2]) else ())
 
     def op(candidate: str):
         g = torch.Generator().manual_seed(0)
@@ -192,11 +194,13 @@ def _attention_kernels(cfm, table: KernelTable) -> dict[str, int]:
         mask = None  # as the DiT runs one utterance: every frame a key
         if candidate != "default":  # from and to bf16, as between the bf16 linears
             q, k, v = q.bfloat16(), k.bfloat16(), v.bfloat16()
-        if candidate == "bf16":
-            return lambda: bf16_attention(q, k, v, mask)
-        return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if candidate == "bf16_tiles":
+            return lambda: dit_attention.attention_bf16(q, k, v)
+        attention = (lambda: bf16_attention(q, k, v, mask)) if candidate == "bf16" else (
+            lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        return lambda: attention().transpose(1, 2).reshape(shape[0], shape[2], -1)
 
-    kernel = table.best("attention {}x{}x{}x{}".format(*shape), ATTENTION_KERNELS, op)
+    kernel = table.best("attention {}x{}x{}x{}".format(*shape), candidates, op)
     for layer in layers:
         layer.reduced_kernel = kernel
     table.save()

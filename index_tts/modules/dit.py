@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from index_tts.modules import dit_fused
+from index_tts.modules import dit_attention, dit_fused
 from index_tts.modules.length_regulator import sequence_mask
 from index_tts.modules.packed_linear import in_reduced_precision, linear_keeping_bf16, takes_bf16
 from index_tts.modules.wavenet import WN, WaveNetConfig
@@ -197,8 +197,9 @@ class Attention(nn.Module):
         inner = self.n_head * self.head_dim
         self.wqkv = nn.Linear(config.hidden_dim, 3 * inner, bias=False)
         self.wo = nn.Linear(inner, config.hidden_dim, bias=False)
-        # "bf16" (`bf16_attention`) or "bf16_sdpa" (torch's kernel on bf16) where one measured
-        # faster on this machine (engines/precision.py): then inside `reduced_precision()`
+        # "bf16" (`bf16_attention`), "bf16_sdpa" (torch's kernel on bf16) or "bf16_tiles" (ours on
+        # AMX, dit_attention.py; torch's bf16 kernel where it does not apply: a mask) where one
+        # measured faster on this machine (engines/precision.py): then inside `reduced_precision()`
         # (balanced, fast) it replaces the fp32 kernel.
         self.reduced_kernel = "default"
 
@@ -218,13 +219,19 @@ class Attention(nn.Module):
         q, k, v = heads  # [B, H, Tq or T, Dh]
         if mask is not None and mask.size(-2) > 1:  # a causal mask: its rows are the queries
             mask = mask[..., queries_from:, :]
-        if self.reduced_kernel == "bf16" and in_reduced_precision():
-            y = bf16_attention(q, k, v, mask)
-        elif self.reduced_kernel == "bf16_sdpa" and in_reduced_precision():  # torch's flash kernel on bf16
-            y = F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), attn_mask=mask)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return linear_keeping_bf16(self.wo, y.transpose(1, 2).reshape(B, T - queries_from, -1))
+        reduced = self.reduced_kernel if in_reduced_precision() else "default"
+        y = None  # [B, Tq, H * Dh]
+        if reduced == "bf16_tiles" and mask is None:  # AMX tiles, straight into wo's layout
+            y = dit_attention.attention_bf16(q, k, v)
+        if y is None:
+            if reduced == "bf16":
+                heads_out = bf16_attention(q, k, v, mask)
+            elif reduced in ("bf16_sdpa", "bf16_tiles"):  # torch's flash kernel on bf16
+                heads_out = F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), attn_mask=mask)
+            else:
+                heads_out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = heads_out.transpose(1, 2).reshape(B, T - queries_from, -1)
+        return linear_keeping_bf16(self.wo, y)
 
 
 class FeedForward(nn.Module):

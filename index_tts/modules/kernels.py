@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 CANDIDATES = ("default", "onednn", "onednn4", "onednn_dense", "panel", "bf16", "panel_bf16", "bf16_cast", "bf16_product")
 # candidates that change the numbers: the reduced modes only
-REDUCED = ("bf16", "panel_bf16", "bf16_cast", "bf16_sdpa", "bf16_product")
+REDUCED = ("bf16", "panel_bf16", "bf16_cast", "bf16_sdpa", "bf16_tiles", "bf16_product")
 PANEL_MAX_ROWS = 16
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 FORCE_ENV = "INDEX_TTS_KERNELS"

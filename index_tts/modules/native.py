@@ -2,8 +2,9 @@
 (few-row linear layers), `decode_attention.c` (one decode step's attention over the KV cache),
 `gpt_decode.c` (a decode step's GPT-2 blocks on those two), `multinomial.c` (beam sampling's
 draw, checked by multinomial.py), `score_filter.c` (its score processing, checked by
-score_filter.py), `alias_free.c` (BigVGAN's anti-aliased activation) and `dit_fused.c` (the DiT's
-elementwise steps between bf16 products), with `vector_math.h`.
+score_filter.py), `alias_free.c` (BigVGAN's anti-aliased activation), `dit_fused.c` (the DiT's
+elementwise steps between bf16 products) and `dit_attention.c` (its attention on AMX tiles), with
+`vector_math.h` and `amx.h`.
 
 They need a C compiler (`$CC`, else `cc`/`gcc`) and torch's bundled OpenMP runtime (Linux
 wheels); without them the kernels are simply not used (torch's run instead) and
@@ -28,8 +29,8 @@ import torch
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("panel_linear.c", "decode_attention.c", "gpt_decode.c",
                                                                  "multinomial.c", "score_filter.c", "alias_free.c",
-                                                                 "dit_fused.c"))
-HEADERS = tuple(Path(__file__).with_name(name) for name in ("vector_math.h", "panel_linear.h"))
+                                                                 "dit_fused.c", "dit_attention.c"))
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("vector_math.h", "panel_linear.h", "amx.h"))
 _lock = threading.RLock()  # re-entered by the self-checks, which call back through library()
 _state: dict = {}  # "lib" (a CDLL or None) and "reason" once tried
 
@@ -44,6 +45,8 @@ SIGNATURES = {  # name: (argument types, return type)
     "dit_adaptive_rms_bf16": ([_P, _I, _I, _I, _P, _P, _F, _P], None),
     "dit_swiglu_bf16": ([_P, _P, ctypes.c_long, _P], None),
     "dit_rope_heads_bf16": ([_P, _I, _I, _I, _I, _I, _P, _P, _P, _P, _P], None),
+    "dit_attention_tiled": ([_I, _I], _I),
+    "dit_attention_bf16": ([_P, _P, _P, _I, _I, _I, _I, _F, _P], _I),
     "decode_attention": ([_P, _I, _I, _I, _P, _I, _I, _P, _I, _I, _F, _P], _I),
     "gpt2_decode_blocks": ([_P, _I, _I, _P, _I, _I, _I, _I, _F, _I, _I, _P, _I, _I], _I),
     "gpt_decode_stall_for_tests": ([_I, _I, _I], None),
@@ -96,7 +99,7 @@ def _build(compiler: str, openmp: Path, target: Path) -> None:
 
 
 def _load() -> ctypes.CDLL:
-    from index_tts.modules import alias_free, dit_fused, gpt_decode, kv_cache, panel_linear
+    from index_tts.modules import alias_free, dit_attention, dit_fused, gpt_decode, kv_cache, panel_linear
 
     compiler, openmp = _compiler(), _torch_openmp()
     if compiler is None:
@@ -115,6 +118,7 @@ def _load() -> ctypes.CDLL:
         panel_linear.self_check()
         alias_free.self_check()
         dit_fused.self_check()
+        dit_attention.self_check()
         kv_cache.self_check()
         gpt_decode.self_check()
     finally:

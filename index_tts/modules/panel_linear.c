@@ -27,13 +27,7 @@
 #include <string.h>
 #include <omp.h>
 
-#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
-#include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#define HAVE_AMX 1
-#endif
-
+#include "amx.h"
 #include "panel_linear.h"
 #include "vector_math.h"
 
@@ -107,23 +101,6 @@ DEFINE_BLOCK(block_bf16, uint16_t, load_bf16, 1)
 
 /* ---- AMX tiles (bf16) ------------------------------------------------------------------- */
 
-enum { TILE_K = 32, TILE_ROWS = 16, TILE_BYTES = 1024 };
-
-static int amx_state = -1; /* -1: not asked yet; then whether Linux lets this process use the tiles */
-
-static int amx_allowed(void) {
-#ifdef HAVE_AMX
-    int state = __atomic_load_n(&amx_state, __ATOMIC_ACQUIRE);
-    if (state < 0) { /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA; asking twice is harmless */
-        state = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-        __atomic_store_n(&amx_state, state, __ATOMIC_RELEASE);
-    }
-    return state;
-#else
-    return 0;
-#endif
-}
-
 int panel_linear_bf16_tiled(int k) { return k % TILE_K == 0 && amx_allowed(); }
 
 /* fp32 panels [np][k][64] -> bf16 panels as tiles (only where panel_linear_bf16_tiled(k)). */
@@ -143,12 +120,6 @@ void panel_linear_bf16_pack(const float *src, int np, int k, uint16_t *dst) {
 
 #ifdef HAVE_AMX
 typedef uint16_t u16x16 __attribute__((vector_size(32)));
-
-struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t bytes_per_row[16];
-    uint8_t rows[16];
-};
 
 /* One panel (tiles, above) times nr <= 16 rows of x: tmm0-3 sum columns 16g..16g+15, tmm4 holds
  * 32 k of the rows (rounded to bf16 here, 1 KB at a time), tmm5-6 take turns with the weight
