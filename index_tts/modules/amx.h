@@ -22,6 +22,22 @@ struct tile_config {
     uint8_t rows[16];
 };
 
+#ifdef HAVE_AMX
+/* tmm0..tmm3 += tmm4 times the four B tiles stored one after another from b (1 KB each), loaded
+ * into tmm6 and tmm7 by turns: 64 output columns of the rows in tmm4. The tile configuration
+ * must give tmm6 and tmm7 16 rows of 64 bytes. */
+static inline __attribute__((always_inline)) void tile_times_four(const uint16_t *b) {
+    _tile_loadd(6, b, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b + 512, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(6, b + 1024, 64);
+    _tile_dpbf16ps(2, 4, 6);
+    _tile_loadd(7, b + 1536, 64);
+    _tile_dpbf16ps(3, 4, 7);
+}
+#endif
+
 /* Whether Linux lets this process use the tiles: ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, asked
  * once per file that includes this (asking twice is harmless). */
 static int amx_allowed(void) {

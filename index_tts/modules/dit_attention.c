@@ -127,14 +127,7 @@ static void query_block(const uint16_t *qblock, int rows, const uint32_t *keys, 
     for (int s = 0; s < tp / 32; s++) {
         const uint16_t *b = values + (size_t)s * 4 * 512;
         _tile_loadd(4, weights + s * 32, tp * 2);
-        _tile_loadd(6, b, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_loadd(7, b + 512, 64);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(6, b + 1024, 64);
-        _tile_dpbf16ps(2, 4, 6);
-        _tile_loadd(7, b + 1536, 64);
-        _tile_dpbf16ps(3, 4, 7);
+        tile_times_four(b);
     }
     float sums[16][HEAD_DIM] __attribute__((aligned(64)));
     _tile_stored(0, &sums[0][0], sizeof sums[0]);

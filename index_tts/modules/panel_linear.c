@@ -129,14 +129,14 @@ void panel_linear_bf16_pack(const float *src, int np, int k, uint16_t *dst) {
 typedef uint16_t u16x16 __attribute__((vector_size(32)));
 
 /* One panel (tiles, above) times nr <= 16 rows of x: tmm0-3 sum columns 16g..16g+15, tmm4 holds
- * 32 k of the rows (rounded to bf16 here, 1 KB at a time), tmm5-6 take turns with the weight
+ * 32 k of the rows (rounded to bf16 here, 1 KB at a time), tmm6-7 take turns with the weight
  * tiles. The configuration is loaded at every call: oneDNN's AMX kernels run on the same threads
  * with their own. */
 static int block_amx(const float *x, int k, const uint16_t *w, int np, int nr, int col, int n,
                      const float *bias, const struct outputs *out, int row0, int epilogue, unsigned char *gate) {
     struct tile_config config = {.palette = 1};
     for (int t = 0; t < 5; t++) config.rows[t] = nr, config.bytes_per_row[t] = 64;
-    for (int t = 5; t < 7; t++) config.rows[t] = 16, config.bytes_per_row[t] = 64;
+    for (int t = 6; t < 8; t++) config.rows[t] = 16, config.bytes_per_row[t] = 64;
     _tile_loadconfig(&config);
     _tile_zero(0);
     _tile_zero(1);
@@ -153,14 +153,7 @@ static int block_amx(const float *x, int k, const uint16_t *w, int np, int nr, i
                 memcpy(&rows[r][h], &half, sizeof half);
             }
         _tile_loadd(4, rows, sizeof rows[0]);
-        _tile_loadd(5, t, 64);
-        _tile_dpbf16ps(0, 4, 5);
-        _tile_loadd(6, t + 512, 64);
-        _tile_dpbf16ps(1, 4, 6);
-        _tile_loadd(5, t + 1024, 64);
-        _tile_dpbf16ps(2, 4, 5);
-        _tile_loadd(6, t + 1536, 64);
-        _tile_dpbf16ps(3, 4, 6);
+        tile_times_four(t);
     }
     float sums[TILE_ROWS][PANEL];
     _tile_stored(0, &sums[0][0], sizeof sums[0]);
