@@ -40,7 +40,7 @@ CUDA_GRAPHS_ENV = "INDEX_TTS_CUDA_GRAPHS"
 COMPILE_DIT_ENV = "INDEX_TTS_COMPILE_DIT"
 
 REDUCED_MODES = ("balanced", "fast")
-ATTENTION_KERNELS = ("default", "bf16", "bf16_sdpa")  # the DiT attention's candidates everywhere (`_attention_kernels`)
+ATTENTION_KERNELS = ("default", "bf16", "bf16_sdpa")  # the DiT attention's candidates (`_attention_kernels`; + "bf16_tiles" with AMX)
 # Typical rows each module's linears multiply at the official size: 3 beams per GPT decode step,
 # the conditioners' ~5 s of features, the DiT's 2 CFG branches x (prompt + new) frames.
 GPT_ROWS = {"": 128, "gpt.": 3, "mel_head": 3}
