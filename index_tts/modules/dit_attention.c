@@ -27,12 +27,8 @@
 enum { HEAD_DIM = 64, MAX_KEYS = 8192 };
 
 #if defined(HAVE_AMX) && defined(__AVX512BF16__)
-int dit_attention_tiled(int dh, int t) { return dh == HEAD_DIM && t <= MAX_KEYS && amx_allowed(); }
-#else
-int dit_attention_tiled(int dh, int t) { return 0; }
-#endif
 
-#if defined(HAVE_AMX) && defined(__AVX512BF16__)
+int dit_attention_tiled(int dh, int t) { return dh == HEAD_DIM && t <= MAX_KEYS && amx_allowed(); }
 
 /* k [t][64] -> [tp / 16 key tiles][2 dim halves][16 pairs][16 keys] as 32-bit pairs, zero-padded. */
 static void pack_keys(const uint16_t *k, int t, int tp, uint32_t *packed) {
@@ -191,6 +187,8 @@ int dit_attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, 
 }
 
 #else
+
+int dit_attention_tiled(int dh, int t) { return 0; }
 
 int dit_attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, int batches, int heads, int tq, int t,
                        float scale, uint16_t *out) {
