@@ -25,6 +25,7 @@ from index_tts.emotion import EmotionSpec
 from index_tts.engines.base import EngineRequest, GenerationParams
 from index_tts.engines.indextts2 import CFM_STEPS, FAST_CFM_STEPS, SAMPLE_RATE, IndexTTS2Engine
 from index_tts.modules.generation import DecodeParams, generate
+from index_tts.modules.kernels import native_bf16
 from index_tts.modules.packed_linear import PackedLinear, onednn_packing_available, pack_linears
 from index_tts.modules.unified_voice import Conv1D
 from tests.test_generation import TINY, inputs, tiny_model
@@ -223,6 +224,23 @@ def test_bench_runs_both_paths_in_turn_when_asked(tiny_model_dir, tmp_path, caps
     assert len(ours["each_total_s"]) == len(theirs["each_total_s"]) == 2
     assert result["in_turn_ratios"] == pytest.approx([b / a for a, b in zip(ours["each_total_s"], theirs["each_total_s"])], rel=1e-2)
     assert "runs taken in turn" in captured.out
+    # the bf16 probe around each of our runs, where the CPU has native bf16 (none without)
+    if native_bf16():
+        assert all(len(t) == 2 and min(t) > 0 for t in ours["bf16_tflops"])
+        assert "bf16 products before / after each of our runs" in captured.out
+        assert "bf16 products" in next(line for line in captured.err.splitlines() if "run 1/2 ours" in line)
+    else:
+        assert ours["bf16_tflops"] == [None, None] and "bf16 products" not in captured.out
+
+
+def test_bf16_probe_measures_only_where_the_cpu_multiplies_bf16(monkeypatch):
+    from index_tts.modules import kernels
+
+    monkeypatch.setattr(kernels, "native_bf16", lambda: False)
+    assert machine.bf16_tflops() is None
+    monkeypatch.setattr(kernels, "native_bf16", lambda: True)  # torch multiplies bf16 on any CPU, emulated or not
+    tflops = machine.bf16_tflops(repeats=2)
+    assert isinstance(tflops, float) and 0 < tflops < 1e3
 
 
 def test_weight_norm_computed_once_gives_the_same_output_and_restores_the_hooks():

@@ -133,6 +133,10 @@ def format_table(result: dict) -> str:
         lines.append("runs taken in turn, both paths loaded (so each peak RSS counts both paths' weights): "
                      "original-style / ours per round " + ", ".join(f"{r:.2f}×" for r in ratios)
                      + f"; median {statistics.median(ratios):.2f}×")
+    if any(ours["bf16_tflops"]):
+        lines.append("bf16 products before / after each of our runs (TFLOP/s; what the reduced modes' DiT and BigVGAN "
+                     "get, which other guests on the host can halve): "
+                     + ", ".join(f"{t[0]:.2f} / {t[1]:.2f}" for t in ours["bf16_tflops"]))
     rss = result.get("rss_at_end_gib", {})
     if rss:
         lines.append(f"RSS at the end: {rss.get('VmRSS', 0):.2f} GiB = {rss.get('RssAnon', 0):.2f} anonymous "

@@ -151,6 +151,31 @@ class BandwidthProbe:
         return self.array.numel() * 4 / best
 
 
+BF16_PROBE_SIZE = 1024  # the probe's square product: 2.1 GFLOP, ~1-2 ms on two Xeon cores with AMX
+
+
+def bf16_tflops(repeats: int = 5) -> float | None:
+    """Best-of-`repeats` throughput (TFLOP/s) of a bf16 matrix product with torch's threads, where
+    the CPU multiplies bf16 natively (else None): what the reduced modes' DiT and BigVGAN can get
+    now. On the Intel Xeon VM of docs/performance.md a bare AMX tile loop ran at 0.7 to 2.2
+    TFLOP/s a core from one minute to the next, most often near half (another guest sharing the
+    physical core's tile unit, it seems). That moves our balanced and fast runs and not the
+    original-style path's fp32, so the bench records it with each run."""
+    from index_tts.modules.kernels import native_bf16
+
+    if not native_bf16():
+        return None
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(BF16_PROBE_SIZE, BF16_PROBE_SIZE, generator=g).bfloat16() for _ in range(2))
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * BF16_PROBE_SIZE**3 / best / 1e12
+
+
 def memory_read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
     """One probe (BandwidthProbe), its array freed after."""
     return BandwidthProbe(gib)(repeats)

@@ -59,6 +59,7 @@ class RunRecord:
     foreign_cores: float
     peak_rss_gib: float
     peak_gpu_gib: float | None = None
+    bf16_tflops: tuple[float, float] | None = None  # machine.bf16_tflops just before and after the run
     audio: np.ndarray | None = field(default=None, repr=False)
     segment_audio: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -170,6 +171,7 @@ def summarise(records: list[RunRecord]) -> dict:
         "own_cores": [round(r.own_cores, 2) for r in records],
         "all_clean": all(r.clean for r in records),
         "each_total_s": [round(r.total_s, 3) for r in records],
+        "bf16_tflops": [None if r.bf16_tflops is None else [round(t, 2) for t in r.bf16_tflops] for r in records],
     }
     return summary
 
@@ -191,9 +193,13 @@ def measure_in_turn(fns: list, runs: int, warmup: int, quiet_wait_s: float | Non
         for fn, mine in zip(fns, records):
             if quiet_wait_s is not None:
                 machine.wait_quiet(quiet_wait_s, log)
+            before = machine.bf16_tflops()
             record = fn()
+            after = machine.bf16_tflops()
+            record.bf16_tflops = None if before is None else (before, after)
+            bf16 = "" if before is None else f", bf16 products {before:.2f} / {after:.2f} TFLOP/s before / after"
             log(f"  run {i + 1}/{runs} {record.path}: {record.total_s:.2f} s, RTF {record.rtf:.2f}, "
-                f"other processes {record.foreign_cores:.2f} cores{'' if record.clean else ' (NOT clean)'}")
+                f"other processes {record.foreign_cores:.2f} cores{'' if record.clean else ' (NOT clean)'}{bf16}")
             mine.append(record)
     return records
 
