@@ -84,6 +84,19 @@ def test_the_result_does_not_depend_on_the_thread_count():
 
 
 @needs_kernel
+@pytest.mark.parametrize("n", [1, 63, 64, 1000, 4099])
+def test_the_bandwidth_floors_stream_sum_is_the_sum_with_any_thread_count(n):
+    values = torch.arange(n, dtype=torch.float32) % 7 - 3  # small integers: every order sums exactly
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            assert native.library().panel_linear_stream_sum(values.data_ptr(), n) == values.sum().item()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_kernel
 def test_rows_must_be_float32():
     with pytest.raises(TypeError, match="float32"):
         panel_linear.linear(torch.zeros(3, 16, dtype=torch.float64), panel_linear.pack(torch.zeros(16, 16)), None, 16)

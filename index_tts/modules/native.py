@@ -39,6 +39,7 @@ SIGNATURES = {  # name: (argument types, return type)
     "panel_linear_f32": ([_P, _I, _I, _P, _P, _P, _I, _I], None),
     "panel_linear_bf16": ([_P, _I, _I, _P, _P, _P, _I, _I], None),
     "panel_linear_threads": ([], _I),
+    "panel_linear_stream_sum": ([_P, ctypes.c_size_t], _F),
     "panel_linear_bf16_tiled": ([_I], _I),
     "panel_linear_bf16_pack": ([_P, _I, _I, _P], None),
     "alias_free_snake": ([_P, _I, _I, _P, _P, _P, _P, _P], _I),
