@@ -40,7 +40,7 @@ static inline __attribute__((always_inline)) void tile_times_four(const uint16_t
 
 /* Whether Linux lets this process use the tiles: ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, asked
  * once per file that includes this (asking twice is harmless). */
-static int amx_allowed(void) {
+static inline int amx_allowed(void) {
 #ifdef HAVE_AMX
     static int state = -1;
     int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
