@@ -233,6 +233,12 @@ def test_bench_runs_both_paths_in_turn_when_asked(tiny_model_dir, tmp_path, caps
         assert ours["bf16_tflops"] == [None, None] and "bf16 products" not in captured.out
 
 
+def test_bench_refuses_in_turn_without_the_original_style_path(tiny_model_dir, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench_main(["--model-dir", str(tiny_model_dir), "--workload", "smoke", "--in-turn"])
+    assert stop.value.code == 2 and "add --compare-original" in capsys.readouterr().err
+
+
 def test_bf16_probe_measures_only_where_the_cpu_multiplies_bf16(monkeypatch):
     from index_tts.modules import kernels
 

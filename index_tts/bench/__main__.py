@@ -70,7 +70,10 @@ def parse_args(argv):
     ap.add_argument("--floor-pairs", type=int, default=3,
                     help="exact-mode decodes timed against bandwidth probes taken every 10 steps (0: none)")
     ap.add_argument("--json", type=Path, help="write all figures here")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.in_turn and not args.compare_original:
+        ap.error("--in-turn runs ours and the original-style path in turn: add --compare-original")
+    return args
 
 
 def load_engine(model_dir: Path, device: str, kernels: str = "auto"):
